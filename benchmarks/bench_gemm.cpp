@@ -1,0 +1,66 @@
+// GEMM throughput (GFLOP/s) for the shapes that matter to matgrad: square
+// sizes in all four transpose cases, and the lecture's layer N=64, D=M=4096
+// (y = x·w, dL/dx = dL/dy·wᵀ, dL/dw = xᵀ·dL/dy). Run with
+//   MATGRAD_ISA=avx2 ./bench_gemm   to measure another kernel set.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "matgrad/matgrad.hpp"
+
+namespace {
+
+template <class T>
+std::vector<T> random_matrix(int64_t rows, int64_t cols, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::normal_distribution<T> dist(0, 1);
+    std::vector<T> v(static_cast<size_t>(rows * cols));
+    for (auto& x : v) x = dist(gen);
+    return v;
+}
+
+// args: m, n, k, trans_a, trans_b
+template <class T>
+void BM_gemm(benchmark::State& state) {
+    const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+    const bool ta = state.range(3), tb = state.range(4);
+    // Stored shapes: A is [m×k] or, transposed, [k×m]; likewise B.
+    const auto a = random_matrix<T>(ta ? k : m, ta ? m : k, 1);
+    const auto b = random_matrix<T>(tb ? n : k, tb ? k : n, 2);
+    std::vector<T> c(static_cast<size_t>(m * n));
+    const int64_t lda = ta ? m : k, ldb = tb ? k : n;
+    for (auto _ : state) {
+        matgrad::gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c.data(), n, false);
+        benchmark::DoNotOptimize(c.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k,
+                                                  benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel(matgrad::isa());
+}
+
+void square_sizes(benchmark::internal::Benchmark* b) {
+    for (int64_t s : {256, 1024, 2048})
+        for (int ta : {0, 1})
+            for (int tb : {0, 1}) b->Args({s, s, s, ta, tb});
+    b->ArgNames({"m", "n", "k", "ta", "tb"});
+}
+
+// The lecture's three products for N=64, D=M=4096.
+void lecture_layer(benchmark::internal::Benchmark* b) {
+    b->Args({64, 4096, 4096, 0, 0});    // y = x·w
+    b->Args({64, 4096, 4096, 0, 1});    // dL/dx = dL/dy·wᵀ
+    b->Args({4096, 4096, 64, 1, 0});    // dL/dw = xᵀ·dL/dy
+    b->ArgNames({"m", "n", "k", "ta", "tb"});
+}
+
+}  // namespace
+
+BENCHMARK(BM_gemm<float>)->Apply(square_sizes)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_gemm<double>)->Apply(square_sizes)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_gemm<float>)->Name("BM_lecture_layer<float>")->Apply(lecture_layer)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK_MAIN();

@@ -1,0 +1,289 @@
+// matgrad._core: numpy arrays in and out. Validate, take pointers, release the
+// GIL, call the kernel. No math here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "matgrad/matgrad.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// ---- describing arrays in error messages -------------------------------------
+
+using Shape = std::vector<py::ssize_t>;
+
+std::string shape_str(const Shape& shape) {
+    std::string s = "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+Shape shape_of(const py::array& arr) { return Shape(arr.shape(), arr.shape() + arr.ndim()); }
+
+std::string shape_str(const py::array& arr) { return shape_str(shape_of(arr)); }
+
+std::string dtype_str(const py::array& arr) { return py::str(arr.dtype()).cast<std::string>(); }
+
+[[noreturn]] void fail_type(const std::string& msg) { throw py::type_error(msg); }
+[[noreturn]] void fail_value(const std::string& msg) { throw py::value_error(msg); }
+
+// ---- checks -------------------------------------------------------------------
+
+enum class Dtype { f32, f64 };
+
+py::array require_ndarray(const char* fn, const char* name, const py::handle& obj) {
+    if (!py::isinstance<py::array>(obj))
+        fail_type(std::string(fn) + ": " + name + " must be a numpy.ndarray, got " +
+                  py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+    return py::reinterpret_borrow<py::array>(obj);
+}
+
+Dtype require_float(const char* fn, const char* name, const py::array& arr) {
+    if (arr.dtype().is(py::dtype::of<float>()) || arr.dtype().equal(py::dtype::of<float>()))
+        if (arr.dtype().byteorder() != '>') return Dtype::f32;
+    if (arr.dtype().is(py::dtype::of<double>()) || arr.dtype().equal(py::dtype::of<double>()))
+        if (arr.dtype().byteorder() != '>') return Dtype::f64;
+    fail_type(std::string(fn) + ": " + name + " has dtype " + dtype_str(arr) +
+              "; expected float32 or float64");
+}
+
+void require_same_dtype(const char* fn, const char* n1, const py::array& a1, const char* n2,
+                        const py::array& a2) {
+    if (!a1.dtype().equal(a2.dtype()))
+        fail_type(std::string(fn) + ": dtypes differ: " + n1 + " is " + dtype_str(a1) + ", " +
+                  n2 + " is " + dtype_str(a2) + " (convert one with .astype)");
+}
+
+// Byte range [lo, hi) that an array's elements can touch.
+struct Extent {
+    const char* lo;
+    const char* hi;
+};
+
+Extent extent_of(const py::array& arr) {
+    const char* base = static_cast<const char*>(arr.data());
+    py::ssize_t lo = 0, hi = 0;
+    for (py::ssize_t i = 0; i < arr.ndim(); ++i) {
+        const py::ssize_t span = (arr.shape(i) - 1) * arr.strides(i);
+        (span < 0 ? lo : hi) += span;
+    }
+    return {base + lo, base + hi + arr.itemsize()};
+}
+
+bool overlaps(const py::array& x, const py::array& y) {
+    if (x.size() == 0 || y.size() == 0) return false;
+    const Extent ex = extent_of(x), ey = extent_of(y);
+    return ex.lo < ey.hi && ey.lo < ex.hi;
+}
+
+bool same_memory(const py::array& x, const py::array& y) {
+    if (x.data() != y.data() || x.ndim() != y.ndim()) return false;
+    for (py::ssize_t i = 0; i < x.ndim(); ++i)
+        if (x.shape(i) != y.shape(i) || x.strides(i) != y.strides(i)) return false;
+    return true;
+}
+
+bool is_c_contiguous(const py::array& arr) {
+    return (arr.flags() & py::array::c_style) != 0;
+}
+
+bool is_aligned(const py::array& arr) { return (arr.flags() & 0x0100 /* NPY_ARRAY_ALIGNED */) != 0; }
+
+// `out` must be exactly what the caller would get back: writing into a copy
+// would silently lose the result, so every problem is an error.
+py::array check_out(const char* fn, const py::handle& out_obj, const py::array& like_dtype,
+                    const Shape& expected) {
+    py::array out = require_ndarray(fn, "out", out_obj);
+    if (!out.dtype().equal(like_dtype.dtype()))
+        fail_type(std::string(fn) + ": out has dtype " + dtype_str(out) + ", expected " +
+                  dtype_str(like_dtype));
+    if (shape_of(out) != expected)
+        fail_value(std::string(fn) + ": out has shape " + shape_str(out) + ", expected " +
+                   shape_str(expected));
+    if (!is_c_contiguous(out) || !is_aligned(out))
+        fail_value(std::string(fn) + ": out must be C-contiguous and aligned (got strides " +
+                   py::str(py::make_tuple(out.attr("strides"))[0]).cast<std::string>() +
+                   "); results written to a copy would be lost");
+    if (!out.writeable()) fail_value(std::string(fn) + ": out is read-only");
+    return out;
+}
+
+// Inputs whose strides are not whole elements, or that are misaligned, are
+// copied once (inputs only; never `out`).
+py::array readable(const py::array& arr) {
+    bool ok = is_aligned(arr);
+    for (py::ssize_t i = 0; ok && i < arr.ndim(); ++i) ok = arr.strides(i) % arr.itemsize() == 0;
+    if (ok) return arr;
+    return py::module_::import("numpy").attr("ascontiguousarray")(arr);
+}
+
+py::array contiguous(const py::array& arr) {
+    if (is_c_contiguous(arr) && is_aligned(arr)) return arr;
+    return py::module_::import("numpy").attr("ascontiguousarray")(arr);
+}
+
+// ---- matmul --------------------------------------------------------------------
+
+// op(X) as a strided [rows×cols] matrix, in elements.
+struct Operand {
+    const void* data;
+    int64_t rows, cols, rs, cs;
+};
+
+Operand operand(const py::array& arr, bool transposed) {
+    const int64_t item = arr.itemsize();
+    Operand o{arr.data(), arr.shape(0), arr.shape(1), arr.strides(0) / item, arr.strides(1) / item};
+    if (transposed) {
+        std::swap(o.rows, o.cols);
+        std::swap(o.rs, o.cs);
+    }
+    return o;
+}
+
+template <class T>
+void call_gemm(const Operand& a, const Operand& b, void* c, bool accumulate) {
+    py::gil_scoped_release release;
+    matgrad::gemm_strided(a.rows, b.cols, a.cols, static_cast<const T*>(a.data), a.rs, a.cs,
+                          static_cast<const T*>(b.data), b.rs, b.cs, static_cast<T*>(c), b.cols,
+                          accumulate);
+}
+
+py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a, bool trans_b,
+                 const py::handle& out_obj, bool accumulate) {
+    const char* fn = "matmul";
+    py::array a = require_ndarray(fn, "a", a_obj), b = require_ndarray(fn, "b", b_obj);
+    for (const auto& [name, arr] : {std::pair<const char*, const py::array&>{"a", a}, {"b", b}})
+        if (arr.ndim() != 2)
+            fail_value(std::string(fn) + ": " + name + " must be 2-D, got " +
+                       std::to_string(arr.ndim()) + "-D array of shape " + shape_str(arr));
+    const Dtype dt = require_float(fn, "a", a);
+    require_float(fn, "b", b);
+    require_same_dtype(fn, "a", a, "b", b);
+
+    a = readable(a);
+    b = readable(b);
+    const Operand oa = operand(a, trans_a), ob = operand(b, trans_b);
+    if (oa.cols != ob.rows) {
+        std::string sa = shape_str(Shape{oa.rows, oa.cols}) + (trans_a ? " (a transposed)" : "");
+        std::string sb = shape_str(Shape{ob.rows, ob.cols}) + (trans_b ? " (b transposed)" : "");
+        fail_value(std::string(fn) + ": shapes " + sa + " and " + sb + " are not aligned: " +
+                   std::to_string(oa.cols) + " != " + std::to_string(ob.rows));
+    }
+    const int64_t m = oa.rows, n = ob.cols;
+
+    py::array out;
+    if (out_obj.is_none()) {
+        if (accumulate)
+            fail_value(std::string(fn) + ": accumulate=True needs out (the array to add into)");
+        out = py::array(a.dtype(), Shape{m, n});
+    } else {
+        out = check_out(fn, out_obj, a, Shape{m, n});
+        if (overlaps(out, a)) fail_value(std::string(fn) + ": out overlaps input a");
+        if (overlaps(out, b)) fail_value(std::string(fn) + ": out overlaps input b");
+    }
+    void* c = out.mutable_data();
+    if (dt == Dtype::f32)
+        call_gemm<float>(oa, ob, c, accumulate);
+    else
+        call_gemm<double>(oa, ob, c, accumulate);
+    return out;
+}
+
+// ---- relu -----------------------------------------------------------------------
+
+py::array prepare_elementwise_out(const char* fn, const py::handle& out_obj, const py::array& like,
+                                  std::initializer_list<const py::array*> inputs) {
+    if (out_obj.is_none()) return py::array(like.dtype(), shape_of(like));
+    py::array out = check_out(fn, out_obj, like, shape_of(like));
+    // Writing in place over an input is fine (each element is read before it is
+    // written); a partial overlap is not.
+    for (const py::array* in : inputs)
+        if (overlaps(out, *in) && !same_memory(out, *in))
+            fail_value(std::string(fn) + ": out partially overlaps an input");
+    return out;
+}
+
+py::array relu_forward(const py::handle& x_obj, const py::handle& out_obj) {
+    const char* fn = "relu_forward";
+    py::array x = require_ndarray(fn, "x", x_obj);
+    const Dtype dt = require_float(fn, "x", x);
+    py::array out = prepare_elementwise_out(fn, out_obj, x, {&x});
+    x = contiguous(x);
+    const void* xp = x.data();
+    void* yp = out.mutable_data();
+    const int64_t n = x.size();
+    {
+        py::gil_scoped_release release;
+        if (dt == Dtype::f32)
+            matgrad::relu_forward(static_cast<const float*>(xp), static_cast<float*>(yp), n);
+        else
+            matgrad::relu_forward(static_cast<const double*>(xp), static_cast<double*>(yp), n);
+    }
+    return out;
+}
+
+py::array relu_backward(const py::handle& dy_obj, const py::handle& x_obj,
+                        const py::handle& out_obj) {
+    const char* fn = "relu_backward";
+    py::array dy = require_ndarray(fn, "grad_y", dy_obj), x = require_ndarray(fn, "x", x_obj);
+    const Dtype dt = require_float(fn, "grad_y", dy);
+    require_float(fn, "x", x);
+    require_same_dtype(fn, "grad_y", dy, "x", x);
+    if (shape_of(dy) != shape_of(x))
+        fail_value(std::string(fn) + ": grad_y has shape " + shape_str(dy) + " but x has shape " +
+                   shape_str(x) + "; they must match");
+    py::array out = prepare_elementwise_out(fn, out_obj, x, {&x, &dy});
+    dy = contiguous(dy);
+    x = contiguous(x);
+    const void* dyp = dy.data();
+    const void* xp = x.data();
+    void* dxp = out.mutable_data();
+    const int64_t n = x.size();
+    {
+        py::gil_scoped_release release;
+        if (dt == Dtype::f32)
+            matgrad::relu_backward(static_cast<const float*>(dyp), static_cast<const float*>(xp),
+                                   static_cast<float*>(dxp), n);
+        else
+            matgrad::relu_backward(static_cast<const double*>(dyp), static_cast<const double*>(xp),
+                                   static_cast<double*>(dxp), n);
+    }
+    return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "matgrad's native kernels (GEMM, ReLU) over numpy arrays";
+    // Resolve the kernel set now, so a bad MATGRAD_ISA fails the import.
+    matgrad::isa();
+
+    m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+          py::arg("trans_b") = false, py::arg("out") = py::none(), py::arg("accumulate") = false,
+          R"doc(Return op(a) @ op(b), with op(x) = x.T when the trans flag is set.
+
+a, b: 2-D float32 or float64 arrays of the same dtype; any strides (transposed
+views, slices, Fortran order) are read without a copy.
+out: optional C-contiguous, writeable array of shape (m, n) and the same dtype,
+not overlapping a or b; it is returned. accumulate=True adds into out.)doc");
+    m.def("relu_forward", &relu_forward, py::arg("x"), py::arg("out") = py::none(),
+          "Return max(0, x) elementwise (NaN stays NaN). out may be x itself.");
+    m.def("relu_backward", &relu_backward, py::arg("grad_y"), py::arg("x"),
+          py::arg("out") = py::none(),
+          "Return grad_y where x > 0, else 0: the ReLU Jacobian applied as a mask.");
+    m.def("isa", &matgrad::isa, "The kernel set in use: 'avx512', 'avx2' or 'baseline'.");
+    m.def("set_isa", [](const std::string& name) { matgrad::set_isa(name.c_str()); },
+          py::arg("name"), "Force a kernel set (for tests); MATGRAD_ISA does this at import.");
+    m.def("isa_available", [](const std::string& name) { return matgrad::isa_available(name.c_str()); },
+          py::arg("name"), "Whether this CPU and build can run the named kernel set.");
+    m.def("set_num_threads", &matgrad::set_num_threads, py::arg("n"),
+          "Set the number of threads kernels use (n >= 1).");
+    m.def("get_num_threads", &matgrad::get_num_threads, "Threads kernels use.");
+    m.def("has_openmp", &matgrad::has_openmp, "Whether the kernels were built with OpenMP.");
+}

@@ -1,0 +1,82 @@
+// matgrad: the C++ kernels behind backprop on matrices. No Python in here.
+//
+// Layout convention: every matrix is row-major unless strides say otherwise.
+// Element (i, j) of a strided matrix X lives at x[i * rs + j * cs]; strides
+// are in elements and may be negative or zero.
+#pragma once
+
+#include <cstdint>
+
+namespace matgrad {
+
+// ---- GEMM -----------------------------------------------------------------
+//
+// C = op(A) · op(B)            (accumulate == false: C is written, never read)
+// C = op(A) · op(B) + C        (accumulate == true)
+// with op(X) = X or Xᵀ. One routine serves the lecture's three products:
+//   y    = x · w         gemm(false, false, ...)
+//   dL/dx = dL/dy · wᵀ   gemm(false, true,  ...)
+//   dL/dw = xᵀ · dL/dy   gemm(true,  false, ..., accumulate) into an existing gradient
+//
+// BLAS-style, row-major: op(A): [m×k], op(B): [k×n], C: [m×n].
+// lda/ldb/ldc are the row strides of A, B, C as stored (before op).
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          const float* a, int64_t lda, const float* b, int64_t ldb,
+          float* c, int64_t ldc, bool accumulate);
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          const double* a, int64_t lda, const double* b, int64_t ldb,
+          double* c, int64_t ldc, bool accumulate);
+
+// General strides: op(A)(i, p) = a[i*rs_a + p*cs_a], op(B)(p, j) = b[p*rs_b + j*cs_b].
+// C is row-major with row stride ldc. Transposed or sliced views need no copy.
+// A: [m×k], B: [k×n] -> C: [m×n]
+void gemm_strided(int64_t m, int64_t n, int64_t k,
+                  const float* a, int64_t rs_a, int64_t cs_a,
+                  const float* b, int64_t rs_b, int64_t cs_b,
+                  float* c, int64_t ldc, bool accumulate);
+void gemm_strided(int64_t m, int64_t n, int64_t k,
+                  const double* a, int64_t rs_a, int64_t cs_a,
+                  const double* b, int64_t rs_b, int64_t cs_b,
+                  double* c, int64_t ldc, bool accumulate);
+
+// ---- ReLU -----------------------------------------------------------------
+//
+// Forward: y_i = max(0, x_i); relu(NaN) = NaN.             x: [n] -> y: [n]
+// Backward: dx_i = dy_i if x_i > 0 else 0 (0 at x_i = 0).  dy, x: [n] -> dx: [n]
+// The Jacobian is diagonal; it is applied as this mask and never formed.
+// y may alias x (in place); dx may alias dy.
+void relu_forward(const float* x, float* y, int64_t n);
+void relu_forward(const double* x, double* y, int64_t n);
+void relu_backward(const float* dy, const float* x, float* dx, int64_t n);
+void relu_backward(const double* dy, const double* x, double* dx, int64_t n);
+
+// ---- Threads ----------------------------------------------------------------
+// Starts at OpenMP's default (OMP_NUM_THREADS when set). n < 1 is an error.
+void set_num_threads(int n);
+int get_num_threads();
+bool has_openmp();
+
+// ---- Instruction set --------------------------------------------------------
+// The kernel set in use: "avx512", "avx2" or "baseline". Chosen on first use
+// from CPUID, or forced by the environment variable MATGRAD_ISA.
+const char* isa();
+// Forces a kernel set; throws std::invalid_argument for an unknown name and
+// std::runtime_error when this CPU cannot run it.
+void set_isa(const char* name);
+// Whether this CPU (and build) can run the named kernel set.
+bool isa_available(const char* name);
+
+// ---- Reference --------------------------------------------------------------
+// Plain scalar loops: the oracle for tests and benchmarks. Same contracts as above.
+namespace reference {
+void gemm_strided(int64_t m, int64_t n, int64_t k,
+                  const float* a, int64_t rs_a, int64_t cs_a,
+                  const float* b, int64_t rs_b, int64_t cs_b,
+                  float* c, int64_t ldc, bool accumulate);
+void gemm_strided(int64_t m, int64_t n, int64_t k,
+                  const double* a, int64_t rs_a, int64_t cs_a,
+                  const double* b, int64_t rs_b, int64_t cs_b,
+                  double* c, int64_t ldc, bool accumulate);
+}  // namespace reference
+
+}  // namespace matgrad

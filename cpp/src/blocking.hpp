@@ -1,0 +1,45 @@
+// The one table of GEMM tuning choices, per instruction set and dtype.
+//
+// Row-major C = A·B mirrors BLIS's column-major loops (C = Bᵀ·Aᵀ there):
+//   mr×nr  register tile of C; nr runs along N and is a multiple of the vector width.
+//   kc     depth of one K slice. An A micro-panel (mr×kc) stays in L1 (32 KiB).
+//   nc     columns of the packed B block (kc×nc), private to a thread, in L2 (1 MiB).
+//   mc     rows of the packed A block (mc×kc), shared by all threads, in L3.
+// Header-only constants: the ISA translation units include it without sharing code.
+#pragma once
+
+#include <cstdint>
+
+namespace matgrad::detail {
+
+struct Blocking {
+    int mr, nr;
+    int64_t kc, nc, mc;
+};
+
+// avx512: 24 zmm accumulators (12 rows × 2 zmm fp32, 12 rows × 2 zmm fp64), as
+//   BLIS zen4 (32×12 column-major) and OpenBLAS SkylakeX use. kc×nc of B fills
+//   most of L2: fp32 384×512×4 B = 768 KiB, fp64 256×384×8 B = 768 KiB.
+// avx2: 16 ymm registers: 6 rows × 2 ymm accumulators (12) + 2 B + 1 broadcast.
+// baseline: 4 rows × 2 vectors of 16 bytes (SSE2 or whatever the target has).
+// How measured: see docs/tuning.md (bench_gemm at 1024³ and 64×4096×4096).
+namespace avx512_blocking {
+inline constexpr Blocking f32{12, 32, 384, 512, 3072};
+inline constexpr Blocking f64{12, 16, 256, 384, 3072};
+}  // namespace avx512_blocking
+namespace avx2_blocking {
+inline constexpr Blocking f32{6, 16, 256, 768, 3072};
+inline constexpr Blocking f64{6, 8, 256, 384, 3072};
+}  // namespace avx2_blocking
+namespace baseline_blocking {
+inline constexpr Blocking f32{4, 8, 256, 512, 1024};
+inline constexpr Blocking f64{4, 4, 256, 256, 1024};
+}  // namespace baseline_blocking
+
+// Below this many multiply-adds a GEMM runs on one thread: waking the team
+// costs more than it saves.
+inline constexpr int64_t kParallelMinMacs = 64 * 64 * 64;
+// ReLU: elements below which one thread streams faster than two.
+inline constexpr int64_t kReluParallelMin = 1 << 16;
+
+}  // namespace matgrad::detail

@@ -1,0 +1,192 @@
+// The GEMM loop framework (Goto/BLIS), mirrored for row-major C:
+//
+//   for ic in M by mc:                    A block shared by the team (L3)
+//     for pc in K by kc:
+//       pack A[ic:ic+mc, pc:pc+kc]        all threads, one share each; barrier
+//       for jc in this thread's N range by nc:
+//         pack B[pc:pc+kc, jc:jc+nc]      private to the thread (its own L2)
+//         for each A micro-panel (mr rows) of this thread's M range:   (stays in L1)
+//           for each B micro-panel (nr cols):                          (from L2)
+//             micro-kernel: C tile (+)= A panel · B panel
+//       barrier (A is repacked next)
+//
+// Threads split N (each owns whole columns of C) or, when N is too narrow, M;
+// either way no two threads ever write the same C tile, and each element of C
+// is computed by the same sequence of operations whatever the thread count,
+// so results are bit-identical for 1 and 2 threads.
+#include <algorithm>
+#include <cstring>
+
+#include "aligned_buffer.hpp"
+#include "kernels/kernel_table.hpp"
+#include "matgrad/matgrad.hpp"
+#include "pack.hpp"
+#include "threads.hpp"
+
+namespace matgrad {
+namespace detail {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Contiguous share `part` of `count` items split `parts` ways, in whole items.
+void split_range(int64_t count, int parts, int part, int64_t* begin, int64_t* end) {
+    const int64_t base = count / parts, extra = count % parts;
+    *begin = part * base + std::min<int64_t>(part, extra);
+    *end = *begin + base + (part < extra ? 1 : 0);
+}
+
+struct ThreadGrid {
+    int threads, along_n, along_m;  // threads == along_n * along_m
+};
+
+// Picks how many threads split N and how many split M: the factorisation whose
+// busiest thread has the fewest register tiles; ties favour splitting N
+// (each thread keeps a private B block, the A block is shared).
+ThreadGrid choose_grid(int64_t m, int64_t n, int64_t k, const Blocking& bl) {
+    int threads = max_threads();
+    if (m * n * k < kParallelMinMacs) threads = 1;
+    const int64_t m_panels = ceil_div(m, bl.mr), n_panels = ceil_div(n, bl.nr);
+    ThreadGrid best{1, 1, 1};
+    int64_t best_cost = m_panels * n_panels;
+    for (int along_n = threads; along_n >= 1; --along_n) {
+        if (threads % along_n) continue;
+        const int along_m = threads / along_n;
+        const int64_t cost = ceil_div(n_panels, along_n) * ceil_div(m_panels, along_m);
+        if (cost < best_cost) {
+            best = ThreadGrid{threads, along_n, along_m};
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+template <class T>
+void zero_matrix(int64_t m, int64_t n, T* c, int64_t ldc) {
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+}
+
+template <class T>
+void gemm_driver(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
+                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {  // empty sum: C = 0, or C unchanged when accumulating
+        if (!accumulate) zero_matrix(m, n, c, ldc);
+        return;
+    }
+    const TypedKernels<T>& kern = active_kernels().get<T>();
+    const Blocking& bl = kern.blocking;
+    const ThreadGrid grid = choose_grid(m, n, k, bl);
+
+    const int64_t mc = std::min(round_up(m, bl.mr), round_up(bl.mc, bl.mr));
+    const int64_t kc_max = std::min(k, bl.kc);
+    const int64_t nc = std::min(round_up(n, bl.nr), round_up(bl.nc, bl.nr));
+    const int64_t a_elems = round_up(mc * kc_max, 64 / sizeof(T));
+    const int64_t b_elems = round_up(nc * kc_max, 64 / sizeof(T));
+
+    // One scratch area per calling thread: the shared A block, then one B block
+    // per team member. Allocated here so nothing can throw inside the team.
+    thread_local AlignedBuffer scratch;
+    T* const packed_a = static_cast<T*>(
+        scratch.reserve(sizeof(T) * (a_elems + b_elems * grid.threads)));
+    T* const packed_b_all = packed_a + a_elems;
+    const MicroKernel<T> kernel = kern.microkernel;
+
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(grid.threads) if (grid.threads > 1)
+#endif
+    {
+        const int tid = thread_index();
+        const int team = team_size();
+        // The grid was sized for grid.threads; if OpenMP gave fewer (nested
+        // regions, thread limits), fall back to one thread doing everything.
+        const bool solo = team != grid.threads;
+        const int along_n = solo ? 1 : grid.along_n, along_m = solo ? 1 : grid.along_m;
+        const int n_part = solo ? 0 : tid % along_n, m_part = solo ? 0 : tid / along_n;
+        const bool works = !solo || tid == 0;
+        T* const packed_b = packed_b_all + b_elems * (solo ? 0 : tid);
+
+        int64_t j_begin, j_end;  // this thread's columns, in whole nr panels
+        split_range(ceil_div(n, bl.nr), along_n, n_part, &j_begin, &j_end);
+        j_begin *= bl.nr;
+        j_end = std::min(j_end * bl.nr, n);
+
+        for (int64_t ic = 0; ic < m; ic += mc) {
+            const int64_t mb = std::min(mc, m - ic);
+            const int64_t a_panels = ceil_div(mb, bl.mr);
+            int64_t p_begin, p_end;  // this thread's A micro-panels
+            split_range(a_panels, along_m, m_part, &p_begin, &p_end);
+
+            for (int64_t pc = 0; pc < k; pc += bl.kc) {
+                const int64_t kb = std::min(bl.kc, k - pc);
+                const bool acc = accumulate || pc > 0;
+
+                // Pack A together: each thread packs a share of the micro-panels.
+                {
+                    int64_t s_begin, s_end;
+                    const int packers = solo ? 1 : team;
+                    split_range(a_panels, packers, solo ? 0 : tid, &s_begin, &s_end);
+                    if (works && s_end > s_begin) {
+                        const int64_t r0 = s_begin * bl.mr;
+                        const int64_t rows = std::min(s_end * bl.mr, mb) - r0;
+                        pack_a(rows, kb, a + (ic + r0) * rs_a + pc * cs_a, rs_a, cs_a, bl.mr,
+                               packed_a + s_begin * bl.mr * kb);
+                    }
+                }
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+                if (works) {
+                    for (int64_t jc = j_begin; jc < j_end; jc += nc) {
+                        const int64_t nb = std::min(nc, j_end - jc);
+                        pack_b(kb, nb, b + pc * rs_b + jc * cs_b, rs_b, cs_b, bl.nr, packed_b);
+                        for (int64_t q = p_begin; q < p_end; ++q) {
+                            const int64_t i = q * bl.mr;
+                            const int rows = static_cast<int>(std::min<int64_t>(bl.mr, mb - i));
+                            const T* ap = packed_a + q * bl.mr * kb;
+                            T* crow = c + (ic + i) * ldc + jc;
+                            for (int64_t j = 0; j < nb; j += bl.nr) {
+                                const int cols = static_cast<int>(std::min<int64_t>(bl.nr, nb - j));
+                                kernel(kb, ap, packed_b + j * kb, crow + j, ldc, rows, cols, acc);
+                            }
+                        }
+                    }
+                }
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace detail
+
+void gemm_strided(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a,
+                  const float* b, int64_t rs_b, int64_t cs_b, float* c, int64_t ldc,
+                  bool accumulate) {
+    detail::gemm_driver(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate);
+}
+
+void gemm_strided(int64_t m, int64_t n, int64_t k, const double* a, int64_t rs_a, int64_t cs_a,
+                  const double* b, int64_t rs_b, int64_t cs_b, double* c, int64_t ldc,
+                  bool accumulate) {
+    detail::gemm_driver(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate);
+}
+
+// BLAS-style entry points: op(X) = Xᵀ just swaps the strides.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+    gemm_strided(m, n, k, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, trans_b ? 1 : ldb,
+                 trans_b ? ldb : 1, c, ldc, accumulate);
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const double* a,
+          int64_t lda, const double* b, int64_t ldb, double* c, int64_t ldc, bool accumulate) {
+    gemm_strided(m, n, k, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, trans_b ? 1 : ldb,
+                 trans_b ? ldb : 1, c, ldc, accumulate);
+}
+
+}  // namespace matgrad

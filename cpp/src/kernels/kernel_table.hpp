@@ -1,0 +1,56 @@
+// What one instruction-set translation unit exports: its micro-kernels and
+// elementwise loops, behind plain function pointers (no templates, no inline
+// code shared across ISA units, so the linker cannot mix them up).
+#pragma once
+
+#include <cstdint>
+
+#include "../blocking.hpp"
+
+namespace matgrad::detail {
+
+// Computes one register tile C[0:rows, 0:cols] (rows <= mr, cols <= nr):
+//   C (+)= Ap · Bp over kc steps.
+// ap: packed A micro-panel, kc steps of mr values (zero-padded past rows).
+// bp: packed B micro-panel, kc steps of nr values (zero-padded past cols).
+// c: row-major with row stride ldc. accumulate == false: C is written, never read.
+template <class T>
+using MicroKernel = void (*)(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc,
+                             int rows, int cols, bool accumulate);
+
+template <class T>
+using ReluForwardLoop = void (*)(const T* x, T* y, int64_t n);
+template <class T>
+using ReluBackwardLoop = void (*)(const T* dy, const T* x, T* dx, int64_t n);
+
+template <class T>
+struct TypedKernels {
+    Blocking blocking;
+    MicroKernel<T> microkernel;
+    ReluForwardLoop<T> relu_forward;
+    ReluBackwardLoop<T> relu_backward;
+};
+
+struct KernelTable {
+    const char* name;
+    TypedKernels<float> f32;
+    TypedKernels<double> f64;
+
+    template <class T>
+    const TypedKernels<T>& get() const;
+};
+
+template <>
+inline const TypedKernels<float>& KernelTable::get<float>() const { return f32; }
+template <>
+inline const TypedKernels<double>& KernelTable::get<double>() const { return f64; }
+
+// Defined one per ISA translation unit; null-free: each returns a complete table.
+const KernelTable& avx512_kernels();
+const KernelTable& avx2_kernels();
+const KernelTable& baseline_kernels();
+
+// The table in use (dispatch.cpp).
+const KernelTable& active_kernels();
+
+}  // namespace matgrad::detail

@@ -1,0 +1,69 @@
+#include "pack.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace matgrad::detail {
+
+template <class T>
+void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int mr, T* dst) {
+    for (int64_t i0 = 0; i0 < rows; i0 += mr, dst += mr * depth) {
+        const int live = static_cast<int>(std::min<int64_t>(mr, rows - i0));
+        const T* src = a + i0 * rs;
+        if (rs == 1) {
+            // A is stored transposed (xᵀ in dL/dw = xᵀ·dL/dy): the mr values of
+            // one k step are contiguous.
+            for (int64_t p = 0; p < depth; ++p) {
+                std::memcpy(dst + p * mr, src + p * cs, live * sizeof(T));
+                std::fill(dst + p * mr + live, dst + (p + 1) * mr, T(0));
+            }
+        } else {
+            // Row-major A: each row's k run is contiguous; read rows, scatter by mr.
+            for (int r = 0; r < live; ++r) {
+                const T* row = src + r * rs;
+                T* out = dst + r;
+                if (cs == 1)
+                    for (int64_t p = 0; p < depth; ++p) out[p * mr] = row[p];
+                else
+                    for (int64_t p = 0; p < depth; ++p) out[p * mr] = row[p * cs];
+            }
+            for (int r = live; r < mr; ++r)
+                for (int64_t p = 0; p < depth; ++p) dst[p * mr + r] = T(0);
+        }
+    }
+}
+
+template <class T>
+void pack_b(int64_t depth, int64_t cols, const T* b, int64_t rs, int64_t cs, int nr, T* dst) {
+    for (int64_t j0 = 0; j0 < cols; j0 += nr, dst += nr * depth) {
+        const int live = static_cast<int>(std::min<int64_t>(nr, cols - j0));
+        const T* src = b + j0 * cs;
+        if (cs == 1) {
+            // Row-major B: the nr values of one k step are contiguous.
+            for (int64_t p = 0; p < depth; ++p) {
+                std::memcpy(dst + p * nr, src + p * rs, live * sizeof(T));
+                std::fill(dst + p * nr + live, dst + (p + 1) * nr, T(0));
+            }
+        } else {
+            // B stored transposed (wᵀ in dL/dx = dL/dy·wᵀ): each column's k run is
+            // contiguous when rs == 1; read columns, scatter by nr.
+            for (int j = 0; j < live; ++j) {
+                const T* col = src + j * cs;
+                T* out = dst + j;
+                if (rs == 1)
+                    for (int64_t p = 0; p < depth; ++p) out[p * nr] = col[p];
+                else
+                    for (int64_t p = 0; p < depth; ++p) out[p * nr] = col[p * rs];
+            }
+            for (int j = live; j < nr; ++j)
+                for (int64_t p = 0; p < depth; ++p) dst[p * nr + j] = T(0);
+        }
+    }
+}
+
+template void pack_a<float>(int64_t, int64_t, const float*, int64_t, int64_t, int, float*);
+template void pack_a<double>(int64_t, int64_t, const double*, int64_t, int64_t, int, double*);
+template void pack_b<float>(int64_t, int64_t, const float*, int64_t, int64_t, int, float*);
+template void pack_b<double>(int64_t, int64_t, const double*, int64_t, int64_t, int, double*);
+
+}  // namespace matgrad::detail

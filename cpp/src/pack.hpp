@@ -1,0 +1,23 @@
+// Packing: copy a block of op(A) or op(B), read through arbitrary strides, into
+// contiguous micro-panels in the order the micro-kernel consumes them, with the
+// edges zero-padded so the kernel never branches. Transposed operands are
+// handled here (they are just other strides), never by a transposed copy.
+#pragma once
+
+#include <cstdint>
+
+namespace matgrad::detail {
+
+// A block: op(A)[0:rows, 0:depth] with op(A)(i, p) = a[i*rs + p*cs].
+// Writes ceil(rows/mr) panels; panel q holds depth steps of mr values:
+//   dst[q*mr*depth + p*mr + r] = op(A)(q*mr + r, p), 0 past `rows`.
+template <class T>
+void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int mr, T* dst);
+
+// B block: op(B)[0:depth, 0:cols] with op(B)(p, j) = b[p*rs + j*cs].
+// Writes ceil(cols/nr) panels; panel q holds depth steps of nr values:
+//   dst[q*nr*depth + p*nr + j] = op(B)(p, q*nr + j), 0 past `cols`.
+template <class T>
+void pack_b(int64_t depth, int64_t cols, const T* b, int64_t rs, int64_t cs, int nr, T* dst);
+
+}  // namespace matgrad::detail

@@ -1,0 +1,30 @@
+"""The native kernels over numpy arrays.
+
+Every function validates its arguments and raises a clear error that names the
+problem (shapes, dtypes, ``out``) before touching memory; the GIL is released
+while a kernel runs. See the docstrings of each function.
+"""
+
+from ._core import (  # noqa: F401  (re-exported API)
+    get_num_threads,
+    has_openmp,
+    isa,
+    isa_available,
+    matmul,
+    relu_backward,
+    relu_forward,
+    set_isa,
+    set_num_threads,
+)
+
+__all__ = [
+    "matmul",
+    "relu_forward",
+    "relu_backward",
+    "isa",
+    "isa_available",
+    "set_isa",
+    "set_num_threads",
+    "get_num_threads",
+    "has_openmp",
+]
