@@ -46,14 +46,20 @@ void pack_b(int64_t depth, int64_t cols, const T* b, int64_t rs, int64_t cs, int
             }
         } else {
             // B stored transposed (wᵀ in dL/dx = dL/dy·wᵀ): each column's k run is
-            // contiguous when rs == 1; read columns, scatter by nr.
-            for (int j = 0; j < live; ++j) {
-                const T* col = src + j * cs;
-                T* out = dst + j;
-                if (rs == 1)
-                    for (int64_t p = 0; p < depth; ++p) out[p * nr] = col[p];
-                else
-                    for (int64_t p = 0; p < depth; ++p) out[p * nr] = col[p * rs];
+            // contiguous when rs == 1. Transpose in strips of kStrip k steps, so the
+            // strip of the panel being written (kStrip × nr) stays in L1 while every
+            // column contributes a short contiguous read.
+            constexpr int64_t kStrip = 16;
+            for (int64_t p0 = 0; p0 < depth; p0 += kStrip) {
+                const int64_t steps = std::min(kStrip, depth - p0);
+                for (int j = 0; j < live; ++j) {
+                    const T* col = src + j * cs + p0 * rs;
+                    T* out = dst + p0 * nr + j;
+                    if (rs == 1)
+                        for (int64_t p = 0; p < steps; ++p) out[p * nr] = col[p];
+                    else
+                        for (int64_t p = 0; p < steps; ++p) out[p * nr] = col[p * rs];
+                }
             }
             for (int j = live; j < nr; ++j)
                 for (int64_t p = 0; p < depth; ++p) dst[p * nr + j] = T(0);

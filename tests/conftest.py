@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from matgrad import kernels
+
+ALL_ISAS = ("avx512", "avx2", "baseline")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(params=ALL_ISAS)
+def isa(request):
+    """Runs the test once per kernel set this CPU supports, then restores the default."""
+    name = request.param
+    if not kernels.isa_available(name):
+        pytest.skip(f"{name} kernels are not supported on this CPU")
+    previous = kernels.isa()
+    kernels.set_isa(name)
+    yield name
+    kernels.set_isa(previous)
+
+
+@pytest.fixture
+def threads():
+    """Lets a test change the thread count; restores it afterwards."""
+    previous = kernels.get_num_threads()
+    yield kernels.set_num_threads
+    kernels.set_num_threads(previous)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261126)

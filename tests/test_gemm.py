@@ -1,0 +1,169 @@
+"""GEMM (cpp/src/gemm.cpp, pack.cpp, kernels/*.cpp) against a float64 numpy reference."""
+
+import numpy as np
+import pytest
+
+from matgrad import kernels
+
+DTYPES = (np.float32, np.float64)
+
+# (m, n, k): zero sizes, 1, small primes, the register and cache block edges of
+# every ISA (mr 4/6/12, nr 8/16/32, kc 256/384, nc 384-768) plus and minus one,
+# and a few hundred.
+SHAPES = [
+    (0, 5, 3), (5, 0, 3), (0, 0, 0),
+    (1, 1, 1), (2, 3, 5), (7, 13, 11), (3, 1, 17),
+    (4, 8, 255), (5, 9, 257), (6, 16, 256), (11, 31, 383), (12, 32, 384), (13, 33, 385),
+    (25, 65, 129), (23, 47, 53), (97, 513, 19), (37, 769, 7), (300, 200, 129),
+]
+LAYOUTS = ("C", "F", "strided", "reversed")
+
+
+def stored(rng, rows, cols, dtype, layout):
+    """A rows×cols array of the given memory layout (all hold the same kind of data)."""
+    if layout == "C":
+        return rng.standard_normal((rows, cols)).astype(dtype)
+    if layout == "F":
+        return np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype))
+    if layout == "strided":
+        return rng.standard_normal((2 * rows + 1, 3 * cols + 2)).astype(dtype)[1::2, 2::3]
+    if layout == "reversed":
+        return rng.standard_normal((rows, cols)).astype(dtype)[::-1, ::-1]
+    raise AssertionError(layout)
+
+
+def operands(rng, m, n, k, trans_a, trans_b, dtype, layout):
+    a = stored(rng, k if trans_a else m, m if trans_a else k, dtype, layout)
+    b = stored(rng, n if trans_b else k, k if trans_b else n, dtype, layout)
+    return a, b
+
+
+def reference(a, b, trans_a, trans_b):
+    opa = (a.T if trans_a else a).astype(np.float64)
+    opb = (b.T if trans_b else b).astype(np.float64)
+    return opa @ opb, np.abs(opa) @ np.abs(opb)
+
+
+def assert_close_to_reference(c, ref, abs_prod, k, dtype):
+    # Rounding error of a k-term dot product is bounded by k·eps·Σ|a||b|.
+    eps = np.finfo(dtype).eps
+    tol = 2 * max(k, 1) * eps * abs_prod + np.finfo(dtype).tiny
+    err = np.abs(c.astype(np.float64) - ref)
+    assert c.shape == ref.shape
+    assert np.all(err <= tol), f"max error {err.max()} exceeds tolerance at {np.unravel_index(np.argmax(err - tol), err.shape)}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("trans_b", (False, True), ids=("B", "Bt"))
+@pytest.mark.parametrize("trans_a", (False, True), ids=("A", "At"))
+@pytest.mark.parametrize("m,n,k", SHAPES, ids=lambda v: str(v))
+def test_matches_reference_every_isa(isa, rng, m, n, k, trans_a, trans_b, dtype):
+    a, b = operands(rng, m, n, k, trans_a, trans_b, dtype, "C")
+    c = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
+    assert c.dtype == dtype and c.flags.c_contiguous
+    assert_close_to_reference(c, *reference(a, b, trans_a, trans_b), k, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("m,n,k", [(13, 33, 385), (64, 70, 90), (1, 40, 3)], ids=str)
+def test_any_memory_layout(isa, rng, m, n, k, trans_a, trans_b, layout, dtype):
+    a, b = operands(rng, m, n, k, trans_a, trans_b, dtype, layout)
+    a_before, b_before = a.copy(), b.copy()
+    c = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
+    assert_close_to_reference(c, *reference(a, b, trans_a, trans_b), k, dtype)
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+def test_transposed_views_equal_transpose_flags(rng):
+    a = rng.standard_normal((70, 50)).astype(np.float32)
+    b = rng.standard_normal((90, 50)).astype(np.float32)
+    # a @ b.T two ways: a .T view of b, or the flag on b itself. Same kernel, same bits.
+    np.testing.assert_array_equal(kernels.matmul(a, b.T), kernels.matmul(a, b, trans_b=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("m,n,k", [(13, 33, 385), (64, 100, 7), (5, 3, 0)], ids=str)
+def test_accumulate_adds_into_out(isa, rng, m, n, k, dtype):
+    a = rng.standard_normal((k, m)).astype(dtype)  # used transposed: dL/dw = xᵀ·dL/dy
+    b = rng.standard_normal((k, n)).astype(dtype)
+    out = rng.standard_normal((m, n)).astype(dtype)
+    before = out.copy()
+    result = kernels.matmul(a, b, trans_a=True, out=out, accumulate=True)
+    assert result is out
+    ref, abs_prod = reference(a, b, True, False)
+    assert_close_to_reference(out, ref + before, abs_prod + np.abs(before), k + 1, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_out_is_overwritten_never_read(isa, rng, dtype):
+    a = rng.standard_normal((30, 40)).astype(dtype)
+    b = rng.standard_normal((40, 50)).astype(dtype)
+    out = np.full((30, 50), np.nan, dtype=dtype)
+    assert kernels.matmul(a, b, out=out) is out
+    assert np.all(np.isfinite(out))
+    assert_close_to_reference(out, *reference(a, b, False, False), 40, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_zero_depth_gives_zeros_or_leaves_out_alone(isa, dtype):
+    a = np.ones((3, 0), dtype)
+    b = np.ones((0, 4), dtype)
+    np.testing.assert_array_equal(kernels.matmul(a, b), np.zeros((3, 4), dtype))
+    out = np.full((3, 4), 7.0, dtype)
+    kernels.matmul(a, b, out=out, accumulate=True)
+    np.testing.assert_array_equal(out, np.full((3, 4), 7.0, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_nan_and_inf_propagate(isa, dtype):
+    a = np.ones((20, 30), dtype)
+    b = np.ones((30, 40), dtype)
+    a[3, 7] = np.nan
+    b[5, :] = 0.0
+    a[9, 5] = np.inf  # inf · 0 = NaN: no shortcut may skip the zero row of b
+    b[11, 17] = np.inf
+    c = kernels.matmul(a, b)
+    assert np.all(np.isnan(c[3]))
+    assert np.all(np.isnan(c[9]))
+    others = np.delete(c, [3, 9], axis=0)
+    assert np.all(np.isposinf(others[:, 17]))
+    assert np.all(np.isfinite(np.delete(others, 17, axis=1)))
+
+
+def test_lecture_matmul_example():
+    # The lecture's x: [N×D], w: [D×M], upstream dL/dy: [N×M] (N=2, D=3, M=4).
+    x = np.array([[2, 1, -3], [-3, 4, 2]], np.float64)
+    w = np.array([[3, 2, 1, -1], [2, 1, 3, 2], [3, 2, 1, -2]], np.float64)
+    dy = np.array([[2, 3, -3, 9], [-8, 1, 4, 6]], np.float64)
+    y = kernels.matmul(x, w)
+    np.testing.assert_array_equal(y, [[-1, -1, 2, 6], [5, 2, 11, 7]])  # the true x·w
+    dx = kernels.matmul(dy, w, trans_b=True)  # dL/dx = dL/dy·wᵀ: [N×D]
+    dw = kernels.matmul(x, dy, trans_a=True)  # dL/dw = xᵀ·dL/dy: [D×M]
+    assert dx.shape == x.shape and dw.shape == w.shape  # gradients have the shape of x and w
+    np.testing.assert_array_equal(dx, [[0, 16, -9], [-24, 9, -30]])
+    np.testing.assert_array_equal(dw, [[28, 3, -18, 0], [-30, 7, 13, 33], [-22, -7, 17, -15]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("m,n,k,trans_a,trans_b", [
+    (200, 300, 257, False, False),   # threads split N
+    (640, 20, 300, True, False),     # N too narrow: threads split M
+    (64, 512, 385, False, True),     # the lecture's skinny shape, smaller
+])
+def test_one_and_two_threads_bit_identical(threads, rng, m, n, k, trans_a, trans_b, dtype):
+    a, b = operands(rng, m, n, k, trans_a, trans_b, dtype, "C")
+    threads(1)
+    one = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
+    threads(2)
+    two = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_large_block_edges_single_case(rng):
+    # Crosses the M block (mc = 3072) and several N blocks with a cheap depth.
+    a = rng.standard_normal((3085, 9)).astype(np.float32)
+    b = rng.standard_normal((9, 1031)).astype(np.float32)
+    assert_close_to_reference(kernels.matmul(a, b), *reference(a, b, False, False), 9, np.float32)
