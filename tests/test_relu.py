@@ -97,3 +97,17 @@ def test_one_and_two_threads_identical(threads, rng):
     two = kernels.relu_forward(x), kernels.relu_backward(dy, x)
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], two[1])
+
+
+@pytest.mark.parametrize("offset", (0, 1, 3))
+def test_large_arrays_take_the_streaming_path(isa, rng, offset):
+    # Past 48 MiB of output the kernels use non-temporal stores after peeling
+    # elements until the output is vector-aligned; offsets exercise that peel.
+    n = (13 << 20) + 7
+    x = rng.standard_normal(n + offset).astype(np.float32)[offset:]
+    out = np.empty(n + offset, np.float32)[offset:]
+    kernels.relu_forward(x, out=out)
+    np.testing.assert_array_equal(out, relu_ref(x))
+    dy = rng.standard_normal(n).astype(np.float32)
+    kernels.relu_backward(dy, x, out=out)
+    np.testing.assert_array_equal(out, np.where(x > 0, dy, 0).astype(np.float32))

@@ -140,7 +140,11 @@ void gemm_driver(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 if (works) {
                     for (int64_t jc = j_begin; jc < j_end; jc += nc) {
                         const int64_t nb = std::min(nc, j_end - jc);
-                        pack_b(kb, nb, b + pc * rs_b + jc * cs_b, rs_b, cs_b, bl.nr, packed_b);
+                        const T* b_block = b + pc * rs_b + jc * cs_b;
+                        if (rs_b == 1 && cs_b != 1 && kern.pack_b_transposed)
+                            kern.pack_b_transposed(kb, nb, b_block, cs_b, bl.nr, packed_b);
+                        else
+                            pack_b(kb, nb, b_block, rs_b, cs_b, bl.nr, packed_b);
                         for (int64_t q = p_begin; q < p_end; ++q) {
                             const int64_t i = q * bl.mr;
                             const int rows = static_cast<int>(std::min<int64_t>(bl.mr, mb - i));

@@ -35,13 +35,15 @@ void parallel_chunks(int64_t n, const Body& body) {
 template <class T>
 void relu_forward_impl(const T* x, T* y, int64_t n) {
     const ReluForwardLoop<T> loop = active_kernels().get<T>().relu_forward;
-    parallel_chunks<T>(n, [&](int64_t b, int64_t e) { loop(x + b, y + b, e - b); });
+    const bool stream = n * int64_t(sizeof(T)) >= kReluStreamBytes && x != y;
+    parallel_chunks<T>(n, [&](int64_t b, int64_t e) { loop(x + b, y + b, e - b, stream); });
 }
 
 template <class T>
 void relu_backward_impl(const T* dy, const T* x, T* dx, int64_t n) {
     const ReluBackwardLoop<T> loop = active_kernels().get<T>().relu_backward;
-    parallel_chunks<T>(n, [&](int64_t b, int64_t e) { loop(dy + b, x + b, dx + b, e - b); });
+    const bool stream = n * int64_t(sizeof(T)) >= kReluStreamBytes && dx != dy && dx != x;
+    parallel_chunks<T>(n, [&](int64_t b, int64_t e) { loop(dy + b, x + b, dx + b, e - b, stream); });
 }
 
 }  // namespace

@@ -19,6 +19,8 @@ struct VecF32 {
     static reg set1(T x) { return _mm256_set1_ps(x); }
     static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
     static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+    static void stream(T* p, reg r) { _mm256_stream_ps(p, r); }
+    static void stream_fence() { _mm_sfence(); }
     // vmaxps returns its second operand when either is NaN: max(0, NaN) = NaN.
     static reg relu(reg x) { return _mm256_max_ps(_mm256_setzero_ps(), x); }
     static reg relu_mask(reg dy, reg x) {
@@ -37,6 +39,8 @@ struct VecF64 {
     static reg set1(T x) { return _mm256_set1_pd(x); }
     static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
     static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+    static void stream(T* p, reg r) { _mm256_stream_pd(p, r); }
+    static void stream_fence() { _mm_sfence(); }
     static reg relu(reg x) { return _mm256_max_pd(_mm256_setzero_pd(), x); }
     static reg relu_mask(reg dy, reg x) {
         return _mm256_and_pd(_mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GT_OQ), dy);

@@ -22,6 +22,9 @@ struct VecGeneric {
     static reg set1(T x) { return reg{} + x; }
     static reg fmadd(reg a, reg b, reg c) { return a * b + c; }
     static reg add(reg a, reg b) { return a + b; }
+    // No portable non-temporal store: plain stores.
+    static void stream(T* p, reg r) { storeu(p, r); }
+    static void stream_fence() {}
     // x < 0 is false for NaN, so NaN passes through.
     static reg relu(reg x) { return x < 0 ? reg{} : x; }
     static reg relu_mask(reg dy, reg x) { return x > 0 ? dy : reg{}; }

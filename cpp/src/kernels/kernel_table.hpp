@@ -18,15 +18,24 @@ template <class T>
 using MicroKernel = void (*)(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc,
                              int rows, int cols, bool accumulate);
 
+// Elementwise loops over a contiguous chunk; `stream` asks for non-temporal stores.
 template <class T>
-using ReluForwardLoop = void (*)(const T* x, T* y, int64_t n);
+using ReluForwardLoop = void (*)(const T* x, T* y, int64_t n, bool stream);
 template <class T>
-using ReluBackwardLoop = void (*)(const T* dy, const T* x, T* dx, int64_t n);
+using ReluBackwardLoop = void (*)(const T* dy, const T* x, T* dx, int64_t n, bool stream);
+
+// Packs op(B)[0:depth, 0:cols] stored transposed, op(B)(p, j) = b[p + j*cs]
+// (the wᵀ of dL/dx = dL/dy·wᵀ), into the layout pack_b documents (pack.hpp).
+// Optional: null means the portable pack_b does it.
+template <class T>
+using PackBTransposed = void (*)(int64_t depth, int64_t cols, const T* b, int64_t cs, int nr,
+                                 T* dst);
 
 template <class T>
 struct TypedKernels {
     Blocking blocking;
     MicroKernel<T> microkernel;
+    PackBTransposed<T> pack_b_transposed;
     ReluForwardLoop<T> relu_forward;
     ReluBackwardLoop<T> relu_backward;
 };
