@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -257,6 +258,171 @@ py::array relu_backward(const py::handle& dy_obj, const py::handle& x_obj,
     return out;
 }
 
+// ---- fused linear layer ------------------------------------------------------------
+
+py::array require_2d(const char* fn, const char* name, const py::handle& obj) {
+    py::array arr = require_ndarray(fn, name, obj);
+    if (arr.ndim() != 2)
+        fail_value(std::string(fn) + ": " + name + " must be 2-D, got " +
+                   std::to_string(arr.ndim()) + "-D array of shape " + shape_str(arr));
+    return arr;
+}
+
+void require_shape(const char* fn, const char* name, const py::array& arr, const Shape& want,
+                   const char* why) {
+    if (shape_of(arr) != want)
+        fail_value(std::string(fn) + ": " + name + " has shape " + shape_str(arr) + ", expected " +
+                   shape_str(want) + " " + why);
+}
+
+py::array linear_forward(const py::handle& x_obj, const py::handle& w_obj, const py::handle& b_obj,
+                         bool relu, const py::handle& out_obj) {
+    const char* fn = "linear_forward";
+    py::array x = require_2d(fn, "x", x_obj), w = require_2d(fn, "w", w_obj);
+    const Dtype dt = require_float(fn, "x", x);
+    require_float(fn, "w", w);
+    require_same_dtype(fn, "x", x, "w", w);
+    if (x.shape(1) != w.shape(0))
+        fail_value(std::string(fn) + ": shapes " + shape_str(x) + " and " + shape_str(w) +
+                   " are not aligned: " + std::to_string(x.shape(1)) + " != " +
+                   std::to_string(w.shape(0)));
+    const int64_t n = x.shape(0), d = x.shape(1), m = w.shape(1);
+    // Optional arrays are std::optional: a default py::array is an empty array, not "none".
+    std::optional<py::array> b;
+    if (!b_obj.is_none()) {
+        b = require_ndarray(fn, "b", b_obj);
+        require_float(fn, "b", *b);
+        require_same_dtype(fn, "x", x, "b", *b);
+        require_shape(fn, "b", *b, Shape{m}, "(one bias per output column)");
+        b = contiguous(*b);
+    }
+    py::array out;
+    if (out_obj.is_none()) {
+        out = py::array(x.dtype(), Shape{n, m});
+    } else {
+        out = check_out(fn, out_obj, x, Shape{n, m});
+        if (overlaps(out, x)) fail_value(std::string(fn) + ": out overlaps input x");
+        if (overlaps(out, w)) fail_value(std::string(fn) + ": out overlaps input w");
+        if (b && overlaps(out, *b)) fail_value(std::string(fn) + ": out overlaps input b");
+    }
+    x = readable(x);
+    w = readable(w);
+    const Operand ox = operand(x, false), ow = operand(w, false);
+    const void* bp = b ? b->data() : nullptr;
+    void* yp = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        if (dt == Dtype::f32)
+            matgrad::linear_forward(n, d, m, static_cast<const float*>(ox.data), ox.rs, ox.cs,
+                                    static_cast<const float*>(ow.data), ow.rs, ow.cs,
+                                    static_cast<const float*>(bp), relu, static_cast<float*>(yp), m);
+        else
+            matgrad::linear_forward(n, d, m, static_cast<const double*>(ox.data), ox.rs, ox.cs,
+                                    static_cast<const double*>(ow.data), ow.rs, ow.cs,
+                                    static_cast<const double*>(bp), relu, static_cast<double*>(yp), m);
+    }
+    return out;
+}
+
+// A gradient output: the caller's array (added into), a new one (written), or
+// none when the gradient is not needed.
+struct GradOut {
+    std::optional<py::array> array;
+    bool accumulate = false;
+    void* data() { return array ? array->mutable_data() : nullptr; }
+    py::object result() const { return array ? py::object(*array) : py::object(py::none()); }
+};
+
+GradOut grad_out(const char* fn, const char* name, bool needed, const py::handle& obj,
+                 const py::array& like, const Shape& shape,
+                 std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
+    // inputs: the arrays a gradient must not overlap (null entries are absent inputs)
+    GradOut g;
+    if (!needed) {
+        if (!obj.is_none())
+            fail_value(std::string(fn) + ": " + name + " was given but need_" + name + " is False");
+        return g;
+    }
+    if (obj.is_none()) {
+        g.array = py::array(like.dtype(), shape);
+        return g;
+    }
+    g.array = check_out(fn, obj, like, shape);
+    for (const auto& [in_name, arr] : inputs)
+        if (arr && overlaps(*g.array, *arr))
+            fail_value(std::string(fn) + ": " + name + " overlaps input " + in_name);
+    g.accumulate = true;
+    return g;
+}
+
+py::tuple linear_backward(const py::handle& dy_obj, const py::handle& x_obj,
+                          const py::handle& w_obj, const py::handle& y_obj, bool relu,
+                          bool need_dx, bool need_dw, bool need_db, const py::handle& dx_obj,
+                          const py::handle& dw_obj, const py::handle& db_obj) {
+    const char* fn = "linear_backward";
+    py::array dy = require_2d(fn, "grad_y", dy_obj), x = require_2d(fn, "x", x_obj),
+              w = require_2d(fn, "w", w_obj);
+    const Dtype dt = require_float(fn, "grad_y", dy);
+    require_float(fn, "x", x);
+    require_float(fn, "w", w);
+    require_same_dtype(fn, "grad_y", dy, "x", x);
+    require_same_dtype(fn, "x", x, "w", w);
+    if (x.shape(1) != w.shape(0))
+        fail_value(std::string(fn) + ": shapes " + shape_str(x) + " and " + shape_str(w) +
+                   " are not aligned: " + std::to_string(x.shape(1)) + " != " +
+                   std::to_string(w.shape(0)));
+    const int64_t n = x.shape(0), d = x.shape(1), m = w.shape(1);
+    require_shape(fn, "grad_y", dy, Shape{n, m}, "(the shape of y = x·w)");
+    std::optional<py::array> y;
+    if (relu) {
+        if (y_obj.is_none())
+            fail_value(std::string(fn) + ": relu=True needs y, the forward output (its mask y > 0)");
+        y = require_2d(fn, "y", y_obj);
+        require_float(fn, "y", *y);
+        require_same_dtype(fn, "x", x, "y", *y);
+        require_shape(fn, "y", *y, Shape{n, m}, "(the forward output)");
+    } else if (!y_obj.is_none()) {
+        fail_value(std::string(fn) + ": y is only used with relu=True");
+    }
+    const std::initializer_list<std::pair<const char*, const py::array*>> inputs{
+        {"grad_y", &dy}, {"x", &x}, {"w", &w}, {"y", y ? &*y : nullptr}};
+    GradOut gdx = grad_out(fn, "dx", need_dx, dx_obj, x, Shape{n, d}, inputs);
+    GradOut gdw = grad_out(fn, "dw", need_dw, dw_obj, x, Shape{d, m}, inputs);
+    GradOut gdb = grad_out(fn, "db", need_db, db_obj, x, Shape{m}, inputs);
+    for (GradOut* a : {&gdx, &gdw})
+        for (GradOut* b : {&gdw, &gdb})
+            if (a != b && a->array && b->array && overlaps(*a->array, *b->array))
+                fail_value(std::string(fn) + ": gradient outputs overlap each other");
+
+    dy = contiguous(dy);
+    if (y) y = contiguous(*y);
+    x = readable(x);
+    w = readable(w);
+    const Operand ox = operand(x, false), ow = operand(w, false);
+    const void* dyp = dy.data();
+    const void* yp = y ? y->data() : nullptr;
+    void *dxp = gdx.data(), *dwp = gdw.data(), *dbp = gdb.data();
+    {
+        py::gil_scoped_release release;
+        if (dt == Dtype::f32) {
+            matgrad::LinearGrads g{static_cast<float*>(dxp), static_cast<float*>(dwp),
+                                   static_cast<float*>(dbp), gdx.accumulate, gdw.accumulate,
+                                   gdb.accumulate};
+            matgrad::linear_backward(n, d, m, static_cast<const float*>(dyp),
+                                     static_cast<const float*>(yp), static_cast<const float*>(ox.data),
+                                     ox.rs, ox.cs, static_cast<const float*>(ow.data), ow.rs, ow.cs, g);
+        } else {
+            matgrad::LinearGrads64 g{static_cast<double*>(dxp), static_cast<double*>(dwp),
+                                     static_cast<double*>(dbp), gdx.accumulate, gdw.accumulate,
+                                     gdb.accumulate};
+            matgrad::linear_backward(n, d, m, static_cast<const double*>(dyp),
+                                     static_cast<const double*>(yp), static_cast<const double*>(ox.data),
+                                     ox.rs, ox.cs, static_cast<const double*>(ow.data), ow.rs, ow.cs, g);
+        }
+    }
+    return py::make_tuple(gdx.result(), gdw.result(), gdb.result());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -277,6 +443,20 @@ not overlapping a or b; it is returned. accumulate=True adds into out.)doc");
     m.def("relu_backward", &relu_backward, py::arg("grad_y"), py::arg("x"),
           py::arg("out") = py::none(),
           "Return grad_y where x > 0, else 0: the ReLU Jacobian applied as a mask.");
+    m.def("linear_forward", &linear_forward, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
+          py::arg("relu") = false, py::arg("out") = py::none(),
+          R"doc(Return x @ w + b, then max(0, .) when relu: the bias and ReLU are applied
+while the GEMM writes its output. x: (n, d), w: (d, m), b: (m,) or None.)doc");
+    m.def("linear_backward", &linear_backward, py::arg("grad_y"), py::arg("x"), py::arg("w"),
+          py::arg("y") = py::none(), py::kw_only(), py::arg("relu") = false,
+          py::arg("need_dx") = true, py::arg("need_dw") = true, py::arg("need_db") = true,
+          py::arg("dx") = py::none(), py::arg("dw") = py::none(), py::arg("db") = py::none(),
+          R"doc(Backward of linear_forward: returns (dx, dw, db).
+
+g = grad_y masked by y > 0 when relu (y: the forward output), else grad_y;
+db = g summed over rows (in the same pass as the mask), dx = g @ w.T, dw = x.T @ g.
+A gradient not needed (need_* False) is None. A gradient array passed in
+(dx, dw, db) is added into and returned; otherwise a new array is returned.)doc");
     m.def("isa", &matgrad::isa, "The kernel set in use: 'avx512', 'avx2' or 'baseline'.");
     m.def("set_isa", [](const std::string& name) { matgrad::set_isa(name.c_str()); },
           py::arg("name"), "Force a kernel set (for tests); MATGRAD_ISA does this at import.");

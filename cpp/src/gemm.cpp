@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "aligned_buffer.hpp"
+#include "gemm_internal.hpp"
 #include "kernels/kernel_table.hpp"
 #include "matgrad/matgrad.hpp"
 #include "pack.hpp"
@@ -62,17 +63,26 @@ ThreadGrid choose_grid(int64_t m, int64_t n, int64_t k, const Blocking& bl) {
     return best;
 }
 
+// K = 0: the product is an empty sum, so C = relu((C or 0) + bias).
 template <class T>
-void zero_matrix(int64_t m, int64_t n, T* c, int64_t ldc) {
-    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+void empty_product(int64_t m, int64_t n, T* c, int64_t ldc, bool accumulate, const T* bias,
+                   bool relu) {
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            T v = (accumulate ? c[i * ldc + j] : T(0)) + (bias ? bias[j] : T(0));
+            c[i * ldc + j] = (relu && v < 0) ? T(0) : v;
+        }
 }
 
+}  // namespace
+
 template <class T>
-void gemm_driver(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
-                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate) {
+void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
+                const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
+                const T* bias, bool relu) {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0) {  // empty sum: C = 0, or C unchanged when accumulating
-        if (!accumulate) zero_matrix(m, n, c, ldc);
+    if (k <= 0) {
+        empty_product(m, n, c, ldc, accumulate, bias, relu);
         return;
     }
     const TypedKernels<T>& kern = active_kernels().get<T>();
@@ -121,6 +131,7 @@ void gemm_driver(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
             for (int64_t pc = 0; pc < k; pc += bl.kc) {
                 const int64_t kb = std::min(bl.kc, k - pc);
                 const bool acc = accumulate || pc > 0;
+                const bool last = pc + kb >= k;  // the epilogue runs as C is final
 
                 // Pack A together: each thread packs a share of the micro-panels.
                 {
@@ -152,7 +163,10 @@ void gemm_driver(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                             T* crow = c + (ic + i) * ldc + jc;
                             for (int64_t j = 0; j < nb; j += bl.nr) {
                                 const int cols = static_cast<int>(std::min<int64_t>(bl.nr, nb - j));
-                                kernel(kb, ap, packed_b + j * kb, crow + j, ldc, rows, cols, acc);
+                                const Epilogue<T> epi{last && bias ? bias + jc + j : nullptr,
+                                                      last && relu};
+                                kernel(kb, ap, packed_b + j * kb, crow + j, ldc, rows, cols, acc,
+                                       epi);
                             }
                         }
                     }
@@ -165,19 +179,27 @@ void gemm_driver(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     }
 }
 
-}  // namespace
+template void gemm_fused<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                                const float*, int64_t, int64_t, float*, int64_t, bool,
+                                const float*, bool);
+template void gemm_fused<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
+                                 const double*, int64_t, int64_t, double*, int64_t, bool,
+                                 const double*, bool);
+
 }  // namespace detail
 
 void gemm_strided(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a,
                   const float* b, int64_t rs_b, int64_t cs_b, float* c, int64_t ldc,
                   bool accumulate) {
-    detail::gemm_driver(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate);
+    detail::gemm_fused(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate,
+                       static_cast<const float*>(nullptr), false);
 }
 
 void gemm_strided(int64_t m, int64_t n, int64_t k, const double* a, int64_t rs_a, int64_t cs_a,
                   const double* b, int64_t rs_b, int64_t cs_b, double* c, int64_t ldc,
                   bool accumulate) {
-    detail::gemm_driver(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate);
+    detail::gemm_fused(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate,
+                       static_cast<const double*>(nullptr), false);
 }
 
 // BLAS-style entry points: op(X) = Xᵀ just swaps the strides.

@@ -50,6 +50,46 @@ void relu_forward(const double* x, double* y, int64_t n);
 void relu_backward(const float* dy, const float* x, float* dx, int64_t n);
 void relu_backward(const double* dy, const double* x, double* dx, int64_t n);
 
+// ---- Fused linear layer ----------------------------------------------------------
+//
+// Forward: y = x·w + b, then y = max(0, y) when relu; the bias and the ReLU are
+// applied while the GEMM writes y (no extra pass over memory).
+//   x: [n×d] (element (i, p) at x[i*rs_x + p*cs_x]), w: [d×m] (likewise),
+//   b: [m] or null -> y: [n×m], row stride ldy.
+void linear_forward(int64_t n, int64_t d, int64_t m, const float* x, int64_t rs_x, int64_t cs_x,
+                    const float* w, int64_t rs_w, int64_t cs_w, const float* b, bool relu,
+                    float* y, int64_t ldy);
+void linear_forward(int64_t n, int64_t d, int64_t m, const double* x, int64_t rs_x, int64_t cs_x,
+                    const double* w, int64_t rs_w, int64_t cs_w, const double* b, bool relu,
+                    double* y, int64_t ldy);
+
+// Backward of the same layer, the lecture's formulas with the ReLU mask:
+//   g = dL/dy masked by y > 0 (relu; y is the forward's output: y > 0 exactly
+//       where x·w + b > 0) or dL/dy itself (no relu, y null),
+//   db = Σ_rows g  (summed in the same pass that applies the mask),
+//   dx = g·wᵀ, dw = xᵀ·g  (transpose flags, no transposed copies).
+// dy, y: [n×m] contiguous. dx: [n×d], dw: [d×m] contiguous, db: [m]; each may be
+// null to skip it, and is added into instead of overwritten when its
+// accumulate flag is set (gradient accumulation, no temporary).
+struct LinearGrads {
+    float* dx = nullptr;
+    float* dw = nullptr;
+    float* db = nullptr;
+    bool accumulate_dx = false, accumulate_dw = false, accumulate_db = false;
+};
+struct LinearGrads64 {
+    double* dx = nullptr;
+    double* dw = nullptr;
+    double* db = nullptr;
+    bool accumulate_dx = false, accumulate_dw = false, accumulate_db = false;
+};
+void linear_backward(int64_t n, int64_t d, int64_t m, const float* dy, const float* y,
+                     const float* x, int64_t rs_x, int64_t cs_x, const float* w, int64_t rs_w,
+                     int64_t cs_w, const LinearGrads& grads);
+void linear_backward(int64_t n, int64_t d, int64_t m, const double* dy, const double* y,
+                     const double* x, int64_t rs_x, int64_t cs_x, const double* w,
+                     int64_t rs_w, int64_t cs_w, const LinearGrads64& grads);
+
 // ---- Threads ----------------------------------------------------------------
 // Starts at OpenMP's default (OMP_NUM_THREADS when set). n < 1 is an error.
 void set_num_threads(int n);

@@ -9,14 +9,22 @@
 
 namespace matgrad::detail {
 
+// What happens to a C tile as it is written, on the last K slice only:
+// C = relu(C + bias), bias indexed by column (the fused linear layer).
+template <class T>
+struct Epilogue {
+    const T* bias;  // this tile's first column's bias, or null
+    bool relu;
+};
+
 // Computes one register tile C[0:rows, 0:cols] (rows <= mr, cols <= nr):
-//   C (+)= Ap · Bp over kc steps.
+//   C = epilogue(Ap · Bp (+ C)) over kc steps.
 // ap: packed A micro-panel, kc steps of mr values (zero-padded past rows).
 // bp: packed B micro-panel, kc steps of nr values (zero-padded past cols).
 // c: row-major with row stride ldc. accumulate == false: C is written, never read.
 template <class T>
 using MicroKernel = void (*)(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc,
-                             int rows, int cols, bool accumulate);
+                             int rows, int cols, bool accumulate, Epilogue<T> epilogue);
 
 // Elementwise loops over a contiguous chunk; `stream` asks for non-temporal stores.
 template <class T>

@@ -1,0 +1,15 @@
+// The GEMM driver with an epilogue, shared by gemm.cpp and linear.cpp.
+#pragma once
+
+#include <cstdint>
+
+namespace matgrad::detail {
+
+// C = relu?(op(A)·op(B) (+ C) + bias), strides as in matgrad::gemm_strided;
+// bias: [n] or null. The epilogue is applied while each C tile is written.
+template <class T>
+void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
+                const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
+                const T* bias, bool relu);
+
+}  // namespace matgrad::detail
