@@ -78,3 +78,32 @@ def test_omp_num_threads_is_respected():
                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "1"
+
+
+def _child_product(queue):
+    a = np.arange(40000.0, dtype=np.float32).reshape(200, 200) / 4e4
+    queue.put((kernels.get_num_threads(), float(kernels.matmul(a, a).sum())))
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_fork_after_parallel_kernels_does_not_hang(threads):
+    import multiprocessing as mp
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    threads(2)
+    a = np.arange(40000.0, dtype=np.float32).reshape(200, 200) / 4e4
+    expected = float(kernels.matmul(a, a).sum())  # starts the parent's thread team
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_product, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in a kernel")
+    assert child.exitcode == 0
+    child_threads, child_sum = queue.get(timeout=5)
+    assert child_threads == 1  # dropped by the at-fork handler
+    assert child_sum == expected
+    assert kernels.get_num_threads() == 2  # the parent keeps its setting

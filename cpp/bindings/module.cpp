@@ -427,8 +427,10 @@ py::tuple linear_backward(const py::handle& dy_obj, const py::handle& x_obj,
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "matgrad's native kernels (GEMM, ReLU) over numpy arrays";
-    // Resolve the kernel set now, so a bad MATGRAD_ISA fails the import.
+    // Resolve the kernel set now, so a bad MATGRAD_ISA fails the import, and set
+    // up thread control now (it installs the at-fork handler).
     matgrad::isa();
+    matgrad::get_num_threads();
 
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
           py::arg("trans_b") = false, py::arg("out") = py::none(), py::arg("accumulate") = false,

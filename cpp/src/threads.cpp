@@ -12,6 +12,10 @@
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define MATGRAD_HAVE_ATFORK 1
+#endif
 
 namespace matgrad {
 namespace detail {
@@ -25,8 +29,23 @@ int default_threads() {
 #endif
 }
 
+std::atomic<int>& thread_count();
+
+// GNU libgomp is not fork-safe: a child forked after the parent's thread team
+// started hangs in its first parallel region. The child therefore drops to one
+// thread, which never enters the team (it may raise the count again, at its
+// own risk, with set_num_threads).
+void drop_to_one_thread_in_child() { thread_count().store(1, std::memory_order_relaxed); }
+
+int initial_threads() {
+#if defined(MATGRAD_HAVE_ATFORK)
+    pthread_atfork(nullptr, nullptr, &drop_to_one_thread_in_child);
+#endif
+    return default_threads();
+}
+
 std::atomic<int>& thread_count() {
-    static std::atomic<int> count{default_threads()};
+    static std::atomic<int> count{initial_threads()};
     return count;
 }
 

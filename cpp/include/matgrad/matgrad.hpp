@@ -92,6 +92,8 @@ void linear_backward(int64_t n, int64_t d, int64_t m, const double* dy, const do
 
 // ---- Threads ----------------------------------------------------------------
 // Starts at OpenMP's default (OMP_NUM_THREADS when set). n < 1 is an error.
+// A child process created by fork() starts with 1 thread: GNU libgomp's
+// thread team does not survive fork, and entering it in the child would hang.
 void set_num_threads(int n);
 int get_num_threads();
 bool has_openmp();
