@@ -1,8 +1,35 @@
-"""matgrad: reverse-mode autodiff on matrices, on the CPU."""
+"""matgrad: reverse-mode autodiff on matrices, on the CPU.
+
+``import matgrad as mg``: tensors and their ops, losses, layers (``mg.nn``), optimizers
+(``mg.optim``), gradient tools, graph drawing, save/load, the bundled digits (``mg.data``), and the
+native kernels (``mg.kernels``). See docs/autograd.md.
+"""
+
+import numpy as np
 
 from . import kernels
 from .kernels import get_num_threads, set_num_threads
+from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from . import ops  # binds the operators onto Tensor
+from .ops import add, div, linear, matmul, mean, mul, neg, relu, reshape, sub, sum, transpose
+from .losses import cross_entropy, mse_loss, svm_loss
+from . import data, nn, optim, random
+from .random import manual_seed
+from .checks import GradcheckError, gradcheck, jacobian
+from .viz import to_dot
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["kernels", "set_num_threads", "get_num_threads", "__version__"]
+float32 = np.float32
+float64 = np.float64
+
+__all__ = [
+    "kernels", "set_num_threads", "get_num_threads", "__version__",
+    "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "float32", "float64",
+    "matmul", "linear", "add", "sub", "mul", "neg", "div", "relu", "mean", "transpose", "reshape",  # mg.sum too, left
+    # out of __all__ so that `from matgrad import *` does not shadow the builtin sum
+    "cross_entropy", "svm_loss", "mse_loss",
+    "nn", "optim", "manual_seed",  # also mg.data and mg.random, kept out of star imports
+    "gradcheck", "jacobian", "GradcheckError", "to_dot", "save", "load",
+]

@@ -1,0 +1,35 @@
+"""The scripts in examples/ run and print what they promise."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(name):
+    done = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_lecture_example():
+    out = _run("lecture.py")
+    assert "dL/dx = [dy/dx][dL/dy] = [4. 0. 5. 0.]" in out
+    assert "dL/dx by backprop (a mask, no Jacobian) = [4. 0. 5. 0.]" in out
+    assert "[[-1. -1.  2.  6.]\n [ 5.  2. 11.  7.]]" in out  # y = x·w
+    assert "[[  0.  16.  -9.]\n [-24.   9. -30.]]" in out  # dL/dx
+    assert "[[ 28.   3. -18.   0.]\n [-30.   7.  13.  33.]\n [-22.  -7.  17. -15.]]" in out  # dL/dw
+    assert "(64, 4096, 64, 4096)" in out and "256 GiB" in out
+    assert "dL/dw is (4096, 4096) (64 MiB)" in out
+
+
+def test_two_layer_net_example():
+    out = _run("two_layer_net.py")
+    accs = [float(a) for a in re.findall(r"test accuracy:? (\d+\.\d\d)%", out)]
+    assert accs[0] < 30  # before training: about chance
+    assert out.rstrip().split("\n")[-1].startswith("test accuracy: ")
+    assert accs[-1] > 90
+    losses = [float(v) for v in re.findall(r"mean training loss (\d+\.\d+)", out)]
+    assert len(losses) >= 3 and losses[-1] < losses[0] / 5
