@@ -145,3 +145,19 @@ def test_gradient_output_overlapping_input_is_rejected():
     with pytest.raises(ValueError, match="dx overlaps input x"):
         kernels.linear_backward(np.ones((3, 3)), x, w, dx=x)
     np.testing.assert_array_equal(x, before)
+
+
+def test_given_gradients_can_be_overwritten_per_output(rng):
+    x = rng.standard_normal((6, 5))
+    w = rng.standard_normal((5, 4))
+    gy = rng.standard_normal((6, 4))
+    fresh = kernels.linear_backward(gy, x, w)
+    dx = np.full((6, 5), np.nan)  # overwritten: never read, so NaN cannot leak in
+    dw = np.ones((5, 4))          # accumulated into
+    db = np.full(4, np.nan)
+    kernels.linear_backward(gy, x, w, dx=dx, dw=dw, db=db, accumulate=(False, True, False))
+    np.testing.assert_allclose(dx, fresh[0])
+    np.testing.assert_allclose(dw, fresh[1] + 1)
+    np.testing.assert_allclose(db, fresh[2])
+    with pytest.raises(TypeError, match="accumulate must be a bool or a tuple of 3 bools"):
+        kernels.linear_backward(gy, x, w, accumulate=(True, False))

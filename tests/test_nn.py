@@ -161,3 +161,27 @@ def test_a_short_training_run_learns():
     loss1, acc1 = evaluate()
     assert loss1 < 0.5 * loss0
     assert acc1 > 0.8 > acc0 + 0.3  # chance is 0.1
+
+
+def test_sequential_fuses_linear_then_relu_without_changing_results():
+    mg.manual_seed(7)
+    net = mg.nn.MLP([5, 8, 6, 3], dtype=np.float64)
+    x = mg.tensor(np.random.default_rng(3).standard_normal((4, 5)))
+    out = net(x)
+    ops_in_graph = []
+    node = out
+    while node._prev:  # walk back along the main path: first input of each node
+        ops_in_graph.append(node._op)
+        node = node._prev[0]
+    assert ops_in_graph == ["linear", "linear_relu", "linear_relu"]
+    # the same layers run one by one, unfused
+    h = x
+    for layer in net.layers:
+        h = layer(h)
+    np.testing.assert_allclose(out.data, h.data, rtol=1e-12, atol=1e-12)
+    out.sum().backward()
+    fused_grads = [p.grad.copy() for p in net.parameters()]
+    net.zero_grad()
+    h.sum().backward()
+    for p, g in zip(net.parameters(), fused_grads):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-12, atol=1e-12)

@@ -79,6 +79,10 @@ CASES = {
     "linear": (mg.linear, [(3, 4), (4, 5), (5,)]),
     "linear_no_bias": (lambda x, w: mg.linear(x, w), [(3, 4), (4, 2)]),
     "linear_row_bias": (mg.linear, [(3, 4), (4, 2), (1, 2)]),
+    "linear_relu_fused": (lambda x, w, b: mg.linear(x, w, b, relu=True), [(5, 4), (4, 6), (6,)]),
+    "linear_relu_no_bias": (lambda x, w: mg.linear(x, w, relu=True), [(3, 7), (7, 4)]),
+    "linear_relu_row_bias": (lambda x, w, b: mg.linear(x, w, b, relu=True), [(3, 4), (4, 2), (1, 2)]),
+    "linear_relu_transposed_input": (lambda x, w, b: mg.linear(x.T, w, b, relu=True), [(4, 3), (4, 5), (5,)]),
     "add": (lambda a, b: a + b, [(3, 4), (3, 4)]),
     "add_bias_broadcast": (lambda a, b: a + b, [(3, 4), (4,)]),
     "add_outer_broadcast": (lambda a, b: a + b, [(3, 1), (1, 4)]),
@@ -301,3 +305,41 @@ def test_gradcheck_random_graphs_with_fan_out(seed):
         w1, w2 = (mg.tensor(data.standard_normal((3, 3)), requires_grad=True) for _ in range(2))
         bias = mg.tensor(data.standard_normal(3), requires_grad=True)
         assert mg.gradcheck(_random_graph(s), w1, w2, bias)
+
+
+def test_fused_linear_relu_is_one_node_and_matches_the_composed_graph():
+    x, w, b = t64(6, 5), t64(5, 4), t64(4)
+    gy = rng.standard_normal((6, 4))
+    fused = mg.linear(x, w, b, relu=True)
+    assert fused._op == "linear_relu" and len(fused._prev) == 3
+    fused.backward(gy)
+    grads = [t.grad.copy() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.zero_grad()
+    composed = (x @ w + b).relu()
+    np.testing.assert_allclose(fused.data, composed.data, rtol=1e-12, atol=1e-12)
+    composed.backward(gy)
+    for t, g in zip((x, w, b), grads):
+        np.testing.assert_allclose(t.grad, g, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_linear_accumulates_and_overwrites_recycled_buffers():
+    x, w, b = t64(4, 3), t64(3, 2), t64(2)
+    gy = rng.standard_normal((4, 2))
+    mg.linear(x, w, b, relu=True).backward(gy)
+    once = [t.grad.copy() for t in (x, w, b)]
+    mg.linear(x, w, b, relu=True).backward(gy)  # no zero_grad: contributions add up
+    for t, g in zip((x, w, b), once):
+        np.testing.assert_allclose(t.grad, 2 * g, rtol=1e-12)
+    for t in (x, w, b):
+        t.zero_grad()  # keeps the buffers for reuse; the next backward must overwrite them
+    mg.linear(x, w, b, relu=True).backward(gy)
+    for t, g in zip((x, w, b), once):
+        np.testing.assert_allclose(t.grad, g, rtol=1e-12)
+
+
+def test_fused_linear_skips_inputs_that_need_no_gradient():
+    x = t64(4, 3, requires_grad=False)
+    w, b = t64(3, 2), t64(2, requires_grad=False)
+    mg.linear(x, w, b, relu=True).sum().backward()
+    assert x.grad is None and b.grad is None and w.grad.shape == (3, 2)

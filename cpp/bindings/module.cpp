@@ -334,7 +334,7 @@ struct GradOut {
 };
 
 GradOut grad_out(const char* fn, const char* name, bool needed, const py::handle& obj,
-                 const py::array& like, const Shape& shape,
+                 bool accumulate, const py::array& like, const Shape& shape,
                  std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
     // inputs: the arrays a gradient must not overlap (null entries are absent inputs)
     GradOut g;
@@ -351,15 +351,27 @@ GradOut grad_out(const char* fn, const char* name, bool needed, const py::handle
     for (const auto& [in_name, arr] : inputs)
         if (arr && overlaps(*g.array, *arr))
             fail_value(std::string(fn) + ": " + name + " overlaps input " + in_name);
-    g.accumulate = true;
+    g.accumulate = accumulate;
     return g;
 }
 
 py::tuple linear_backward(const py::handle& dy_obj, const py::handle& x_obj,
                           const py::handle& w_obj, const py::handle& y_obj, bool relu,
                           bool need_dx, bool need_dw, bool need_db, const py::handle& dx_obj,
-                          const py::handle& dw_obj, const py::handle& db_obj) {
+                          const py::handle& dw_obj, const py::handle& db_obj,
+                          const py::handle& accumulate_obj) {
     const char* fn = "linear_backward";
+    // accumulate: one bool for every given gradient array, or one per (dx, dw, db).
+    bool accumulate[3];
+    if (py::isinstance<py::bool_>(accumulate_obj)) {
+        accumulate[0] = accumulate[1] = accumulate[2] = accumulate_obj.cast<bool>();
+    } else {
+        py::tuple flags;
+        if (py::isinstance<py::tuple>(accumulate_obj)) flags = py::reinterpret_borrow<py::tuple>(accumulate_obj);
+        if (flags.size() != 3)
+            fail_type(std::string(fn) + ": accumulate must be a bool or a tuple of 3 bools (dx, dw, db)");
+        for (int i = 0; i < 3; ++i) accumulate[i] = flags[i].cast<bool>();
+    }
     py::array dy = require_2d(fn, "grad_y", dy_obj), x = require_2d(fn, "x", x_obj),
               w = require_2d(fn, "w", w_obj);
     const Dtype dt = require_float(fn, "grad_y", dy);
@@ -386,9 +398,9 @@ py::tuple linear_backward(const py::handle& dy_obj, const py::handle& x_obj,
     }
     const std::initializer_list<std::pair<const char*, const py::array*>> inputs{
         {"grad_y", &dy}, {"x", &x}, {"w", &w}, {"y", y ? &*y : nullptr}};
-    GradOut gdx = grad_out(fn, "dx", need_dx, dx_obj, x, Shape{n, d}, inputs);
-    GradOut gdw = grad_out(fn, "dw", need_dw, dw_obj, x, Shape{d, m}, inputs);
-    GradOut gdb = grad_out(fn, "db", need_db, db_obj, x, Shape{m}, inputs);
+    GradOut gdx = grad_out(fn, "dx", need_dx, dx_obj, accumulate[0], x, Shape{n, d}, inputs);
+    GradOut gdw = grad_out(fn, "dw", need_dw, dw_obj, accumulate[1], x, Shape{d, m}, inputs);
+    GradOut gdb = grad_out(fn, "db", need_db, db_obj, accumulate[2], x, Shape{m}, inputs);
     for (GradOut* a : {&gdx, &gdw})
         for (GradOut* b : {&gdw, &gdb})
             if (a != b && a->array && b->array && overlaps(*a->array, *b->array))
@@ -453,12 +465,15 @@ while the GEMM writes its output. x: (n, d), w: (d, m), b: (m,) or None.)doc");
           py::arg("y") = py::none(), py::kw_only(), py::arg("relu") = false,
           py::arg("need_dx") = true, py::arg("need_dw") = true, py::arg("need_db") = true,
           py::arg("dx") = py::none(), py::arg("dw") = py::none(), py::arg("db") = py::none(),
+          py::arg("accumulate") = true,
           R"doc(Backward of linear_forward: returns (dx, dw, db).
 
 g = grad_y masked by y > 0 when relu (y: the forward output), else grad_y;
 db = g summed over rows (in the same pass as the mask), dx = g @ w.T, dw = x.T @ g.
 A gradient not needed (need_* False) is None. A gradient array passed in
-(dx, dw, db) is added into and returned; otherwise a new array is returned.)doc");
+(dx, dw, db) is written and returned: added into when accumulate is True (the
+default), overwritten (never read) when False; accumulate may also be a tuple
+of three bools, one per (dx, dw, db). Otherwise a new array is returned.)doc");
     m.def("isa", &matgrad::isa, "The kernel set in use: 'avx512', 'avx2' or 'baseline'.");
     m.def("set_isa", [](const std::string& name) { matgrad::set_isa(name.c_str()); },
           py::arg("name"), "Force a kernel set (for tests); MATGRAD_ISA does this at import.");

@@ -119,8 +119,17 @@ class Sequential(Module):
         self.layers = list(layers)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        layers = self.layers
+        i, count = 0, len(layers)
+        while i < count:
+            layer = layers[i]
+            if type(layer) is Linear and i + 1 < count and type(layers[i + 1]) is ReLU:
+                # Linear then ReLU: one fused node (bias and ReLU applied as the GEMM writes y)
+                x = linear(x, layer.weight, layer.bias, relu=True)
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
         return x
 
     def named_parameters(self, prefix=""):

@@ -25,6 +25,8 @@ __all__ = ["matmul", "add", "sub", "mul", "neg", "div", "relu", "sum", "mean", "
 _matmul = kernels.matmul
 _relu_forward = kernels.relu_forward
 _relu_backward = kernels.relu_backward
+_linear_forward = kernels.linear_forward
+_linear_backward = kernels.linear_backward
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,38 +140,72 @@ def matmul(x, w):
     return _node(y, (x, w), backward, "matmul")
 
 
-def linear(x, w, b=None):
-    """y = x·w + b for x (N, D), w (D, M) and a bias b of shape (M,) (or any shape that broadcasts
-    to (N, M)); one node in the graph."""
+def _grad_target(t):
+    """Where t's share of a fused backward goes, as (array or None, accumulate?).
+
+    An owned gradient is added into; the buffer zero_grad() left behind is overwritten (never
+    read); otherwise the kernel allocates. A borrowed gradient is copied first: never written.
+    """
+    cur = t.grad
+    if cur is None:
+        spare = t._spare
+        if spare is not None:
+            t._spare = None
+            if spare.shape == t.data.shape and spare.dtype == t.data.dtype:
+                return spare, False
+        return None, False
+    if t._gown and cur.flags.c_contiguous:
+        return cur, True
+    return np.array(cur, order="C"), True
+
+
+def linear(x, w, b=None, relu=False):
+    """y = x·w + b, then max(0, y) when ``relu``: one node in the graph.
+
+    x is (N, D), w is (D, M), b is (M,) or None (another shape that broadcasts onto (N, M), such
+    as (1, M), is added by separate ``add`` and ``relu`` nodes). The fused kernel adds the bias and applies the
+    ReLU while the GEMM writes y; the backward masks dL/dy, sums the bias gradient in the same
+    pass, and forms dL/dx = g·wᵀ and dL/dw = xᵀ·g through the transpose flags.
+    """
     if not isinstance(w, Tensor):
         raise TypeError(f"linear: w must be a Tensor, got {type(w).__name__}")
     if not isinstance(x, Tensor):
         x = _wrap(x, w.data.dtype, "linear")
-    y = _matmul(x.data, w.data)  # (N,D)·(D,M) -> (N,M)
-    if b is not None:
-        if not isinstance(b, Tensor):
-            b = _wrap(b, w.data.dtype, "linear")
-        if b.data.dtype != y.dtype:
-            raise TypeError(f"linear: dtypes differ: x·w is {y.dtype} but b is {b.data.dtype}")
+    if b is not None and not isinstance(b, Tensor):
+        b = _wrap(b, w.data.dtype, "linear")
+    if x.data.dtype != w.data.dtype or (b is not None and b.data.dtype != w.data.dtype):
+        kinds = f"x is {x.data.dtype}, w is {w.data.dtype}" + ("" if b is None else f", b is {b.data.dtype}")
+        raise TypeError(f"linear: dtypes differ: {kinds}")
+    if b is not None and (w.data.ndim != 2 or b.data.shape != (w.data.shape[1],)):
+        # A bias of another shape that broadcasts onto (N, M), such as (1, M): composed ops.
+        yw = matmul(x, w)
         try:
-            y += b.data  # (N,M) += (M,): the bias is added to every row, in place
+            np.broadcast_shapes(yw.data.shape, b.data.shape)
         except ValueError:
             raise ValueError(f"linear: bias of shape {b.data.shape} does not broadcast to x·w of shape "
-                             f"{y.shape} (expected ({y.shape[1]},))") from None
+                             f"{yw.data.shape} (expected ({yw.data.shape[1]},))") from None
+        y = add(yw, b)
+        return _relu_op(y) if relu else y
+    # (N,D)·(D,M) + (M,) -> (N,M); the kernel checks the shapes
+    y = _linear_forward(x.data, w.data, None if b is None else b.data, relu)
     rb = b is not None and b.requires_grad
     if not (_grad_mode.enabled and (x.requires_grad or w.requires_grad or rb)):
         return _const(y)
 
     def backward(gy, own):  # gy = dL/dy: (N,M)
-        # y = x·w + b
-        if x.requires_grad:  # dL/dx = dL/dy·wᵀ: (N,M)·(M,D) -> (N,D)
-            _accumulate_matmul(x, gy, w.data, False, True)
-        if w.requires_grad:  # dL/dw = xᵀ·dL/dy: (D,N)·(N,M) -> (D,M)
-            _accumulate_matmul(w, x.data, gy, True, False)
-        if b is not None and b.requires_grad:  # dL/db = Σ_n dL/dy[n,:]: (N,M) -> (M,)
-            _accumulate(b, *_reduce_to(gy, b.data.shape, own))  # gy is read last: b may keep it
+        # y = relu(x·w + b)  ->  g = dL/dy ⊙ [y > 0];  dL/db = Σ_n g;  dL/dx = g·wᵀ;  dL/dw = xᵀ·g
+        targets = [t if t is not None and t.requires_grad else None for t in (x, w, b)]
+        outs = [_grad_target(t) if t is not None else (None, False) for t in targets]
+        grads = _linear_backward(gy, x.data, w.data, y if relu else None, relu=relu,
+                                 need_dx=targets[0] is not None, need_dw=targets[1] is not None,
+                                 need_db=targets[2] is not None, dx=outs[0][0], dw=outs[1][0],
+                                 db=outs[2][0], accumulate=(outs[0][1], outs[1][1], outs[2][1]))
+        for t, g in zip(targets, grads):
+            if t is not None:
+                t.grad = g
+                t._gown = True
 
-    return _node(y, (x, w) if b is None else (x, w, b), backward, "linear")
+    return _node(y, (x, w) if b is None else (x, w, b), backward, "linear_relu" if relu else "linear")
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,6 +321,9 @@ def relu(x):
         _accumulate(x, _relu_backward(gy, xd, out=out), True)
 
     return _node(y, (x,), backward, "relu")
+
+
+_relu_op = relu  # for linear(), whose ``relu`` argument shadows the op
 
 
 # --------------------------------------------------------------------------------------------
