@@ -130,7 +130,7 @@ def f64(*shape):
     (lambda: kernels.linear_forward(f64(3), f64(3, 5)), ValueError, r"x must be 2-D"),
     (lambda: kernels.linear_backward(f64(2, 5), f64(2, 3), f64(3, 5), relu=True), ValueError, r"relu=True needs y"),
     (lambda: kernels.linear_backward(f64(2, 4), f64(2, 3), f64(3, 5)), ValueError, r"grad_y has shape \(2, 4\), expected \(2, 5\)"),
-    (lambda: kernels.linear_backward(f64(2, 5), f64(2, 3), f64(3, 5), dw=f64(5, 3)), ValueError, r"out has shape \(5, 3\), expected \(3, 5\)"),
+    (lambda: kernels.linear_backward(f64(2, 5), f64(2, 3), f64(3, 5), dw=f64(5, 3)), ValueError, r"linear_backward: dw has shape \(5, 3\), expected \(3, 5\)"),
     (lambda: kernels.linear_backward(f64(2, 5), f64(2, 3), f64(3, 5), need_db=False, db=f64(5)), ValueError, r"db was given but need_db is False"),
 ], ids=("misaligned", "bias shape", "bias dtype", "1-D x", "relu without y", "grad shape", "dw shape", "db unneeded"))
 def test_bad_input(call, exc, pattern):

@@ -98,20 +98,19 @@ bool is_aligned(const py::array& arr) { return (arr.flags() & 0x0100 /* NPY_ARRA
 
 // `out` must be exactly what the caller would get back: writing into a copy
 // would silently lose the result, so every problem is an error.
-py::array check_out(const char* fn, const py::handle& out_obj, const py::array& like_dtype,
-                    const Shape& expected) {
-    py::array out = require_ndarray(fn, "out", out_obj);
+py::array check_out(const char* fn, const char* name, const py::handle& out_obj,
+                    const py::array& like_dtype, const Shape& expected) {
+    py::array out = require_ndarray(fn, name, out_obj);
+    const std::string who = std::string(fn) + ": " + name;
     if (!out.dtype().equal(like_dtype.dtype()))
-        fail_type(std::string(fn) + ": out has dtype " + dtype_str(out) + ", expected " +
-                  dtype_str(like_dtype));
+        fail_type(who + " has dtype " + dtype_str(out) + ", expected " + dtype_str(like_dtype));
     if (shape_of(out) != expected)
-        fail_value(std::string(fn) + ": out has shape " + shape_str(out) + ", expected " +
-                   shape_str(expected));
+        fail_value(who + " has shape " + shape_str(out) + ", expected " + shape_str(expected));
     if (!is_c_contiguous(out) || !is_aligned(out))
-        fail_value(std::string(fn) + ": out must be C-contiguous and aligned (got strides " +
-                   py::str(py::make_tuple(out.attr("strides"))[0]).cast<std::string>() +
+        fail_value(who + " must be C-contiguous and aligned (got strides " +
+                   py::str(out.attr("strides")).cast<std::string>() +
                    "); results written to a copy would be lost");
-    if (!out.writeable()) fail_value(std::string(fn) + ": out is read-only");
+    if (!out.writeable()) fail_value(who + " is read-only");
     return out;
 }
 
@@ -184,7 +183,7 @@ py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
             fail_value(std::string(fn) + ": accumulate=True needs out (the array to add into)");
         out = py::array(a.dtype(), Shape{m, n});
     } else {
-        out = check_out(fn, out_obj, a, Shape{m, n});
+        out = check_out(fn, "out", out_obj, a, Shape{m, n});
         if (overlaps(out, a)) fail_value(std::string(fn) + ": out overlaps input a");
         if (overlaps(out, b)) fail_value(std::string(fn) + ": out overlaps input b");
     }
@@ -201,7 +200,7 @@ py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
 py::array prepare_elementwise_out(const char* fn, const py::handle& out_obj, const py::array& like,
                                   std::initializer_list<const py::array*> inputs) {
     if (out_obj.is_none()) return py::array(like.dtype(), shape_of(like));
-    py::array out = check_out(fn, out_obj, like, shape_of(like));
+    py::array out = check_out(fn, "out", out_obj, like, shape_of(like));
     // Writing in place over an input is fine (each element is read before it is
     // written); a partial overlap is not.
     for (const py::array* in : inputs)
@@ -258,6 +257,28 @@ py::array relu_backward(const py::handle& dy_obj, const py::handle& x_obj,
     return out;
 }
 
+// ---- axpy ----------------------------------------------------------------------------
+
+py::array axpy(double alpha, const py::handle& x_obj, const py::handle& y_obj) {
+    const char* fn = "axpy";
+    py::array x = require_ndarray(fn, "x", x_obj);
+    const Dtype dt = require_float(fn, "x", x);
+    py::array y = check_out(fn, "y", y_obj, x, shape_of(x));  // written in place: the rules of out
+    if (overlaps(y, x) && !same_memory(y, x)) fail_value(std::string(fn) + ": y partially overlaps x");
+    x = contiguous(x);
+    const void* xp = x.data();
+    void* yp = y.mutable_data();
+    const int64_t n = x.size();
+    {
+        py::gil_scoped_release release;
+        if (dt == Dtype::f32)
+            matgrad::axpy(n, static_cast<float>(alpha), static_cast<const float*>(xp), static_cast<float*>(yp));
+        else
+            matgrad::axpy(n, alpha, static_cast<const double*>(xp), static_cast<double*>(yp));
+    }
+    return y;
+}
+
 // ---- fused linear layer ------------------------------------------------------------
 
 py::array require_2d(const char* fn, const char* name, const py::handle& obj) {
@@ -300,7 +321,7 @@ py::array linear_forward(const py::handle& x_obj, const py::handle& w_obj, const
     if (out_obj.is_none()) {
         out = py::array(x.dtype(), Shape{n, m});
     } else {
-        out = check_out(fn, out_obj, x, Shape{n, m});
+        out = check_out(fn, "out", out_obj, x, Shape{n, m});
         if (overlaps(out, x)) fail_value(std::string(fn) + ": out overlaps input x");
         if (overlaps(out, w)) fail_value(std::string(fn) + ": out overlaps input w");
         if (b && overlaps(out, *b)) fail_value(std::string(fn) + ": out overlaps input b");
@@ -347,7 +368,7 @@ GradOut grad_out(const char* fn, const char* name, bool needed, const py::handle
         g.array = py::array(like.dtype(), shape);
         return g;
     }
-    g.array = check_out(fn, obj, like, shape);
+    g.array = check_out(fn, name, obj, like, shape);
     for (const auto& [in_name, arr] : inputs)
         if (arr && overlaps(*g.array, *arr))
             fail_value(std::string(fn) + ": " + name + " overlaps input " + in_name);
@@ -474,6 +495,8 @@ A gradient not needed (need_* False) is None. A gradient array passed in
 (dx, dw, db) is written and returned: added into when accumulate is True (the
 default), overwritten (never read) when False; accumulate may also be a tuple
 of three bools, one per (dx, dw, db). Otherwise a new array is returned.)doc");
+    m.def("axpy", &axpy, py::arg("alpha"), py::arg("x"), py::arg("y"),
+          "y += alpha * x in place (y: C-contiguous, writeable, x's shape and dtype); returns y.");
     m.def("isa", &matgrad::isa, "The kernel set in use: 'avx512', 'avx2' or 'baseline'.");
     m.def("set_isa", [](const std::string& name) { matgrad::set_isa(name.c_str()); },
           py::arg("name"), "Force a kernel set (for tests); MATGRAD_ISA does this at import.");

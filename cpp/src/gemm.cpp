@@ -145,12 +145,9 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     T* const packed_b_all = packed_a + a_elems;
     const MicroKernel<T> kernel = kern.microkernel;
 
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(grid.threads) if (grid.threads > 1)
-#endif
-    {
-        const int tid = thread_index();
-        const int team = team_size();
+    // The work of one team member; barriers inside are orphaned OpenMP barriers,
+    // no-ops when the body runs on the calling thread alone.
+    auto body = [&](const int tid, const int team) {
         // The grid was sized for grid.threads; if OpenMP gave fewer (nested
         // regions, thread limits), fall back to one thread doing everything.
         const bool solo = team != grid.threads;
@@ -233,7 +230,17 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
 #endif
             }
         }
+    };
+    // Entering an OpenMP region costs about a microsecond even for a team of
+    // one: small products (every op of a small network) run the body directly.
+#if defined(_OPENMP)
+    if (grid.threads > 1) {
+#pragma omp parallel num_threads(grid.threads)
+        body(thread_index(), team_size());
+        return;
     }
+#endif
+    body(0, 1);
 }
 
 template void gemm_fused<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,

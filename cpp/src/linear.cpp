@@ -29,11 +29,7 @@ template <class T>
 void mask_and_sum_columns(int64_t n, int64_t m, const T* dy, const T* y, T* g, T* db,
                           bool accumulate_db) {
     const int64_t chunks = (m + kSumColumns - 1) / kSumColumns;
-    const int threads = n * m >= kReluParallelMin ? std::min<int64_t>(max_threads(), chunks) : 1;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-#endif
-    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    auto sum_chunk = [&](int64_t chunk) {
         const int64_t j0 = chunk * kSumColumns, width = std::min(kSumColumns, m - j0);
         T sums[kSumColumns] = {};
         for (int64_t i = 0; i < n; ++i) {
@@ -52,7 +48,16 @@ void mask_and_sum_columns(int64_t n, int64_t m, const T* dy, const T* y, T* g, T
         }
         if (db)
             for (int64_t j = 0; j < width; ++j) db[j0 + j] = (accumulate_db ? db[j0 + j] : T(0)) + sums[j];
+    };
+    const int threads = n * m >= kReluParallelMin ? std::min<int64_t>(max_threads(), chunks) : 1;
+#if defined(_OPENMP)
+    if (threads > 1) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t chunk = 0; chunk < chunks; ++chunk) sum_chunk(chunk);
+        return;
     }
+#endif
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) sum_chunk(chunk);  // small: no team
 }
 
 template <class T, class Grads>

@@ -6,6 +6,7 @@ while a kernel runs. See the docstrings of each function.
 """
 
 from ._core import (  # noqa: F401  (re-exported API)
+    axpy,
     get_num_threads,
     has_openmp,
     isa,
@@ -25,6 +26,7 @@ __all__ = [
     "relu_backward",
     "linear_forward",
     "linear_backward",
+    "axpy",
     "isa",
     "isa_available",
     "set_isa",

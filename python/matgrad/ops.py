@@ -97,7 +97,7 @@ def _accumulate_matmul(t, a, b, trans_a, trans_b):
         if spare is not None:
             t._spare = None
             try:
-                t.grad = _matmul(a, b, trans_a, trans_b, out=spare)  # overwritten, never read
+                t.grad = _matmul(a, b, trans_a, trans_b, spare)  # out=spare: overwritten, never read
                 t._gown = True
                 return
             except ValueError:  # shape or dtype changed since: allocate
@@ -107,7 +107,7 @@ def _accumulate_matmul(t, a, b, trans_a, trans_b):
         return
     if t._gown and cur.flags.c_contiguous:
         try:
-            _matmul(a, b, trans_a, trans_b, out=cur, accumulate=True)  # C += op(a)·op(b), no temporary
+            _matmul(a, b, trans_a, trans_b, cur, True)  # out=cur, accumulate: C += op(a)·op(b)
             return
         except ValueError:  # the kernel refused before writing (e.g. cur overlaps an input)
             pass
@@ -318,7 +318,7 @@ def relu(x):
     def backward(gy, own):
         # y = max(0, x)  ->  dL/dx = dL/dy where x > 0, else 0: the diagonal Jacobian as a mask
         out = gy if own and gy.flags.c_contiguous else None
-        _accumulate(x, _relu_backward(gy, xd, out=out), True)
+        _accumulate(x, _relu_backward(gy, xd, out), True)
 
     return _node(y, (x,), backward, "relu")
 
@@ -346,6 +346,27 @@ def _axes(axis, ndim, op, shape):
     return out
 
 
+def _spread(g, shape, axes, keepdims):
+    """dL/dy copied along the reduced ``axes`` to ``shape``: a read-only zero-stride view, no copy.
+
+    Built directly with np.ndarray (0.2 µs) rather than np.broadcast_to (3 µs): this is on
+    the path of every ``.sum().backward()``.
+    """
+    if not g.flags.c_contiguous:
+        return np.broadcast_to(g if keepdims else np.expand_dims(g, axes), shape)
+    strides, g_strides = [], iter(g.strides)
+    for i in range(len(shape)):
+        if i in axes:
+            strides.append(0)
+            if keepdims:
+                next(g_strides)
+        else:
+            strides.append(next(g_strides))
+    view = np.ndarray(shape, g.dtype, g, 0, tuple(strides))
+    view.flags.writeable = False
+    return view
+
+
 def sum(x, axis=None, keepdims=False):
     """Sum over ``axis`` (None: all elements)."""
     x = _tensor_arg(x)
@@ -357,8 +378,7 @@ def sum(x, axis=None, keepdims=False):
 
     def backward(gy, own):
         # y = Σ_axes x  ->  dL/dx = dL/dy copied along the summed axes (a broadcast view, no copy)
-        g = gy if keepdims else np.expand_dims(gy, axes)
-        _accumulate(x, np.broadcast_to(g, xd.shape), False)
+        _accumulate(x, _spread(gy, xd.shape, axes, keepdims), False)
 
     return _node(y, (x,), backward, "sum")
 
@@ -380,9 +400,9 @@ def mean(x, axis=None, keepdims=False):
 
     def backward(gy, own):
         # y = Σ_axes x / count  ->  dL/dx = dL/dy / count, copied along the averaged axes
-        g = gy * scale
-        g = g if keepdims else np.expand_dims(g, axes)
-        _accumulate(x, np.broadcast_to(g, xd.shape), False)
+        g = np.multiply(gy, scale)
+        g = g if type(g) is np.ndarray else np.asarray(g)  # a 0-d product comes back as a scalar
+        _accumulate(x, _spread(g, xd.shape, axes, keepdims), False)
 
     return _node(y, (x,), backward, "mean")
 

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .kernels import axpy as _axpy
 from .tensor import Tensor, _drop_grad
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -67,10 +68,10 @@ class SGD(Optimizer):
             g = p.grad
             if g is None:
                 continue
-            s = self._scratch[i]
-            if s is None:
-                s = self._scratch[i] = np.empty_like(p.data)
             if wd:
+                s = self._scratch[i]
+                if s is None:
+                    s = self._scratch[i] = np.empty_like(p.data)
                 np.multiply(p.data, wd, out=s)  # g = grad + wd·p: the gradient of (wd/2)·‖p‖²
                 s += g
                 g = s
@@ -82,8 +83,7 @@ class SGD(Optimizer):
                     v *= mu  # v = μ·v + g
                     v += g
                 g = v
-            np.multiply(g, lr, out=s)  # p = p - lr·v
-            p.data -= s
+            _axpy(-lr, g, p.data)  # p = p - lr·v, one pass
 
 
 class Adam(Optimizer):

@@ -208,7 +208,7 @@ class Tensor:
             if self.data.size != 1:
                 raise RuntimeError(f"backward: the tensor has shape {shape}; pass grad=dL/dy of that shape "
                                    "(it can be left out only for a tensor with one element)")
-            g, own = np.ones(shape, dtype), True
+            g, own = (np.array(1, dtype) if not shape else np.ones(shape, dtype)), True  # dL/dL = 1
         else:
             g = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
             if g.shape != shape:

@@ -50,6 +50,12 @@ void relu_forward(const double* x, double* y, int64_t n);
 void relu_backward(const float* dy, const float* x, float* dx, int64_t n);
 void relu_backward(const double* dy, const double* x, double* dx, int64_t n);
 
+// ---- axpy --------------------------------------------------------------------------
+// y += alpha · x, elementwise: the update of every optimizer step (p -= lr·g)
+// in one pass. x, y: [n]; y must not partially overlap x.
+void axpy(int64_t n, float alpha, const float* x, float* y);
+void axpy(int64_t n, double alpha, const double* x, double* y);
+
 // ---- Fused linear layer ----------------------------------------------------------
 //
 // Forward: y = x·w + b, then y = max(0, y) when relu; the bias and the ReLU are
