@@ -97,21 +97,175 @@ def _copy_case(side):
     return build, 2.0 * side * side * 4, "GB/s"
 
 
-def cases(quick: bool):
+def _lecture_layer_case(n, d, m):
+    """The lecture's layer y = relu(x·w + b), forward and backward (dL/dx, dL/dw, dL/db)."""
+    def build(lib):
+        import numpy as np
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((n, d)).astype(np.float32)
+        w = (rng.standard_normal((d, m)) / np.sqrt(d)).astype(np.float32)
+        b = rng.standard_normal(m).astype(np.float32)
+        gy = rng.standard_normal((n, m)).astype(np.float32)
+        if lib == "matgrad":
+            import matgrad as mg
+            tx, tw, tb = (mg.tensor(a, requires_grad=True) for a in (x, w, b))
+
+            def step():
+                for t in (tx, tw, tb):
+                    t.zero_grad()
+                mg.linear(tx, tw, tb, relu=True).backward(gy)
+            return step
+        if lib == "numpy":
+            def step():
+                y = np.maximum(x @ w + b, 0)
+                g = gy * (y > 0)
+                return g @ w.T, x.T @ g, g.sum(axis=0)
+            return step
+        import torch
+        tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+        tgy = torch.from_numpy(gy)
+
+        def step():
+            for t in (tx, tw, tb):
+                t.grad = None
+            torch.relu(torch.addmm(tb, tx, tw)).backward(tgy)
+        return step
+    return build, 3 * 2.0 * n * d * m, "GFLOP/s"
+
+
+def _mlp_step_case(sizes, batch):
+    """One training step: forward, softmax cross-entropy, backward, SGD update."""
+    def build(lib):
+        import numpy as np
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+        labels = rng.integers(0, sizes[-1], batch)
+        weights = [(rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32)
+                   for a, b in zip(sizes[:-1], sizes[1:])]
+        biases = [np.zeros(b, np.float32) for b in sizes[1:]]
+        lr = 0.01
+        if lib == "matgrad":
+            import matgrad as mg
+            net = mg.nn.MLP(sizes)
+            for layer, w, b in zip(net.layers[::2], weights, biases):
+                layer.weight.data[...] = w
+                layer.bias.data[...] = b
+            opt = mg.optim.SGD(net.parameters(), lr=lr)
+            tx = mg.tensor(x)
+
+            def step():
+                opt.zero_grad()
+                mg.cross_entropy(net(tx), labels).backward()
+                opt.step()
+            return step
+        if lib == "numpy":  # written by hand: the floor for per-op overhead
+            def step():
+                acts = [x]
+                for i, (w, b) in enumerate(zip(weights, biases)):
+                    z = acts[-1] @ w + b
+                    acts.append(np.maximum(z, 0, out=z) if i < len(weights) - 1 else z)
+                z = acts[-1]
+                p = np.exp(z - z.max(axis=1, keepdims=True))
+                p /= p.sum(axis=1, keepdims=True)
+                p[np.arange(batch), labels] -= 1
+                g = p / batch
+                for i in range(len(weights) - 1, -1, -1):
+                    gw, gb = acts[i].T @ g, g.sum(axis=0)
+                    if i:
+                        g = g @ weights[i].T
+                        g *= acts[i] > 0
+                    weights[i] -= lr * gw
+                    biases[i] -= lr * gb
+            return step
+        import torch
+        layers = []
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            lin = torch.nn.Linear(w.shape[0], w.shape[1])
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(w.T))
+                lin.bias.copy_(torch.from_numpy(b))
+            layers.append(lin)
+            if i < len(weights) - 1:
+                layers.append(torch.nn.ReLU())
+        net = torch.nn.Sequential(*layers)
+        opt = torch.optim.SGD(net.parameters(), lr=lr)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(labels)
+
+        def step():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(tx), ty).backward()
+            opt.step()
+        return step
+    flops = 3 * 2.0 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return build, flops, "GFLOP/s"
+
+
+def _tiny_graph_case():
+    """An 8×8 matmul, relu, sum and backward: nothing but per-op overhead."""
+    def build(lib):
+        import numpy as np
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((8, 8)).astype(np.float32)
+        w = rng.standard_normal((8, 8)).astype(np.float32)
+        if lib == "matgrad":
+            import matgrad as mg
+            tx, tw = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+
+            def step():
+                tx.zero_grad()
+                tw.zero_grad()
+                (tx @ tw).relu().sum().backward()
+            return step
+        if lib == "numpy":
+            def step():
+                y = x @ w
+                g = (y > 0).astype(np.float32)
+                return g @ w.T, x.T @ g, np.maximum(y, 0).sum()
+            return step
+        import torch
+        tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+
+        def step():
+            tx.grad = tw.grad = None
+            (tx @ tw).relu().sum().backward()
+        return step
+    return build, 3 * 2.0 * 8 ** 3, "GFLOP/s"
+
+
+SWEEP_SIZES = (128, 256, 512, 1024, 2048)
+
+
+def cases(quick: bool, only: str | None = None):
+    """The benchmark table: name -> (build, work per call, unit). ``only``: a regex on names."""
+    import re
+
     import numpy as np
-    s = 256 if quick else 1024
     n_lect, d_lect = (16, 512) if quick else (64, 4096)
     side = 512 if quick else 4096
-    table = {
-        f"gemm f32 {s}³": _gemm_case(s, s, s, np.float32),
-        f"gemm f64 {s}³": _gemm_case(s, s, s, np.float64),
+    table = {}
+    for s in (256,) if quick else (1024, 2048):
+        for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
+            for ta, tb in ((False, False), (False, True), (True, False), (True, True)):
+                ops = ("Aᵀ" if ta else "A") + "·" + ("Bᵀ" if tb else "B")
+                table[f"gemm {dname} {s}³ {ops}"] = _gemm_case(s, s, s, dtype, ta, tb)
+    table.update({
         "lecture y = x·w f32": _gemm_case(n_lect, d_lect, d_lect, np.float32),
         "lecture dx = dy·wᵀ f32": _gemm_case(n_lect, d_lect, d_lect, np.float32, trans_b=True),
         "lecture dw = xᵀ·dy f32": _gemm_case(d_lect, d_lect, n_lect, np.float32, trans_a=True),
+        "lecture layer fwd+bwd f32": _lecture_layer_case(n_lect, d_lect, d_lect),
         f"relu forward f32 {side}²": _relu_forward_case(side),
         f"relu backward f32 {side}²": _relu_backward_case(side),
         f"copy f32 {side}² (streaming rate)": _copy_case(side),
-    }
+        "train step MLP 784-512-256-10, batch 128": _mlp_step_case([784, 512, 256, 10], 128),
+        "train step MLP 64-64-64-10, batch 32": _mlp_step_case([64, 64, 64, 10], 32),
+        "tiny graph 8×8 matmul-relu-sum-backward": _tiny_graph_case(),
+    })
+    if not quick:
+        for s in SWEEP_SIZES:
+            for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
+                table[f"sweep gemm {dname} {s}³"] = _gemm_case(s, s, s, dtype)
+    if only:
+        table = {k: v for k, v in table.items() if re.search(only, k)}
     return table
 
 
@@ -130,7 +284,7 @@ def time_call(fn, min_calls=5, min_seconds=0.3):
     return statistics.median(times)
 
 
-def worker(lib: str, quick: bool, threads: int) -> None:
+def worker(lib: str, quick: bool, threads: int, only: str | None = None) -> None:
     if lib == "torch":
         import torch
         torch.set_num_threads(threads)
@@ -138,7 +292,7 @@ def worker(lib: str, quick: bool, threads: int) -> None:
         import matgrad
         matgrad.set_num_threads(threads)
     results = {}
-    for name, (build, _, _) in cases(quick).items():
+    for name, (build, _, _) in cases(quick, only).items():
         if name.startswith("copy") and lib != "numpy":
             continue  # the streaming reference is measured once
         results[name] = time_call(build(lib))
@@ -155,10 +309,12 @@ def library_env(lib: str, threads: int) -> dict:
     return env
 
 
-def run_worker(lib: str, quick: bool, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", lib, "--threads", str(threads)]
+def run_worker(lib: str, quick: bool, threads: int, only: str | None = None) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--threads", str(threads)]
     if quick:
         cmd.append("--quick")
+    if only:
+        cmd += ["--only", only]
     out = subprocess.run(cmd, env=library_env(lib, threads), capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{lib} worker failed:\n{out.stderr}")
@@ -216,16 +372,61 @@ def _openblas_kernel(threads: int) -> str:
     return out.stdout.strip() or "unknown"
 
 
+def write_plots(folder: str, table: dict, medians: dict, libs: list, lines: list) -> None:
+    """GFLOP/s against size per library and dtype; training-step time per library."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(folder, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
+    for ax, dname in zip(axes, ("f32", "f64")):
+        for lib in libs:
+            sizes, rates = [], []
+            for s in SWEEP_SIZES:
+                name = f"sweep gemm {dname} {s}³"
+                if name in medians and lib in medians[name]:
+                    sizes.append(s)
+                    rates.append(table[name][1] / medians[name][lib] / 1e9)
+            if sizes:
+                ax.plot(sizes, rates, marker="o", label=lib)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("n (n×n · n×n)")
+        ax.set_ylabel("GFLOP/s")
+        ax.set_title(f"GEMM {'float32' if dname == 'f32' else 'float64'}, 2 threads")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    fig.suptitle(lines[0].split(";")[-1].strip(), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, "gemm_gflops.png"), dpi=110)
+    plt.close(fig)
+
+    steps = [k for k in table if k.startswith(("train step", "tiny graph", "lecture layer"))]
+    fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps), 3.6))
+    for ax, name in zip(axes, steps):
+        vals = [medians[name].get(lib, float("nan")) * 1e3 for lib in libs]
+        bars = ax.bar(libs, vals, color=["#2a7", "#48c", "#d63"][: len(libs)])
+        ax.bar_label(bars, fmt="%.3g")
+        ax.set_title(name.replace(", batch", "\nbatch").replace(" 8×8", "\n8×8"), fontsize=8)
+        ax.set_ylabel("ms per step (lower is better)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, "training_steps.png"), dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--write", metavar="FILE", help="also write the table as Markdown")
+    parser.add_argument("--plots", metavar="DIR", help="also write PNG plots there (needs matplotlib)")
+    parser.add_argument("--only", metavar="REGEX", help="run only the cases whose name matches")
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.quick, args.threads)
+        worker(args.worker, args.quick, args.threads, args.only)
         return 0
 
     libs = available_libraries()
@@ -233,15 +434,16 @@ def main(argv=None) -> int:
     for r in range(args.rounds):
         order = libs if r % 2 == 0 else libs[::-1]
         for lib in order:
-            runs[lib].append(run_worker(lib, args.quick, args.threads))
+            runs[lib].append(run_worker(lib, args.quick, args.threads, args.only))
             print(f"round {r + 1}/{args.rounds}: {lib} done", file=sys.stderr)
 
-    table = cases(args.quick)
+    table = cases(args.quick, args.only)
     header = ["case", *[f"{lib} ms" for lib in libs], "rate (matgrad)",
               *[f"× vs {lib}" for lib in libs if lib != "matgrad"]]
     rows = []
+    medians = {}
     for name, (_, work, unit) in table.items():
-        med = {}
+        med = medians[name] = {}
         spread = {}
         for lib in libs:
             samples = [run[name] for run in runs[lib] if name in run]
@@ -266,6 +468,8 @@ def main(argv=None) -> int:
         "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     print("\n".join(md))
+    if args.plots:
+        write_plots(args.plots, table, medians, libs, lines)
     if args.write:
         with open(args.write, "w") as f:
             f.write("# Benchmarks\n\nGenerated by `python benchmarks/compare.py --write "
