@@ -114,18 +114,23 @@ py::array check_out(const char* fn, const char* name, const py::handle& out_obj,
     return out;
 }
 
+// A C-contiguous, aligned copy. (np.ascontiguousarray is not enough: it returns a
+// C-contiguous array as it is, misaligned or not.)
+py::array aligned_copy(const py::array& arr) {
+    return py::module_::import("numpy").attr("array")(arr, py::arg("copy") = true,
+                                                      py::arg("order") = "C");
+}
+
 // Inputs whose strides are not whole elements, or that are misaligned, are
 // copied once (inputs only; never `out`).
 py::array readable(const py::array& arr) {
     bool ok = is_aligned(arr);
     for (py::ssize_t i = 0; ok && i < arr.ndim(); ++i) ok = arr.strides(i) % arr.itemsize() == 0;
-    if (ok) return arr;
-    return py::module_::import("numpy").attr("ascontiguousarray")(arr);
+    return ok ? arr : aligned_copy(arr);
 }
 
 py::array contiguous(const py::array& arr) {
-    if (is_c_contiguous(arr) && is_aligned(arr)) return arr;
-    return py::module_::import("numpy").attr("ascontiguousarray")(arr);
+    return is_c_contiguous(arr) && is_aligned(arr) ? arr : aligned_copy(arr);
 }
 
 // ---- matmul --------------------------------------------------------------------
@@ -391,7 +396,16 @@ py::tuple linear_backward(const py::handle& dy_obj, const py::handle& x_obj,
         if (py::isinstance<py::tuple>(accumulate_obj)) flags = py::reinterpret_borrow<py::tuple>(accumulate_obj);
         if (flags.size() != 3)
             fail_type(std::string(fn) + ": accumulate must be a bool or a tuple of 3 bools (dx, dw, db)");
-        for (int i = 0; i < 3; ++i) accumulate[i] = flags[i].cast<bool>();
+        for (int i = 0; i < 3; ++i) {
+            try {
+                accumulate[i] = flags[i].cast<bool>();
+            } catch (const py::cast_error&) {
+                fail_type(std::string(fn) +
+                          ": accumulate must be a bool or a tuple of 3 bools (dx, dw, db); item " +
+                          std::to_string(i) + " is a " +
+                          py::str(py::type::of(flags[i]).attr("__name__")).cast<std::string>());
+            }
+        }
     }
     py::array dy = require_2d(fn, "grad_y", dy_obj), x = require_2d(fn, "x", x_obj),
               w = require_2d(fn, "w", w_obj);

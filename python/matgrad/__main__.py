@@ -5,6 +5,7 @@ and the test accuracy as the last line printed: ``test accuracy: NN.NN%``.
 """
 
 import argparse
+import os
 import sys
 import time
 
@@ -46,6 +47,14 @@ def _positive_float(text):
     return value
 
 
+def _output_path(text):
+    """A file to write after training: its folder must exist now, not only after the work."""
+    directory = os.path.dirname(text)
+    if directory and not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(f"directory {directory!r} does not exist")
+    return text
+
+
 def _non_negative_int(text):
     try:
         value = int(text)
@@ -72,8 +81,9 @@ def build_parser():
     p.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed for initialisation and shuffling (default: 0)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(default: float32)")
-    p.add_argument("--save", metavar="PATH", default=None, help="save the trained parameters (.npz)")
-    p.add_argument("--plot", metavar="FILE", default=None,
+    p.add_argument("--save", metavar="PATH", type=_output_path, default=None,
+                   help="save the trained parameters (.npz)")
+    p.add_argument("--plot", metavar="FILE", type=_output_path, default=None,
                    help="save loss and accuracy curves as a PNG (needs matplotlib: pip install 'matgrad[plot]')")
     return p
 

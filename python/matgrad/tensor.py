@@ -131,7 +131,8 @@ class Tensor:
     ``.sum``, ``.mean``) are bound onto this class by ``matgrad.ops``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_prev", "_backward", "_op", "_gown", "_spare")
+    __slots__ = ("data", "grad", "requires_grad", "_prev", "_backward", "_op", "_gown", "_spare",
+                 "__weakref__")  # weakref.ref(tensor) works (e.g. to check that a graph was freed)
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, dtype=None, requires_grad=False):
