@@ -5,21 +5,12 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
-#include <random>
 #include <vector>
 
+#include "bench_data.hpp"
 #include "matgrad/matgrad.hpp"
 
 namespace {
-
-template <class T>
-std::vector<T> random_matrix(int64_t rows, int64_t cols, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<T> dist(0, 1);
-    std::vector<T> v(static_cast<size_t>(rows * cols));
-    for (auto& x : v) x = dist(gen);
-    return v;
-}
 
 // args: m, n, k, trans_a, trans_b
 template <class T>
@@ -27,8 +18,8 @@ void BM_gemm(benchmark::State& state) {
     const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
     const bool ta = state.range(3), tb = state.range(4);
     // Stored shapes: A is [m×k] or, transposed, [k×m]; likewise B.
-    const auto a = random_matrix<T>(ta ? k : m, ta ? m : k, 1);
-    const auto b = random_matrix<T>(tb ? n : k, tb ? k : n, 2);
+    const auto a = bench::random_vector<T>((ta ? k : m) * (ta ? m : k), 1);
+    const auto b = bench::random_vector<T>((tb ? n : k) * (tb ? k : n), 2);
     std::vector<T> c(static_cast<size_t>(m * n));
     const int64_t lda = ta ? m : k, ldb = tb ? k : n;
     for (auto _ : state) {

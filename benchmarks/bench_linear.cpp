@@ -4,25 +4,17 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
-#include <random>
 #include <vector>
 
+#include "bench_data.hpp"
 #include "matgrad/matgrad.hpp"
 
 namespace {
 
-std::vector<float> random_vector(int64_t n, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> dist(0, 1);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (auto& x : v) x = dist(gen);
-    return v;
-}
-
 void BM_lecture_layer_forward_backward(benchmark::State& state) {
     const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
-    const auto x = random_vector(n * d, 1), w = random_vector(d * m, 2), b = random_vector(m, 3),
-               dy = random_vector(n * m, 4);
+    const auto x = bench::random_vector(n * d, 1), w = bench::random_vector(d * m, 2);
+    const auto b = bench::random_vector(m, 3), dy = bench::random_vector(n * m, 4);
     std::vector<float> y(n * m), dx(n * d), dw(d * m), db(m);
     for (auto _ : state) {
         matgrad::linear_forward(n, d, m, x.data(), d, 1, w.data(), m, 1, b.data(), true, y.data(), m);

@@ -4,26 +4,18 @@
 
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <vector>
 
+#include "bench_data.hpp"
 #include "matgrad/matgrad.hpp"
 
 namespace {
 
 constexpr int64_t kSide = 4096;
 
-std::vector<float> random_vector(int64_t n, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> dist(0, 1);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (auto& x : v) x = dist(gen);
-    return v;
-}
-
 void BM_copy(benchmark::State& state) {
     const int64_t n = kSide * kSide;
-    const auto x = random_vector(n, 1);
+    const auto x = bench::random_vector(n, 1);
     std::vector<float> y(static_cast<size_t>(n));
     for (auto _ : state) {
         std::memcpy(y.data(), x.data(), n * sizeof(float));
@@ -34,7 +26,7 @@ void BM_copy(benchmark::State& state) {
 
 void BM_relu_forward(benchmark::State& state) {
     const int64_t n = kSide * kSide;
-    const auto x = random_vector(n, 1);
+    const auto x = bench::random_vector(n, 1);
     std::vector<float> y(static_cast<size_t>(n));
     for (auto _ : state) {
         matgrad::relu_forward(x.data(), y.data(), n);
@@ -46,7 +38,7 @@ void BM_relu_forward(benchmark::State& state) {
 
 void BM_relu_backward(benchmark::State& state) {
     const int64_t n = kSide * kSide;
-    const auto x = random_vector(n, 1), dy = random_vector(n, 2);
+    const auto x = bench::random_vector(n, 1), dy = bench::random_vector(n, 2);
     std::vector<float> dx(static_cast<size_t>(n));
     for (auto _ : state) {
         matgrad::relu_backward(dy.data(), x.data(), dx.data(), n);

@@ -42,3 +42,20 @@ def threads():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261126)
+
+
+def matrix_with_layout(rng, rows, cols, dtype, layout):
+    """A rows×cols matrix of standard normal values with the given memory layout: "C", "F",
+    "strided" (a view with both strides > 1), "reversed" (negative strides) or "broadcast"
+    (one row repeated: row stride 0, read-only)."""
+    if layout == "C":
+        return rng.standard_normal((rows, cols)).astype(dtype)
+    if layout == "F":
+        return np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype))
+    if layout == "strided":
+        return rng.standard_normal((2 * rows + 1, 3 * cols + 2)).astype(dtype)[1::2, 2::3]
+    if layout == "reversed":
+        return rng.standard_normal((rows, cols)).astype(dtype)[::-1, ::-1]
+    if layout == "broadcast":
+        return np.broadcast_to(rng.standard_normal((1, cols)).astype(dtype), (rows, cols))
+    raise AssertionError(layout)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from matgrad import kernels
+from conftest import matrix_with_layout
 
 DTYPES = (np.float32, np.float64)
 
@@ -19,22 +20,11 @@ SHAPES = [
 LAYOUTS = ("C", "F", "strided", "reversed")
 
 
-def stored(rng, rows, cols, dtype, layout):
-    """A rows×cols array of the given memory layout (all hold the same kind of data)."""
-    if layout == "C":
-        return rng.standard_normal((rows, cols)).astype(dtype)
-    if layout == "F":
-        return np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype))
-    if layout == "strided":
-        return rng.standard_normal((2 * rows + 1, 3 * cols + 2)).astype(dtype)[1::2, 2::3]
-    if layout == "reversed":
-        return rng.standard_normal((rows, cols)).astype(dtype)[::-1, ::-1]
-    raise AssertionError(layout)
 
 
 def operands(rng, m, n, k, trans_a, trans_b, dtype, layout):
-    a = stored(rng, k if trans_a else m, m if trans_a else k, dtype, layout)
-    b = stored(rng, n if trans_b else k, k if trans_b else n, dtype, layout)
+    a = matrix_with_layout(rng, k if trans_a else m, m if trans_a else k, dtype, layout)
+    b = matrix_with_layout(rng, n if trans_b else k, k if trans_b else n, dtype, layout)
     return a, b
 
 

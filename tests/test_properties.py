@@ -25,6 +25,7 @@ from hypothesis.extra import numpy as hnp
 
 import matgrad as mg
 from matgrad import kernels
+from conftest import matrix_with_layout
 
 # When a hypothesis test fails, its pytest plugin imports hypothesis.extra._patching (libcst) to
 # write a patch; in this environment that import warns (mypy_extensions.TypedDict is deprecated),
@@ -51,19 +52,6 @@ def _settings(max_examples):
 # --------------------------------------------------------------------------------------------
 
 
-def _stored(rng, rows, cols, dtype, layout):
-    """A rows×cols matrix of standard normal values with the given memory layout."""
-    if layout == "C":
-        return rng.standard_normal((rows, cols)).astype(dtype)
-    if layout == "F":
-        return np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype))
-    if layout == "strided":
-        return rng.standard_normal((2 * rows + 1, 3 * cols + 2)).astype(dtype)[1::2, 2::3]
-    if layout == "reversed":
-        return rng.standard_normal((rows, cols)).astype(dtype)[::-1, ::-1]
-    if layout == "broadcast":  # one row repeated: row stride 0, read-only
-        return np.broadcast_to(rng.standard_normal((1, cols)).astype(dtype), (rows, cols))
-    raise AssertionError(layout)
 
 
 def _with_specials(arr, specials):
@@ -110,8 +98,8 @@ def _exact_reference(opa, opb):
 def test_gemm_matches_float64_reference(isa, trans_a, trans_b, dtype, case):
     m, n, k = case["m"], case["n"], case["k"]
     rng = np.random.default_rng(case["seed"])
-    a = _stored(rng, k if trans_a else m, m if trans_a else k, dtype, case["layout_a"])
-    b = _stored(rng, n if trans_b else k, k if trans_b else n, dtype, case["layout_b"])
+    a = matrix_with_layout(rng, k if trans_a else m, m if trans_a else k, dtype, case["layout_a"])
+    b = matrix_with_layout(rng, n if trans_b else k, k if trans_b else n, dtype, case["layout_b"])
     a = _with_specials(a, case["specials_a"])
     b = _with_specials(b, case["specials_b"])
     a_before, b_before = a.copy(), b.copy()

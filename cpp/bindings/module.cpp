@@ -38,6 +38,16 @@ std::string dtype_str(const py::array& arr) { return py::str(arr.dtype()).cast<s
 
 enum class Dtype { f32, f64 };
 
+// Calls f with a value of the element type, f(float{}) or f(double{}), so that
+// one generic lambda serves both dtypes.
+template <class F>
+void with_element_type(Dtype dt, F&& f) {
+    if (dt == Dtype::f32)
+        f(float{});
+    else
+        f(double{});
+}
+
 py::array require_ndarray(const char* fn, const char* name, const py::handle& obj) {
     if (!py::isinstance<py::array>(obj))
         fail_type(std::string(fn) + ": " + name + " must be a numpy.ndarray, got " +
@@ -193,10 +203,7 @@ py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
         if (overlaps(out, b)) fail_value(std::string(fn) + ": out overlaps input b");
     }
     void* c = out.mutable_data();
-    if (dt == Dtype::f32)
-        call_gemm<float>(oa, ob, c, accumulate);
-    else
-        call_gemm<double>(oa, ob, c, accumulate);
+    with_element_type(dt, [&](auto zero) { call_gemm<decltype(zero)>(oa, ob, c, accumulate); });
     return out;
 }
 
@@ -225,10 +232,10 @@ py::array relu_forward(const py::handle& x_obj, const py::handle& out_obj) {
     const int64_t n = x.size();
     {
         py::gil_scoped_release release;
-        if (dt == Dtype::f32)
-            matgrad::relu_forward(static_cast<const float*>(xp), static_cast<float*>(yp), n);
-        else
-            matgrad::relu_forward(static_cast<const double*>(xp), static_cast<double*>(yp), n);
+        with_element_type(dt, [&](auto zero) {
+            using T = decltype(zero);
+            matgrad::relu_forward(static_cast<const T*>(xp), static_cast<T*>(yp), n);
+        });
     }
     return out;
 }
@@ -252,12 +259,11 @@ py::array relu_backward(const py::handle& dy_obj, const py::handle& x_obj,
     const int64_t n = x.size();
     {
         py::gil_scoped_release release;
-        if (dt == Dtype::f32)
-            matgrad::relu_backward(static_cast<const float*>(dyp), static_cast<const float*>(xp),
-                                   static_cast<float*>(dxp), n);
-        else
-            matgrad::relu_backward(static_cast<const double*>(dyp), static_cast<const double*>(xp),
-                                   static_cast<double*>(dxp), n);
+        with_element_type(dt, [&](auto zero) {
+            using T = decltype(zero);
+            matgrad::relu_backward(static_cast<const T*>(dyp), static_cast<const T*>(xp),
+                                   static_cast<T*>(dxp), n);
+        });
     }
     return out;
 }
@@ -276,10 +282,10 @@ py::array axpy(double alpha, const py::handle& x_obj, const py::handle& y_obj) {
     const int64_t n = x.size();
     {
         py::gil_scoped_release release;
-        if (dt == Dtype::f32)
-            matgrad::axpy(n, static_cast<float>(alpha), static_cast<const float*>(xp), static_cast<float*>(yp));
-        else
-            matgrad::axpy(n, alpha, static_cast<const double*>(xp), static_cast<double*>(yp));
+        with_element_type(dt, [&](auto zero) {
+            using T = decltype(zero);
+            matgrad::axpy(n, static_cast<T>(alpha), static_cast<const T*>(xp), static_cast<T*>(yp));
+        });
     }
     return y;
 }
@@ -338,14 +344,12 @@ py::array linear_forward(const py::handle& x_obj, const py::handle& w_obj, const
     void* yp = out.mutable_data();
     {
         py::gil_scoped_release release;
-        if (dt == Dtype::f32)
-            matgrad::linear_forward(n, d, m, static_cast<const float*>(ox.data), ox.rs, ox.cs,
-                                    static_cast<const float*>(ow.data), ow.rs, ow.cs,
-                                    static_cast<const float*>(bp), relu, static_cast<float*>(yp), m);
-        else
-            matgrad::linear_forward(n, d, m, static_cast<const double*>(ox.data), ox.rs, ox.cs,
-                                    static_cast<const double*>(ow.data), ow.rs, ow.cs,
-                                    static_cast<const double*>(bp), relu, static_cast<double*>(yp), m);
+        with_element_type(dt, [&](auto zero) {
+            using T = decltype(zero);
+            matgrad::linear_forward(n, d, m, static_cast<const T*>(ox.data), ox.rs, ox.cs,
+                                    static_cast<const T*>(ow.data), ow.rs, ow.cs,
+                                    static_cast<const T*>(bp), relu, static_cast<T*>(yp), m);
+        });
     }
     return out;
 }

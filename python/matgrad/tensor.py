@@ -265,20 +265,6 @@ def tensor(data, dtype=None, requires_grad=False):
 _new = object.__new__
 
 
-def _const(data):
-    """A tensor outside any graph around an ndarray that is already valid (no checks)."""
-    t = _new(Tensor)
-    t.data = data if type(data) is np.ndarray else np.asarray(data)  # ufuncs on 0-d arrays give scalars
-    t.grad = None
-    t.requires_grad = False
-    t._prev = ()
-    t._backward = None
-    t._op = None
-    t._gown = False
-    t._spare = None
-    return t
-
-
 def _node(data, prev, backward, op):
     """An op's output: remembers its inputs and the closure that backpropagates to them."""
     t = _new(Tensor)
@@ -290,6 +276,13 @@ def _node(data, prev, backward, op):
     t._op = op
     t._gown = False
     t._spare = None
+    return t
+
+
+def _const(data):
+    """A tensor outside any graph around an ndarray that is already valid (no checks)."""
+    t = _node(data, (), None, None)
+    t.requires_grad = False
     return t
 
 
