@@ -344,6 +344,7 @@ CASES = [
     (T, "sub-broadcast", "t32(3, 4) - t32(3)", lambda: call(mg.sub, t32(3, 4), t32(3))),
     (T, "mul-broadcast", "t32(2, 3) * t32(3, 2)", lambda: call(mg.mul, t32(2, 3), t32(3, 2))),
     (T, "div-tensor", "t32(2) / t32(2)", lambda: call(mg.div, t32(2), t32(2))),
+    (T, "div-by-zero", "t32(2) / 0", lambda: call(mg.div, t32(2), 0)),
     (T, "op-matmul-not-aligned", "t32(3, 4) @ t32(3, 4)", lambda: call(mg.matmul, t32(3, 4), t32(3, 4))),
     (T, "op-matmul-1d", "t32(3) @ t32(3, 2)", lambda: call(mg.matmul, t32(3), t32(3, 2))),
     (T, "sum-axis-range", "t32(2, 3).sum(axis=2)", lambda: call(mg.sum, t32(2, 3), 2)),
@@ -487,7 +488,8 @@ def snapshot(obj, seen=None):
     seen.add(id(obj))
     if isinstance(obj, mg.Tensor):
         return ("Tensor", snapshot(obj.data, seen), None if obj.grad is None else snapshot(obj.grad, seen),
-                obj.requires_grad, obj._backward, tuple(id(p) for p in obj._prev), obj._gown)
+                obj.requires_grad, obj._backward, tuple(id(p) for p in obj._prev),
+                obj.grad is not None and obj._gown is obj.grad)
     if isinstance(obj, mg.nn.Module):
         return ("Module", [(name, snapshot(p, seen)) for name, p in obj.named_parameters()])
     if isinstance(obj, (list, tuple)):

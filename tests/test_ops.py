@@ -343,3 +343,24 @@ def test_fused_linear_skips_inputs_that_need_no_gradient():
     w, b = t64(3, 2), t64(2, requires_grad=False)
     mg.linear(x, w, b, relu=True).sum().backward()
     assert x.grad is None and b.grad is None and w.grad.shape == (3, 2)
+
+
+@pytest.mark.parametrize("relu", (False, True))
+def test_linear_with_the_same_tensor_twice(relu):
+    a = t64(4, 4)
+    gy = rng.standard_normal((4, 4))
+    mg.linear(a, a, relu=relu).backward(gy)
+    fused = a.grad.copy()
+    a.zero_grad()
+    y = a @ a
+    (y.relu() if relu else y).backward(gy)
+    np.testing.assert_allclose(fused, a.grad, rtol=1e-12, atol=1e-12)
+    a.zero_grad()
+    mg.linear(a, a, relu=relu).backward(gy)  # again, into the recycled buffer
+    np.testing.assert_allclose(a.grad, fused, rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(lambda t: mg.linear(t, t, relu=relu), t64(3, 3, away_from_zero=True))
+
+
+def test_division_by_zero_names_the_op():
+    with pytest.raises(ZeroDivisionError, match="div: division of a tensor by zero"):
+        t64(2, 2) / 0

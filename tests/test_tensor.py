@@ -399,3 +399,53 @@ def test_requires_grad_propagates_only_from_inputs_that_need_it():
     (a * b).sum().backward()
     assert a.grad is None
     np.testing.assert_array_equal(b.grad, [1, 2])
+
+
+def test_gradient_assigned_by_hand_is_never_written_in_place():
+    # Ownership goes by identity: after a backward the leaf owns its buffer, but an array the
+    # caller assigns to .grad is theirs, and the next backward must replace it, not add into it.
+    w = mg.tensor(np.ones((2, 2)), dtype=np.float64, requires_grad=True)
+    x = mg.tensor(np.ones((2, 2)), dtype=np.float64)
+    (x @ w).sum().backward()  # w now owns its gradient
+    mine = np.zeros((2, 2))
+    w.grad = mine
+    (x @ w).sum().backward()
+    np.testing.assert_array_equal(mine, np.zeros((2, 2)))  # untouched
+    np.testing.assert_array_equal(w.grad, np.full((2, 2), 2.0))  # 0 + the new contribution
+    w.grad = mine  # assigned by hand on a tensor that never owned it: also left alone
+    (x @ w).sum().backward()
+    np.testing.assert_array_equal(mine, np.zeros((2, 2)))
+
+
+def test_spare_buffer_is_not_reused_while_a_view_of_it_is_held():
+    x = mg.tensor(np.ones((3, 2)), dtype=np.float64)
+    w = mg.tensor(np.ones((2, 2)), dtype=np.float64, requires_grad=True)
+    b = mg.tensor(np.zeros(2), dtype=np.float64, requires_grad=True)
+    (x @ w + b).sum().backward()
+    kept = b.grad[:]  # a view: the refcount of b.grad itself does not show it
+    before = kept.copy()
+    b.zero_grad()
+    mg.linear(x, w, b).sum().backward()
+    np.testing.assert_array_equal(kept, before)
+
+
+def test_matmul_spare_buffer_survives_a_dtype_change():
+    x = mg.tensor(np.ones((2, 3)), dtype=np.float32)
+    w = mg.tensor(np.ones((3, 2)), dtype=np.float32, requires_grad=True)
+    (x @ w).sum().backward()
+    w.zero_grad()
+    w.data = w.data.astype(np.float64)
+    (mg.tensor(np.ones((2, 3)), dtype=np.float64) @ w).sum().backward()
+    assert w.grad.dtype == np.float64
+    np.testing.assert_array_equal(w.grad, np.full((3, 2), 2.0))
+
+
+def test_misaligned_float_arrays_are_copied_so_optimizers_can_update_them():
+    raw = np.zeros(4 * 6 + 1, np.uint8)
+    misaligned = raw[1:].view(np.float32).reshape(2, 3)
+    assert not misaligned.flags.aligned
+    p = mg.tensor(misaligned, requires_grad=True)
+    assert p.data.flags.aligned and p.data.flags.c_contiguous
+    (p * 2.0).sum().backward()
+    mg.optim.SGD([p], lr=0.5).step()
+    np.testing.assert_array_equal(p.data, np.full((2, 3), -1.0, np.float32))

@@ -55,6 +55,21 @@ py::array require_ndarray(const char* fn, const char* name, const py::handle& ob
     return py::reinterpret_borrow<py::array>(obj);
 }
 
+py::array require_2d(const char* fn, const char* name, const py::handle& obj) {
+    py::array arr = require_ndarray(fn, name, obj);
+    if (arr.ndim() != 2)
+        fail_value(std::string(fn) + ": " + name + " must be 2-D, got " +
+                   std::to_string(arr.ndim()) + "-D array of shape " + shape_str(arr));
+    return arr;
+}
+
+// "fn: shapes (2, 3) and (4, 5) are not aligned: 3 != 4", with notes on transposed operands.
+[[noreturn]] void fail_not_aligned(const char* fn, const Shape& sa, const char* note_a, const Shape& sb,
+                                   const char* note_b) {
+    fail_value(std::string(fn) + ": shapes " + shape_str(sa) + note_a + " and " + shape_str(sb) +
+               note_b + " are not aligned: " + std::to_string(sa[1]) + " != " + std::to_string(sb[0]));
+}
+
 Dtype require_float(const char* fn, const char* name, const py::array& arr) {
     if (arr.dtype().is(py::dtype::of<float>()) || arr.dtype().equal(py::dtype::of<float>()))
         if (arr.dtype().byteorder() != '>') return Dtype::f32;
@@ -172,25 +187,19 @@ void call_gemm(const Operand& a, const Operand& b, void* c, bool accumulate) {
 py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a, bool trans_b,
                  const py::handle& out_obj, bool accumulate) {
     const char* fn = "matmul";
-    py::array a = require_ndarray(fn, "a", a_obj), b = require_ndarray(fn, "b", b_obj);
-    for (const auto& [name, arr] : {std::pair<const char*, const py::array&>{"a", a}, {"b", b}})
-        if (arr.ndim() != 2)
-            fail_value(std::string(fn) + ": " + name + " must be 2-D, got " +
-                       std::to_string(arr.ndim()) + "-D array of shape " + shape_str(arr));
+    py::array a = require_2d(fn, "a", a_obj), b = require_2d(fn, "b", b_obj);
     const Dtype dt = require_float(fn, "a", a);
     require_float(fn, "b", b);
     require_same_dtype(fn, "a", a, "b", b);
 
-    a = readable(a);
-    b = readable(b);
-    const Operand oa = operand(a, trans_a), ob = operand(b, trans_b);
-    if (oa.cols != ob.rows) {
-        std::string sa = shape_str(Shape{oa.rows, oa.cols}) + (trans_a ? " (a transposed)" : "");
-        std::string sb = shape_str(Shape{ob.rows, ob.cols}) + (trans_b ? " (b transposed)" : "");
-        fail_value(std::string(fn) + ": shapes " + sa + " and " + sb + " are not aligned: " +
-                   std::to_string(oa.cols) + " != " + std::to_string(ob.rows));
-    }
-    const int64_t m = oa.rows, n = ob.cols;
+    // Shapes of op(a), op(b) from the arrays as given; out is checked (overlap
+    // included) before any input is copied.
+    const int64_t a_rows = a.shape(trans_a ? 1 : 0), a_cols = a.shape(trans_a ? 0 : 1);
+    const int64_t b_rows = b.shape(trans_b ? 1 : 0), b_cols = b.shape(trans_b ? 0 : 1);
+    if (a_cols != b_rows)
+        fail_not_aligned(fn, Shape{a_rows, a_cols}, trans_a ? " (a transposed)" : "",
+                         Shape{b_rows, b_cols}, trans_b ? " (b transposed)" : "");
+    const int64_t m = a_rows, n = b_cols;
 
     py::array out;
     if (out_obj.is_none()) {
@@ -202,6 +211,9 @@ py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
         if (overlaps(out, a)) fail_value(std::string(fn) + ": out overlaps input a");
         if (overlaps(out, b)) fail_value(std::string(fn) + ": out overlaps input b");
     }
+    a = readable(a);
+    b = readable(b);
+    const Operand oa = operand(a, trans_a), ob = operand(b, trans_b);
     void* c = out.mutable_data();
     with_element_type(dt, [&](auto zero) { call_gemm<decltype(zero)>(oa, ob, c, accumulate); });
     return out;
@@ -292,13 +304,6 @@ py::array axpy(double alpha, const py::handle& x_obj, const py::handle& y_obj) {
 
 // ---- fused linear layer ------------------------------------------------------------
 
-py::array require_2d(const char* fn, const char* name, const py::handle& obj) {
-    py::array arr = require_ndarray(fn, name, obj);
-    if (arr.ndim() != 2)
-        fail_value(std::string(fn) + ": " + name + " must be 2-D, got " +
-                   std::to_string(arr.ndim()) + "-D array of shape " + shape_str(arr));
-    return arr;
-}
 
 void require_shape(const char* fn, const char* name, const py::array& arr, const Shape& want,
                    const char* why) {
@@ -314,10 +319,7 @@ py::array linear_forward(const py::handle& x_obj, const py::handle& w_obj, const
     const Dtype dt = require_float(fn, "x", x);
     require_float(fn, "w", w);
     require_same_dtype(fn, "x", x, "w", w);
-    if (x.shape(1) != w.shape(0))
-        fail_value(std::string(fn) + ": shapes " + shape_str(x) + " and " + shape_str(w) +
-                   " are not aligned: " + std::to_string(x.shape(1)) + " != " +
-                   std::to_string(w.shape(0)));
+    if (x.shape(1) != w.shape(0)) fail_not_aligned(fn, shape_of(x), "", shape_of(w), "");
     const int64_t n = x.shape(0), d = x.shape(1), m = w.shape(1);
     // Optional arrays are std::optional: a default py::array is an empty array, not "none".
     std::optional<py::array> b;
@@ -418,10 +420,7 @@ py::tuple linear_backward(const py::handle& dy_obj, const py::handle& x_obj,
     require_float(fn, "w", w);
     require_same_dtype(fn, "grad_y", dy, "x", x);
     require_same_dtype(fn, "x", x, "w", w);
-    if (x.shape(1) != w.shape(0))
-        fail_value(std::string(fn) + ": shapes " + shape_str(x) + " and " + shape_str(w) +
-                   " are not aligned: " + std::to_string(x.shape(1)) + " != " +
-                   std::to_string(w.shape(0)));
+    if (x.shape(1) != w.shape(0)) fail_not_aligned(fn, shape_of(x), "", shape_of(w), "");
     const int64_t n = x.shape(0), d = x.shape(1), m = w.shape(1);
     require_shape(fn, "grad_y", dy, Shape{n, m}, "(the shape of y = x·w)");
     std::optional<py::array> y;

@@ -15,7 +15,6 @@
 // is computed by the same sequence of operations whatever the thread count,
 // so results are bit-identical for 1 and 2 threads.
 #include <algorithm>
-#include <cstring>
 
 #include "aligned_buffer.hpp"
 #include "gemm_internal.hpp"
@@ -145,8 +144,9 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     T* const packed_b_all = packed_a + a_elems;
     const MicroKernel<T> kernel = kern.microkernel;
 
-    // The work of one team member; barriers inside are orphaned OpenMP barriers,
-    // no-ops when the body runs on the calling thread alone.
+    // The work of one team member. Its barriers run only inside matgrad's own
+    // team: a body run directly (team == 1) may be inside the caller's parallel
+    // region, where an orphaned barrier would bind to the caller's threads.
     auto body = [&](const int tid, const int team) {
         // The grid was sized for grid.threads; if OpenMP gave fewer (nested
         // regions, thread limits), fall back to one thread doing everything.
@@ -185,7 +185,9 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
                     }
                 }
 #if defined(_OPENMP)
+                if (team > 1) {
 #pragma omp barrier
+                }
 #endif
                 if (works) {
                     for (int64_t jc = j_begin; jc < j_end; jc += nc) {
@@ -226,7 +228,9 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
                     }
                 }
 #if defined(_OPENMP)
+                if (team > 1) {
 #pragma omp barrier
+                }
 #endif
             }
         }

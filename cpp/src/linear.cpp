@@ -22,6 +22,8 @@ namespace {
 // registers/L1, and each column is summed by one thread, top to bottom, so the
 // result does not depend on the thread count.
 constexpr int64_t kSumColumns = 256;
+// Scratch up to this size stays allocated per thread between calls.
+constexpr size_t kKeptScratchBytes = size_t{4} << 20;
 
 // g = relu ? (y > 0 ? dy : 0) : dy (written to g only when relu), and
 // db (+)= Σ_rows g. dy, y, g: [n×m]; db: [m] or null.
@@ -66,8 +68,12 @@ void linear_backward_impl(int64_t n, int64_t d, int64_t m, const T* dy, const T*
                           const Grads& grads) {
     const T* g = dy;
     if (y) {
-        thread_local AlignedBuffer scratch;  // the masked gradient, [n×m]
-        T* masked = static_cast<T*>(scratch.reserve(sizeof(T) * std::max<int64_t>(n * m, 1)));
+        // The masked gradient, [n×m]: a per-thread buffer reused by small layers, a
+        // buffer of its own for large ones (freed on return, not kept per thread).
+        thread_local AlignedBuffer reused;
+        AlignedBuffer own;
+        const size_t bytes = sizeof(T) * static_cast<size_t>(std::max<int64_t>(n * m, 1));
+        T* masked = static_cast<T*>((bytes <= kKeptScratchBytes ? reused : own).reserve(bytes));
         if (grads.db)
             mask_and_sum_columns(n, m, dy, y, masked, grads.db, grads.accumulate_db);
         else

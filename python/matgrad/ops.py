@@ -16,7 +16,7 @@ import operator
 import numpy as np
 
 from . import kernels
-from .tensor import Tensor, _accumulate, _const, _grad_mode, _node
+from .tensor import Tensor, _accumulate, _const, _grad_mode, _node, _owns
 
 # ``sum`` below shadows the builtin inside this module, on purpose (mg.sum mirrors np.sum).
 __all__ = ["matmul", "add", "sub", "mul", "neg", "div", "relu", "sum", "mean", "transpose", "reshape",
@@ -89,32 +89,35 @@ def _reduce_to(g, shape, own):
     return np.add.reduce(g, axis=axes, keepdims=True).reshape(shape), True
 
 
-def _accumulate_matmul(t, a, b, trans_a, trans_b):
-    """t.grad += op(a)·op(b) through the kernel: into the existing buffer when t owns it."""
+def _grad_target(t):
+    """Where an op's kernel should put t's gradient, as (array or None, accumulate?).
+
+    An owned gradient is added into; the buffer zero_grad() left behind is overwritten (never
+    read); otherwise the kernel allocates. A borrowed gradient is copied first: never written.
+    """
     cur = t.grad
     if cur is None:
-        spare = t._spare  # the buffer zero_grad() left behind, if any
+        spare = t._spare
         if spare is not None:
             t._spare = None
-            try:
-                t.grad = _matmul(a, b, trans_a, trans_b, spare)  # out=spare: overwritten, never read
-                t._gown = True
-                return
-            except ValueError:  # shape or dtype changed since: allocate
-                pass
-        t.grad = _matmul(a, b, trans_a, trans_b)
-        t._gown = True
-        return
-    if t._gown and cur.flags.c_contiguous:
-        try:
-            _matmul(a, b, trans_a, trans_b, cur, True)  # out=cur, accumulate: C += op(a)·op(b)
-            return
-        except ValueError:  # the kernel refused before writing (e.g. cur overlaps an input)
-            pass
-    buf = np.array(cur, order="C")  # a borrowed buffer is never written
-    _matmul(a, b, trans_a, trans_b, out=buf, accumulate=True)
-    t.grad = buf
-    t._gown = True
+            if spare.shape == t.data.shape and spare.dtype == t.data.dtype:
+                return spare, False
+        return None, False
+    if _owns(t, cur) and cur.flags.c_contiguous:
+        return cur, True
+    return np.array(cur, order="C"), True
+
+
+def _accumulate_matmul(t, a, b, trans_a, trans_b):
+    """t.grad += op(a)·op(b) through the kernel: into t's own buffer when it has one."""
+    out, accumulate = _grad_target(t)
+    try:
+        g = _matmul(a, b, trans_a, trans_b, out, accumulate)
+    except ValueError:  # out overlaps an operand (a gradient assigned by hand): no in-place write
+        g = _matmul(a, b, trans_a, trans_b)
+        if accumulate:
+            g += out
+    t.grad = t._gown = g
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,25 +141,6 @@ def matmul(x, w):
             _accumulate_matmul(w, x.data, gy, True, False)
 
     return _node(y, (x, w), backward, "matmul")
-
-
-def _grad_target(t):
-    """Where t's share of a fused backward goes, as (array or None, accumulate?).
-
-    An owned gradient is added into; the buffer zero_grad() left behind is overwritten (never
-    read); otherwise the kernel allocates. A borrowed gradient is copied first: never written.
-    """
-    cur = t.grad
-    if cur is None:
-        spare = t._spare
-        if spare is not None:
-            t._spare = None
-            if spare.shape == t.data.shape and spare.dtype == t.data.dtype:
-                return spare, False
-        return None, False
-    if t._gown and cur.flags.c_contiguous:
-        return cur, True
-    return np.array(cur, order="C"), True
 
 
 def linear(x, w, b=None, relu=False):
@@ -194,16 +178,21 @@ def linear(x, w, b=None, relu=False):
 
     def backward(gy, own):  # gy = dL/dy: (N,M)
         # y = relu(x·w + b)  ->  g = dL/dy ⊙ [y > 0];  dL/db = Σ_n g;  dL/dx = g·wᵀ;  dL/dw = xᵀ·g
-        targets = [t if t is not None and t.requires_grad else None for t in (x, w, b)]
-        outs = [_grad_target(t) if t is not None else (None, False) for t in targets]
+        inputs = (x, w, b)
+        need = [t is not None and t.requires_grad for t in inputs]
+        # A tensor passed twice (linear(a, a)) gets its buffer once; the repeat is added after.
+        first = [need[i] and all(inputs[i] is not inputs[j] for j in range(i)) for i in range(3)]
+        outs = [_grad_target(inputs[i]) if first[i] else (None, False) for i in range(3)]
         grads = _linear_backward(gy, x.data, w.data, y if relu else None, relu=relu,
-                                 need_dx=targets[0] is not None, need_dw=targets[1] is not None,
-                                 need_db=targets[2] is not None, dx=outs[0][0], dw=outs[1][0],
-                                 db=outs[2][0], accumulate=(outs[0][1], outs[1][1], outs[2][1]))
-        for t, g in zip(targets, grads):
-            if t is not None:
-                t.grad = g
-                t._gown = True
+                                 need_dx=need[0], need_dw=need[1], need_db=need[2],
+                                 dx=outs[0][0], dw=outs[1][0], db=outs[2][0],
+                                 accumulate=(outs[0][1], outs[1][1], outs[2][1]))
+        for i in range(3):
+            if first[i]:
+                inputs[i].grad = inputs[i]._gown = grads[i]
+        for i in range(3):
+            if need[i] and not first[i]:
+                _accumulate(inputs[i], grads[i], True)
 
     return _node(y, (x, w) if b is None else (x, w, b), backward, "linear_relu" if relu else "linear")
 
@@ -299,6 +288,8 @@ def div(a, s):
     """y = a / s for a number s (recorded as a * (1/s))."""
     if isinstance(s, Tensor) or not isinstance(s, (int, float, np.integer, np.floating)):
         raise TypeError(f"div: only division by a number is supported, got {type(s).__name__}")
+    if s == 0:
+        raise ZeroDivisionError("div: division of a tensor by zero")
     return mul(a, 1.0 / float(s))
 
 

@@ -6,8 +6,11 @@ A Tensor wraps one float32 or float64 ndarray (``.data``). An op's output rememb
 live in ``ops.py``: this module imports nothing from there, so the imports run one way.
 
 Gradient buffers. During a backward pass every tensor's ``.grad`` slot is its accumulator. A
-buffer is either *owned* (``_gown``: nobody else holds it, so it may be written in place) or
-*borrowed* (shared with another tensor or with the caller, so it is replaced, never written).
+buffer is either *owned* (``t._gown is t.grad``: matgrad made it for this tensor, so later passes
+accumulate into it in place, as PyTorch does; a reference the caller keeps to it sees that) or
+*borrowed* (shared with another tensor's gradient or with an upstream gradient, or assigned by the
+caller, so it is replaced, never written). Ownership goes by identity: assigning ``t.grad = arr``
+by hand makes the gradient borrowed, whatever happened before.
 An op's backward receives ``own=True`` when it may reuse dL/dy's buffer (for instance ReLU masks it
 in place). Leaves end every pass with an owned, C-contiguous ``.grad``; intermediates' gradients
 are dropped as soon as their op's backward has run.
@@ -91,7 +94,7 @@ class enable_grad(_SetGradMode):
 
 
 def _as_array(data, dtype=None):
-    """Return ``data`` as a C-contiguous float32/float64 ndarray (no copy when already one)."""
+    """Return ``data`` as a C-contiguous, aligned float32/float64 ndarray (no copy when already one)."""
     if dtype is not None:
         dtype = np.dtype(dtype)
         if dtype not in _FLOATS:
@@ -102,7 +105,9 @@ def _as_array(data, dtype=None):
         arr = data if type(data) is np.ndarray else np.asarray(data)  # np.matrix & co: plain arrays
         if arr.dtype in _FLOATS:
             if dtype is None or arr.dtype == dtype:
-                return arr if arr.flags.c_contiguous else np.asarray(arr, order="C")
+                if arr.flags.c_contiguous and arr.flags.aligned:
+                    return arr
+                return np.array(arr, order="C")  # a fresh buffer is aligned, as the kernels need
             return arr.astype(dtype)
         kind = arr.dtype.kind
         if dtype is None and kind == "f" and arr.dtype.itemsize in (4, 8):
@@ -142,7 +147,7 @@ class Tensor:
         self._prev = ()
         self._backward = None
         self._op = None
-        self._gown = False
+        self._gown = None
         self._spare = None
 
     # ---- ndarray-like read-only views --------------------------------------------------------
@@ -231,22 +236,22 @@ class Tensor:
                     leaves.append(node)
                     continue
                 gy = node.grad
-                node.grad = None  # intermediates keep no gradient
+                own = gy is not None and node._gown is gy
+                node.grad = node._gown = None  # intermediates keep no gradient
                 if gy is not None:
-                    fn(gy, node._gown)
+                    fn(gy, own)
                 if not retain_graph:
                     node._backward = _released
                     node._prev = ()
         except BaseException:
             for node in order:
                 if node._backward is not None:
-                    node.grad = None
+                    node.grad = node._gown = None
             raise
         for leaf in leaves:
             g = leaf.grad
-            if g is not None and not (leaf._gown and g.flags.c_contiguous):
-                leaf.grad = np.array(g, order="C")  # never hand the caller a shared buffer
-                leaf._gown = True
+            if g is not None and not (_owns(leaf, g) and g.flags.c_contiguous):
+                leaf.grad = leaf._gown = np.array(g, order="C")  # never hand the caller a shared buffer
 
 
 def tensor(data, dtype=None, requires_grad=False):
@@ -274,7 +279,7 @@ def _node(data, prev, backward, op):
     t._prev = prev
     t._backward = backward
     t._op = op
-    t._gown = False
+    t._gown = None
     t._spare = None
     return t
 
@@ -291,8 +296,9 @@ def _drop_grad(t):
     when nothing else references it: big gradients are then not reallocated (and page-faulted)
     at every training step. A buffer the caller still holds is never reused."""
     g = t.grad
-    t.grad = None
-    if g is not None and t._gown and _getrefcount is not None and _getrefcount(g) == _UNIQUE_REFS:
+    owned = g is not None and t._gown is g and g.flags.owndata  # a view's base may be held elsewhere
+    t.grad = t._gown = None
+    if owned and _getrefcount is not None and _getrefcount(g) == _UNIQUE_REFS:
         t._spare = g
 
 
@@ -301,6 +307,12 @@ def _unique_refs():
     measured, not assumed, since interpreters count stack references differently)."""
     g = np.empty(1)
     return _getrefcount(g)
+
+
+def _owns(t, g):
+    """Whether t may write its gradient g in place: matgrad made g for t. An array assigned to
+    ``.grad`` by hand never is (ownership goes by identity, not by history)."""
+    return t._gown is g
 
 
 _getrefcount = getattr(sys, "getrefcount", None)  # absent on PyPy: no reuse there
@@ -314,12 +326,11 @@ def _accumulate(t, g, own):
     cur = t.grad
     if cur is None:
         t.grad = g
-        t._gown = own
-    elif t._gown:
+        t._gown = g if own else None
+    elif _owns(t, cur):
         cur += g
     else:  # a borrowed buffer is never written: replace it
-        t.grad = np.add(cur, g, order="C")
-        t._gown = True
+        t.grad = t._gown = np.add(cur, g, order="C")
 
 
 def _released(gy, own):

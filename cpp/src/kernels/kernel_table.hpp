@@ -62,7 +62,8 @@ inline const TypedKernels<float>& KernelTable::get<float>() const { return f32; 
 template <>
 inline const TypedKernels<double>& KernelTable::get<double>() const { return f64; }
 
-// Defined one per ISA translation unit; null-free: each returns a complete table.
+// Defined one per ISA translation unit. Every entry is set except the optional
+// pack_b_transposed (null: the portable pack_b is used).
 const KernelTable& avx512_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& baseline_kernels();
