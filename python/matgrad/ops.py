@@ -108,6 +108,9 @@ def _grad_target(t):
     return np.array(cur, order="C"), True
 
 
+_NO_TARGET = (None, False)
+
+
 def _accumulate_matmul(t, a, b, trans_a, trans_b):
     """t.grad += op(a)·op(b) through the kernel: into t's own buffer when it has one."""
     out, accumulate = _grad_target(t)
@@ -178,21 +181,23 @@ def linear(x, w, b=None, relu=False):
 
     def backward(gy, own):  # gy = dL/dy: (N,M)
         # y = relu(x·w + b)  ->  g = dL/dy ⊙ [y > 0];  dL/db = Σ_n g;  dL/dx = g·wᵀ;  dL/dw = xᵀ·g
-        inputs = (x, w, b)
-        need = [t is not None and t.requires_grad for t in inputs]
-        # A tensor passed twice (linear(a, a)) gets its buffer once; the repeat is added after.
-        first = [need[i] and all(inputs[i] is not inputs[j] for j in range(i)) for i in range(3)]
-        outs = [_grad_target(inputs[i]) if first[i] else (None, False) for i in range(3)]
-        grads = _linear_backward(gy, x.data, w.data, y if relu else None, relu=relu,
-                                 need_dx=need[0], need_dw=need[1], need_db=need[2],
-                                 dx=outs[0][0], dw=outs[1][0], db=outs[2][0],
-                                 accumulate=(outs[0][1], outs[1][1], outs[2][1]))
-        for i in range(3):
-            if first[i]:
-                inputs[i].grad = inputs[i]._gown = grads[i]
-        for i in range(3):
-            if need[i] and not first[i]:
-                _accumulate(inputs[i], grads[i], True)
+        rx, rw, rb = x.requires_grad, w.requires_grad, b is not None and b.requires_grad
+        same = w is x  # linear(a, a): one buffer for a; its second share is added after
+        dx, acc_x = _grad_target(x) if rx else _NO_TARGET
+        dw, acc_w = _grad_target(w) if rw and not same else _NO_TARGET
+        db, acc_b = _grad_target(b) if rb else _NO_TARGET
+        gx, gw, gb = _linear_backward(gy, x.data, w.data, y if relu else None, relu=relu,
+                                      need_dx=rx, need_dw=rw, need_db=rb, dx=dx, dw=dw, db=db,
+                                      accumulate=(acc_x, acc_w, acc_b))
+        if rx:
+            x.grad = x._gown = gx
+        if rw:
+            if same:
+                _accumulate(w, gw, True)
+            else:
+                w.grad = w._gown = gw
+        if rb:
+            b.grad = b._gown = gb
 
     return _node(y, (x, w) if b is None else (x, w, b), backward, "linear_relu" if relu else "linear")
 
