@@ -59,3 +59,17 @@ def matrix_with_layout(rng, rows, cols, dtype, layout):
     if layout == "broadcast":
         return np.broadcast_to(rng.standard_normal((1, cols)).astype(dtype), (rows, cols))
     raise AssertionError(layout)
+
+
+# Small deterministic inputs for the bad-input tables (test_kernel_errors, test_errors_contract).
+def f32(*shape):
+    return np.arange(np.prod(shape), dtype=np.float32).reshape(shape) - 3
+
+
+def f64(*shape):
+    return f32(*shape).astype(np.float64)
+
+
+def read_only(arr):
+    arr.flags.writeable = False
+    return arr

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import matgrad as mg
+from conftest import f32, f64, read_only
 from matgrad import kernels
 from matgrad.__main__ import main
 
@@ -30,17 +31,6 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 KNOWN_GAPS = {}
 
 
-def f32(*shape):
-    return np.arange(np.prod(shape), dtype=np.float32).reshape(shape) - 3
-
-
-def f64(*shape):
-    return f32(*shape).astype(np.float64)
-
-
-def ro(arr):
-    arr.flags.writeable = False
-    return arr
 
 
 def t32(*shape, requires_grad=True):
@@ -210,7 +200,7 @@ CASES = [
     (K, "matmul-out-misaligned", "matmul(f32(2, 3), f32(3, 4), out=<float32 (2, 4) at an odd address>)",
      lambda: call(kernels.matmul, f32(2, 3), f32(3, 4), out=np.zeros(33, np.uint8)[1:].view(np.float32).reshape(2, 4))),
     (K, "matmul-out-read-only", "matmul(f32(2, 3), f32(3, 4), out=<read-only f32(2, 4)>)",
-     lambda: call(kernels.matmul, f32(2, 3), f32(3, 4), out=ro(f32(2, 4)))),
+     lambda: call(kernels.matmul, f32(2, 3), f32(3, 4), out=read_only(f32(2, 4)))),
     (K, "matmul-out-overlaps-a", "matmul(buf[:9].reshape(3, 3), f32(3, 3), out=buf[5:14].reshape(3, 3))",
      lambda: (lambda buf: call(kernels.matmul, buf[:9].reshape(3, 3), f32(3, 3), out=buf[5:14].reshape(3, 3)))(f32(20))),
     (K, "matmul-out-overlaps-b", "matmul(f32(3, 3), buf[:9].reshape(3, 3), out=buf[5:14].reshape(3, 3))",
@@ -228,7 +218,7 @@ CASES = [
     (K, "relu-out-strided", "relu_forward(f32(3), out=f32(6)[::2])",
      lambda: call(kernels.relu_forward, f32(3), out=f32(6)[::2])),
     (K, "relu-out-read-only", "relu_forward(f32(3), out=<read-only f32(3)>)",
-     lambda: call(kernels.relu_forward, f32(3), out=ro(f32(3)))),
+     lambda: call(kernels.relu_forward, f32(3), out=read_only(f32(3)))),
     (K, "relu-out-partial-overlap", "relu_forward(buf[:6], out=buf[2:8])",
      lambda: (lambda buf: call(kernels.relu_forward, buf[:6], out=buf[2:8]))(f32(10))),
     (K, "relu_backward-grad-not-array", "relu_backward((1.0,), f32(1))",
@@ -248,7 +238,7 @@ CASES = [
     (K, "axpy-y-shape", "axpy(1.0, f64(3), f64(4))", lambda: call(kernels.axpy, 1.0, f64(3), f64(4))),
     (K, "axpy-y-dtype", "axpy(1.0, f64(3), f32(3))", lambda: call(kernels.axpy, 1.0, f64(3), f32(3))),
     (K, "axpy-y-strided", "axpy(1.0, f64(3), f64(6)[::2])", lambda: call(kernels.axpy, 1.0, f64(3), f64(6)[::2])),
-    (K, "axpy-y-read-only", "axpy(1.0, f64(3), <read-only f64(3)>)", lambda: call(kernels.axpy, 1.0, f64(3), ro(f64(3)))),
+    (K, "axpy-y-read-only", "axpy(1.0, f64(3), <read-only f64(3)>)", lambda: call(kernels.axpy, 1.0, f64(3), read_only(f64(3)))),
     (K, "axpy-y-partial-overlap", "axpy(1.0, buf[:6], buf[2:8])",
      lambda: (lambda buf: call(kernels.axpy, 1.0, buf[:6], buf[2:8]))(f64(10))),
     (K, "axpy-alpha", "axpy('2', f64(3), f64(3))", lambda: call(kernels.axpy, "2", f64(3), f64(3))),
@@ -305,7 +295,7 @@ CASES = [
     (K, "linear_backward-dw-shape", "linear_backward(f32(2, 2), f32(2, 3), f32(3, 2), dw=f32(2, 3))",
      lambda: call(kernels.linear_backward, f32(2, 2), f32(2, 3), f32(3, 2), dw=f32(2, 3))),
     (K, "linear_backward-db-read-only", "linear_backward(f32(2, 2), f32(2, 3), f32(3, 2), db=<read-only f32(2)>)",
-     lambda: call(kernels.linear_backward, f32(2, 2), f32(2, 3), f32(3, 2), db=ro(f32(2)))),
+     lambda: call(kernels.linear_backward, f32(2, 2), f32(2, 3), f32(3, 2), db=read_only(f32(2)))),
     (K, "linear_backward-dx-overlaps-input", "linear_backward(f32(2, 2), x, f32(3, 2), dx=x)  # x = f32(2, 3)",
      lambda: (lambda x: call(kernels.linear_backward, f32(2, 2), x, f32(3, 2), dx=x))(f32(2, 3))),
     (K, "linear_backward-grads-overlap", "linear_backward(f32(2, 2), f32(2, 3), f32(3, 2), dx=buf[:6].reshape(2, 3), dw=buf[4:10].reshape(3, 2))",
@@ -428,7 +418,7 @@ CASES = [
     (O, "optim-no-grad", "mg.optim.SGD([t32(2, 3, requires_grad=False)], lr=0.1)",
      lambda: call(mg.optim.SGD, [t32(2, 3, requires_grad=False)], lr=0.1)),
     (O, "optim-read-only", "mg.optim.Adam([<tensor over a read-only array>])",
-     lambda: call(mg.optim.Adam, [mg.tensor(ro(f32(2)), requires_grad=True)])),
+     lambda: call(mg.optim.Adam, [mg.tensor(read_only(f32(2)), requires_grad=True)])),
     (O, "sgd-lr-zero", "mg.optim.SGD(params, lr=0)", lambda: call(mg.optim.SGD, [t32(2)], lr=0)),
     (O, "sgd-lr-nan", "mg.optim.SGD(params, lr=float('nan'))", lambda: call(mg.optim.SGD, [t32(2)], lr=float("nan"))),
     (O, "sgd-momentum", "mg.optim.SGD(params, lr=0.1, momentum=-0.9)",

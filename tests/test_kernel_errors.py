@@ -4,19 +4,9 @@ import numpy as np
 import pytest
 
 from matgrad import kernels
+from conftest import f32, f64, read_only
 
 
-def f32(*shape):
-    return np.arange(np.prod(shape), dtype=np.float32).reshape(shape) - 3
-
-
-def f64(*shape):
-    return f32(*shape).astype(np.float64)
-
-
-def read_only(arr):
-    arr.flags.writeable = False
-    return arr
 
 
 _shared = f32(4, 8)

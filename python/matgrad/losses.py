@@ -53,6 +53,13 @@ def _check_labels(labels, n, c, op):
     return y
 
 
+def _scores_and_labels(scores, labels, op):
+    """The checked (N, C) scores array, the (N,) labels, N, and arange(N) for row indexing."""
+    s = _check_scores(scores, op)
+    y = _check_labels(labels, s.shape[0], s.shape[1], op)
+    return s, y, s.shape[0], np.arange(s.shape[0])
+
+
 # --------------------------------------------------------------------------------------------
 # softmax cross-entropy
 # --------------------------------------------------------------------------------------------
@@ -61,10 +68,7 @@ def _check_labels(labels, n, c, op):
 def cross_entropy(logits, labels):
     """Mean over the batch of -log softmax(logits)[n, labels[n]]; logits (N, C), labels (N,) ints."""
     op = "cross_entropy"
-    s = _check_scores(logits, op)  # (N,C)
-    y = _check_labels(labels, s.shape[0], s.shape[1], op)  # (N,)
-    n = s.shape[0]
-    rows = np.arange(n)
+    s, y, n, rows = _scores_and_labels(logits, labels, op)  # (N,C), (N,), N, arange(N)
     z = s - s.max(axis=1, keepdims=True)  # (N,C) shifted: the row maximum is 0, exp cannot overflow
     zy = z[rows, y]  # (N,) shifted score of the right class
     ez = np.exp(z, out=z)  # (N,C) exp(z), in place
@@ -92,10 +96,7 @@ def cross_entropy(logits, labels):
 def svm_loss(scores, labels):
     """Mean over the batch of Σ_{j≠y_n} max(0, s[n,j] - s[n,y_n] + 1); scores (N, C), labels (N,)."""
     op = "svm_loss"
-    s = _check_scores(scores, op)  # (N,C)
-    y = _check_labels(labels, s.shape[0], s.shape[1], op)  # (N,)
-    n = s.shape[0]
-    rows = np.arange(n)
+    s, y, n, rows = _scores_and_labels(scores, labels, op)  # (N,C), (N,), N, arange(N)
     margins = s - s[rows, y][:, None]  # (N,C) s_j - s_y
     margins += 1.0  # margin 1
     np.maximum(margins, 0, out=margins)
