@@ -36,6 +36,10 @@ inline constexpr Blocking f32{4, 8, 256, 512, 1024};
 inline constexpr Blocking f64{4, 4, 256, 256, 1024};
 }  // namespace baseline_blocking
 
+// Below this many multiply-adds a GEMM skips packing (gemm_small.cpp): the
+// tiles read A and B in place. Measured with bench_gemm's small shapes; see
+// docs/tuning.md.
+inline constexpr int64_t kSmallMaxMacs = 64 * 64 * 64;
 // Below this many multiply-adds a GEMM runs on one thread: waking the team
 // costs more than it saves.
 inline constexpr int64_t kParallelMinMacs = 64 * 64 * 64;

@@ -126,6 +126,16 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
         empty_product(m, n, c, ldc, accumulate, bias, relu);
         return;
     }
+    if (m * n * k < kSmallMaxMacs)
+        gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
+    else
+        gemm_packed(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
+}
+
+template <class T>
+void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
+                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
+                 const T* bias, bool relu) {
     const TypedKernels<T>& kern = active_kernels().get<T>();
     const Blocking& bl = kern.blocking;
     const ThreadGrid grid = choose_grid(m, n, k, bl);
@@ -247,6 +257,12 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     body(0, 1);
 }
 
+template void gemm_packed<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                                 const float*, int64_t, int64_t, float*, int64_t, bool,
+                                 const float*, bool);
+template void gemm_packed<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
+                                  const double*, int64_t, int64_t, double*, int64_t, bool,
+                                  const double*, bool);
 template void gemm_fused<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
                                 const float*, int64_t, int64_t, float*, int64_t, bool,
                                 const float*, bool);

@@ -1,0 +1,60 @@
+// Small products (every op of a small network, the 8×8 of a tiny graph): the
+// register tiles read the operands where they lie, with no packing. Packing
+// costs O(mk + kn) copies that a large product spreads over O(mnk) multiply-adds;
+// below kSmallMaxMacs (blocking.hpp) the copies cost more than they save, and
+// the operands are small enough to stay in L1/L2 while every tile reads them.
+//
+//   for each mr-row panel of C:        A read in place, one broadcast per (row, k)
+//     for each nr-column panel:        B rows read in place (or packed once)
+//       direct kernel: C tile (+)= op(A)[rows, :] · op(B)[:, cols]
+#include "aligned_buffer.hpp"
+#include "gemm_internal.hpp"
+#include "kernels/kernel_table.hpp"
+#include "pack.hpp"
+
+namespace matgrad::detail {
+
+template <class T>
+void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
+                const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
+                const T* bias, bool relu) {
+    const TypedKernels<T>& kern = active_kernels().get<T>();
+    const int mr = kern.blocking.mr, nr = kern.blocking.nr;
+
+    // The kernel loads whole nr-wide rows of B: read B in place when it is
+    // row-major and its width a multiple of nr; otherwise pack it into nr-wide
+    // zero-padded panels (pack.hpp; at most k × (n + nr) elements, small by the
+    // choice of path), where row p of panel q is at panel + p*nr.
+    const T* rows_b = b;
+    int64_t ldb = rs_b, panel_stride = nr;  // from one nr-column panel of B to the next
+    if (cs_b != 1 || n % nr != 0) {
+        thread_local AlignedBuffer scratch;
+        T* packed = static_cast<T*>(scratch.reserve(sizeof(T) * k * ((n + nr - 1) / nr * nr)));
+        if (rs_b == 1 && cs_b != 1 && kern.pack_b_transposed)
+            kern.pack_b_transposed(k, n, b, cs_b, nr, packed);
+        else
+            pack_b(k, n, b, rs_b, cs_b, nr, packed);
+        rows_b = packed;
+        ldb = nr;
+        panel_stride = nr * k;
+    }
+
+    const DirectKernel<T> kernel = kern.direct_kernel;
+    for (int64_t i = 0; i < m; i += mr) {
+        const int rows = static_cast<int>(m - i < mr ? m - i : mr);
+        for (int64_t j = 0, q = 0; j < n; j += nr, ++q) {
+            const int cols = static_cast<int>(n - j < nr ? n - j : nr);
+            kernel(k, a + i * rs_a, rs_a, cs_a, rows_b + q * panel_stride, ldb, c + i * ldc + j,
+                   ldc, rows, cols, accumulate, Epilogue<T>{bias ? bias + j : nullptr, relu});
+        }
+    }
+}
+
+template void gemm_small<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                                const float*, int64_t, int64_t, float*, int64_t, bool,
+                                const float*, bool);
+template void gemm_small<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
+                                 const double*, int64_t, int64_t, double*, int64_t, bool,
+                                 const double*, bool);
+
+}  // namespace matgrad::detail

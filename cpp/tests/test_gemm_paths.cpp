@@ -1,0 +1,121 @@
+// The two GEMM loop nests, packed (gemm.cpp) and unpacked small (gemm_small.cpp),
+// each against the scalar reference, on every kernel set this CPU runs.
+// gemm_fused picks one by size, so the Python tests reach each path only on its
+// side of the threshold; here both run on the same shapes, including ones far
+// from where they would be chosen: odd sizes around the register tiles, the four
+// transpose cases, a negative stride, C with a row stride wider than n,
+// accumulate, and the bias/ReLU epilogue.
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+#include "gemm_internal.hpp"
+#include "matgrad/matgrad.hpp"
+
+namespace {
+
+using matgrad::detail::gemm_packed;
+using matgrad::detail::gemm_small;
+
+struct Case {
+    int64_t m, n, k;
+    bool trans_a, trans_b, negative_rows_a, accumulate, bias, relu;
+};
+
+template <class T>
+T value(int64_t i, int salt) {  // deterministic, mixed signs, exact in float
+    return T(int((i * 7919 + salt * 104729) % 17) - 8) / T(8);
+}
+
+// op(A) viewed with strides; storage holds A as given (transposed or not).
+struct View {
+    int64_t rs, cs, offset;
+};
+
+View view_a(const Case& c) {
+    // A stored [m×k] (or [k×m] when transposed), row-major.
+    View v = c.trans_a ? View{1, c.m, 0} : View{c.k, 1, 0};
+    if (c.negative_rows_a) {  // op(A)'s rows in reverse order: rs < 0, start at the last row
+        v.offset = (c.m - 1) * v.rs;
+        v.rs = -v.rs;
+    }
+    return v;
+}
+
+template <class T>
+int run_case(const Case& c, const char* isa) {
+    const int64_t ldc = c.n + 3;  // C's row stride wider than n: the gap must stay untouched
+    std::vector<T> a(c.m * c.k), b(c.k * c.n), bias(c.n), c0(c.m * ldc);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = value<T>(i, 1);
+    for (size_t i = 0; i < b.size(); ++i) b[i] = value<T>(i, 2);
+    for (size_t i = 0; i < bias.size(); ++i) bias[i] = value<T>(i, 3);
+    const T sentinel = T(12345);
+    for (size_t i = 0; i < c0.size(); ++i)
+        c0[i] = (int64_t(i) % ldc >= c.n) ? sentinel
+                : c.accumulate ? value<T>(i, 4) : std::numeric_limits<T>::quiet_NaN();
+
+    const View va = view_a(c);
+    const int64_t rs_b = c.trans_b ? 1 : c.n, cs_b = c.trans_b ? c.k : 1;
+    const T* bias_p = c.bias ? bias.data() : nullptr;
+
+    std::vector<T> want = c0;
+    matgrad::reference::gemm_strided(c.m, c.n, c.k, a.data() + va.offset, va.rs, va.cs, b.data(),
+                                     rs_b, cs_b, want.data(), ldc, c.accumulate);
+    for (int64_t i = 0; i < c.m; ++i)
+        for (int64_t j = 0; j < c.n; ++j) {
+            T& w = want[i * ldc + j];
+            if (bias_p) w += bias_p[j];
+            if (c.relu && w < 0) w = 0;
+        }
+
+    int failures = 0;
+    for (int path = 0; path < 2; ++path) {
+        std::vector<T> got = c0;
+        (path ? gemm_packed<T> : gemm_small<T>)(c.m, c.n, c.k, a.data() + va.offset, va.rs, va.cs,
+                                                b.data(), rs_b, cs_b, got.data(), ldc,
+                                                c.accumulate, bias_p, c.relu);
+        for (size_t i = 0; i < got.size(); ++i) {
+            // Inputs are multiples of 1/8 and k is small: every path is exact
+            // up to the order of additions, so the tolerance is tight.
+            const T tol = T(1e-5) * T(c.k + 1);
+            if (!(std::fabs(got[i] - want[i]) <= tol)) {
+                if (failures < 5)
+                    std::printf("FAIL %s %s %s m=%lld n=%lld k=%lld ta=%d tb=%d neg=%d acc=%d bias=%d "
+                                "relu=%d at %zu: got %g want %g\n",
+                                isa, sizeof(T) == 4 ? "f32" : "f64", path ? "packed" : "small",
+                                (long long)c.m, (long long)c.n, (long long)c.k, c.trans_a, c.trans_b,
+                                c.negative_rows_a, c.accumulate, c.bias, c.relu, i, double(got[i]),
+                                double(want[i]));
+                ++failures;
+                break;
+            }
+        }
+    }
+    return failures;
+}
+
+}  // namespace
+
+int main() {
+    const int64_t ms[] = {1, 5, 12, 13, 25};
+    const int64_t ns[] = {1, 8, 16, 31, 32, 33, 64, 65};
+    const int64_t ks[] = {1, 7, 64, 385};
+    int failures = 0, cases = 0;
+    for (const char* isa : {"baseline", "avx2", "avx512"}) {
+        if (!matgrad::isa_available(isa)) continue;
+        matgrad::set_isa(isa);
+        for (int64_t m : ms)
+            for (int64_t n : ns)
+                for (int64_t k : ks)
+                    for (int flags = 0; flags < 16; ++flags) {
+                        const bool ta = flags & 1, tb = flags & 2, acc = flags & 4, epi = flags & 8;
+                        const Case c{m, n, k, ta, tb, /*negative_rows_a=*/(m + n + k) % 3 == 0,
+                                     acc, epi, epi && (n % 2 == 1)};
+                        failures += run_case<float>(c, isa) + run_case<double>(c, isa);
+                        cases += 2;
+                    }
+    }
+    std::printf("%d cases, %d failures\n", cases, failures);
+    return failures == 0 ? 0 : 1;
+}
