@@ -198,6 +198,23 @@ def test_fan_out_accumulates_both_contributions():
     np.testing.assert_array_equal(a.grad, 8 * a.data)
 
 
+@pytest.mark.parametrize("build, grad_y", [
+    # breadth-first from the root finds y before relu(y), one of its consumers
+    (lambda y: y + y.relu(), lambda y: 1.0 + (y > 0)),
+    (lambda y: y.relu() + y, lambda y: 1.0 + (y > 0)),
+    (lambda y: (y * 2.0).relu() + y.relu() * 3.0, lambda y: 5.0 * (y > 0)),
+])
+def test_an_op_feeding_several_ops_runs_after_all_of_them(build, grad_y):
+    # Where the breadth-first discovery order is not a valid order, the ops are sorted by
+    # creation; running y's backward before relu(y)'s would drop relu(y)'s share of dL/dy.
+    a = mg.tensor(np.array([[1.0, -2.0], [3.0, -0.5]]), requires_grad=True)
+    b = mg.tensor(np.array([[0.5, 1.0], [-1.0, 2.0]]), requires_grad=True)
+    build(a @ b).sum().backward()
+    dy = grad_y(a.data @ b.data)
+    np.testing.assert_allclose(a.grad, dy @ b.data.T)
+    np.testing.assert_allclose(b.grad, a.data.T @ dy)
+
+
 def test_gradients_accumulate_across_backward_calls():
     w = mg.tensor(np.ones((2, 2), np.float32), requires_grad=True)
     x = mg.tensor(np.array([[1.0, 2.0]], np.float32))

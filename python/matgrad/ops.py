@@ -343,13 +343,19 @@ def _axes(axis, ndim, op, shape):
 
 
 def _spread(g, shape, axes, keepdims):
-    """dL/dy copied along the reduced ``axes`` to ``shape``: a read-only zero-stride view, no copy.
+    """dL/dy copied along the reduced ``axes`` to ``shape``, as (array, own).
 
-    Built directly with np.ndarray (0.2 µs) rather than np.broadcast_to (3 µs): this is on
-    the path of every ``.sum().backward()``.
+    A reduction over every axis (``loss.sum()``) gets a fresh filled buffer that the next op's
+    backward may reuse (ReLU masks it in place; a leaf keeps it). A partial reduction gets a
+    read-only zero-stride view, built directly with np.ndarray (0.2 µs, where np.broadcast_to
+    takes 3 µs): no copy until a consumer needs one.
     """
+    if len(axes) == len(shape):
+        full = np.empty(shape, g.dtype)
+        full[...] = g  # g is 0-d, or all ones in shape with keepdims
+        return full, True
     if not g.flags.c_contiguous:
-        return np.broadcast_to(g if keepdims else np.expand_dims(g, axes), shape)
+        return np.broadcast_to(g if keepdims else np.expand_dims(g, axes), shape), False
     strides, g_strides = [], iter(g.strides)
     for i in range(len(shape)):
         if i in axes:
@@ -360,7 +366,7 @@ def _spread(g, shape, axes, keepdims):
             strides.append(next(g_strides))
     view = np.ndarray(shape, g.dtype, g, 0, tuple(strides))
     view.flags.writeable = False
-    return view
+    return view, False
 
 
 def sum(x, axis=None, keepdims=False):
@@ -373,8 +379,8 @@ def sum(x, axis=None, keepdims=False):
         return _const(y)
 
     def backward(gy, own):
-        # y = Σ_axes x  ->  dL/dx = dL/dy copied along the summed axes (a broadcast view, no copy)
-        _accumulate(x, _spread(gy, xd.shape, axes, keepdims), False)
+        # y = Σ_axes x  ->  dL/dx = dL/dy copied along the summed axes
+        _accumulate(x, *_spread(gy, xd.shape, axes, keepdims))
 
     return _node(y, (x,), backward, "sum")
 
@@ -398,7 +404,7 @@ def mean(x, axis=None, keepdims=False):
         # y = Σ_axes x / count  ->  dL/dx = dL/dy / count, copied along the averaged axes
         g = np.multiply(gy, scale)
         g = g if type(g) is np.ndarray else np.asarray(g)  # a 0-d product comes back as a scalar
-        _accumulate(x, _spread(g, xd.shape, axes, keepdims), False)
+        _accumulate(x, *_spread(g, xd.shape, axes, keepdims))
 
     return _node(y, (x,), backward, "mean")
 

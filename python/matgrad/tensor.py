@@ -17,6 +17,8 @@ are dropped as soon as their op's backward has run.
 """
 
 import functools
+import itertools
+import operator
 import sys
 import threading
 
@@ -136,7 +138,7 @@ class Tensor:
     ``.sum``, ``.mean``) are bound onto this class by ``matgrad.ops``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_prev", "_backward", "_op", "_gown", "_spare",
+    __slots__ = ("data", "grad", "requires_grad", "_prev", "_backward", "_op", "_gown", "_spare", "_seq",
                  "__weakref__")  # weakref.ref(tensor) works (e.g. to check that a graph was freed)
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
@@ -149,6 +151,7 @@ class Tensor:
         self._op = None
         self._gown = None
         self._spare = None
+        self._seq = -1  # leaves are never ordered; see _graph
 
     # ---- ndarray-like read-only views --------------------------------------------------------
     @property
@@ -226,27 +229,21 @@ class Tensor:
                     raise TypeError(f"backward: grad must hold numbers, got dtype {g.dtype}")
                 g = g.astype(dtype)
             own = False
-        order = _topo_order(self)  # raises before anything changes if the graph was released
+        ops, leaves = _graph(self)  # raises before anything changes if the graph was released
         _accumulate(self, g, own)
-        leaves = []
         try:
-            for node in reversed(order):
-                fn = node._backward
-                if fn is None:
-                    leaves.append(node)
-                    continue
+            for node in ops:
                 gy = node.grad
                 own = gy is not None and node._gown is gy
                 node.grad = node._gown = None  # intermediates keep no gradient
                 if gy is not None:
-                    fn(gy, own)
+                    node._backward(gy, own)
                 if not retain_graph:
                     node._backward = _released
                     node._prev = ()
         except BaseException:
-            for node in order:
-                if node._backward is not None:
-                    node.grad = node._gown = None
+            for node in ops:
+                node.grad = node._gown = None
             raise
         for leaf in leaves:
             g = leaf.grad
@@ -281,7 +278,11 @@ def _node(data, prev, backward, op):
     t._op = op
     t._gown = None
     t._spare = None
+    t._seq = _next_seq()
     return t
+
+
+_next_seq = itertools.count().__next__  # creation order of op outputs: see _graph
 
 
 def _const(data):
@@ -342,23 +343,40 @@ _RELEASED_MSG = ("backward: the graph behind this tensor was already released by
                  "backpropagate through the same graph twice")
 
 
-def _topo_order(root):
-    """Nodes that require grad and lead to ``root``, each after all of its inputs (iterative DFS)."""
-    if root._backward is _released:
+def _graph(root):
+    """The recorded ops that lead to ``root`` (root first, each before all of its inputs) and the
+    leaves that require grad behind it.
+
+    Nodes are found breadth-first from root. When no op is reached twice (the graph of ops is a
+    tree, as in a chain of layers) each op is found from its only consumer, after it, so that
+    order is already a valid one. Otherwise the ops are sorted by creation (``_seq``): an op's
+    output is always made after its inputs, so creation order is a topological order.
+    """
+    backward = root._backward
+    if backward is None:
+        return [], [root] if root.requires_grad else []
+    if backward is _released:
         raise RuntimeError(_RELEASED_MSG)
-    order = []
-    seen = {id(root)}
-    stack = [(root, iter(root._prev))]
-    while stack:
-        node, parents = stack[-1]
-        for p in parents:
-            if p.requires_grad and id(p) not in seen:
-                if p._backward is _released:
+    ops, leaves = [root], []
+    seen = {root}  # Tensor hashes by identity
+    shared = False
+    for node in ops:  # ops grows while it is walked: a breadth-first queue
+        for p in node._prev:
+            if p.requires_grad:
+                if p in seen:
+                    shared = shared or p._backward is not None
+                    continue
+                seen.add(p)
+                backward = p._backward
+                if backward is None:
+                    leaves.append(p)
+                elif backward is _released:
                     raise RuntimeError(_RELEASED_MSG)
-                seen.add(id(p))
-                stack.append((p, iter(p._prev)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
-    return order
+                else:
+                    ops.append(p)
+    if shared:
+        ops.sort(key=_seq_of, reverse=True)
+    return ops, leaves
+
+
+_seq_of = operator.attrgetter("_seq")
