@@ -41,6 +41,10 @@ def t64(*shape, requires_grad=True):
     return mg.tensor(f64(*shape), requires_grad=requires_grad)
 
 
+def labels(*values):
+    return np.array(values, np.int64)
+
+
 def call(fn, *args, **kwargs):
     """A case whose watched objects are exactly its arguments."""
     return (lambda: fn(*args, **kwargs)), [list(args), dict(kwargs)]
@@ -242,6 +246,36 @@ CASES = [
     (K, "axpy-y-partial-overlap", "axpy(1.0, buf[:6], buf[2:8])",
      lambda: (lambda buf: call(kernels.axpy, 1.0, buf[:6], buf[2:8]))(f64(10))),
     (K, "axpy-alpha", "axpy('2', f64(3), f64(3))", lambda: call(kernels.axpy, "2", f64(3), f64(3))),
+    # ---- cross_entropy_forward / cross_entropy_backward ----------------------------------------
+    (K, "ce_forward-scores-not-array", "cross_entropy_forward([[1.0]], labels(0))",
+     lambda: call(kernels.cross_entropy_forward, [[1.0]], labels(0))),
+    (K, "ce_forward-scores-1d", "cross_entropy_forward(f32(3), labels(0))",
+     lambda: call(kernels.cross_entropy_forward, f32(3), labels(0))),
+    (K, "ce_forward-scores-int", "cross_entropy_forward(int64 (2, 3), labels(0, 1))",
+     lambda: call(kernels.cross_entropy_forward, np.ones((2, 3), np.int64), labels(0, 1))),
+    (K, "ce_forward-scores-empty", "cross_entropy_forward(f32(0, 3), labels())",
+     lambda: call(kernels.cross_entropy_forward, f32(0, 3), labels())),
+    (K, "ce_forward-labels-not-array", "cross_entropy_forward(f32(2, 3), [0, 1])",
+     lambda: call(kernels.cross_entropy_forward, f32(2, 3), [0, 1])),
+    (K, "ce_forward-labels-int32", "cross_entropy_forward(f32(2, 3), int32 [0, 1])",
+     lambda: call(kernels.cross_entropy_forward, f32(2, 3), np.array([0, 1], np.int32))),
+    (K, "ce_forward-labels-shape", "cross_entropy_forward(f32(2, 3), labels(0, 1, 2))",
+     lambda: call(kernels.cross_entropy_forward, f32(2, 3), labels(0, 1, 2))),
+    (K, "ce_forward-labels-range", "cross_entropy_forward(f32(2, 3), labels(0, 3))",
+     lambda: call(kernels.cross_entropy_forward, f32(2, 3), labels(0, 3))),
+    (K, "ce_forward-labels-negative", "cross_entropy_forward(f64(2, 3), labels(-1, 0))",
+     lambda: call(kernels.cross_entropy_forward, f64(2, 3), labels(-1, 0))),
+    (K, "ce_backward-probs-1d", "cross_entropy_backward(f32(3), labels(0))",
+     lambda: call(kernels.cross_entropy_backward, f32(3), labels(0))),
+    (K, "ce_backward-labels-range", "cross_entropy_backward(f32(2, 3), labels(1, 5))",
+     lambda: call(kernels.cross_entropy_backward, f32(2, 3), labels(1, 5))),
+    (K, "ce_backward-out-dtype", "cross_entropy_backward(f32(2, 3), labels(0, 1), out=f64(2, 3))",
+     lambda: call(kernels.cross_entropy_backward, f32(2, 3), labels(0, 1), out=f64(2, 3))),
+    (K, "ce_backward-out-shape", "cross_entropy_backward(f32(2, 3), labels(0, 1), out=f32(3, 2))",
+     lambda: call(kernels.cross_entropy_backward, f32(2, 3), labels(0, 1), out=f32(3, 2))),
+    (K, "ce_backward-out-partial-overlap", "cross_entropy_backward(buf[:6] as (2, 3), labels(0, 1), out=buf[2:8] as (2, 3))",
+     lambda: (lambda buf: call(kernels.cross_entropy_backward, buf[:6].reshape(2, 3), labels(0, 1),
+                               out=buf[2:8].reshape(2, 3)))(f32(10))),
     # ---- linear_forward -----------------------------------------------------------------------
     (K, "linear_forward-x-1d", "linear_forward(f32(3), f32(3, 2))",
      lambda: call(kernels.linear_forward, f32(3), f32(3, 2))),
@@ -370,6 +404,11 @@ CASES = [
     (L, "loss-scores-nan", "mg.cross_entropy(scores, labels)  # scores (3, 4) with a NaN at (1, 2)",
      lambda: (lambda s: call(mg.cross_entropy, s, np.array([0, 1, 2])))(
          mg.tensor(np.where(np.arange(12).reshape(3, 4) == 6, np.nan, 1.0), requires_grad=True))),
+    (L, "loss-scores-neg-inf", "mg.cross_entropy(scores, labels)  # scores (2, 3) with -inf at (0, 2), not a label",
+     lambda: (lambda s: call(mg.cross_entropy, s, np.array([0, 1])))(
+         mg.tensor(np.where(np.arange(6).reshape(2, 3) == 2, -np.inf, 1.0), requires_grad=True))),
+    (L, "loss-labels-int32-negative", "mg.cross_entropy(t32(2, 3), np.array([0, -1], np.int32))",
+     lambda: call(mg.cross_entropy, t32(2, 3), np.array([0, -1], np.int32))),
     (L, "mse-pred-not-tensor", "mg.mse_loss(f32(2), t32(2))", lambda: call(mg.mse_loss, f32(2), t32(2))),
     (L, "mse-mixed-dtypes", "mg.mse_loss(t32(2), t64(2))", lambda: call(mg.mse_loss, t32(2), t64(2))),
     (L, "mse-array-dtype", "mg.mse_loss(t32(2), f64(2))", lambda: call(mg.mse_loss, t32(2), f64(2))),

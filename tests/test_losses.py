@@ -47,6 +47,32 @@ def test_cross_entropy_float32_and_upstream_scale():
     np.testing.assert_allclose(x.grad, 3 * x64.grad, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("as_given", [list, lambda y: y.astype(np.int32), lambda y: y.astype(np.uint8),
+                                      lambda y: np.repeat(y, 2)[::2]])
+def test_cross_entropy_labels_of_any_integer_kind(as_given):
+    # The kernel reads int64; other integer arrays (and lists, and strided views) are converted.
+    y = np.array([2, 0, 1, 1])
+    x = mg.tensor(rng.standard_normal((4, 3)), dtype=np.float64, requires_grad=True)
+    want = mg.cross_entropy(x, y)
+    want.backward()
+    want_grad = x.grad
+    x.zero_grad()
+    got = mg.cross_entropy(x, as_given(y))
+    got.backward()
+    assert got.item() == want.item()
+    np.testing.assert_array_equal(x.grad, want_grad)
+
+
+def test_cross_entropy_backward_twice_with_retain_graph():
+    # The saved probabilities must survive the first backward.
+    x = mg.tensor(rng.standard_normal((3, 5)), dtype=np.float64, requires_grad=True)
+    loss = mg.cross_entropy(x, np.array([4, 0, 2]))
+    loss.backward(retain_graph=True)
+    first = x.grad.copy()
+    loss.backward()
+    np.testing.assert_allclose(x.grad, 2 * first, rtol=1e-15)
+
+
 # ---- SVM -------------------------------------------------------------------------------------------
 
 

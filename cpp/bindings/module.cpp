@@ -473,6 +473,78 @@ py::tuple linear_backward(const py::handle& dy_obj, const py::handle& x_obj,
     return py::make_tuple(gdx.result(), gdw.result(), gdb.result());
 }
 
+// ---- softmax cross-entropy -------------------------------------------------------
+
+// labels: a 1-D int64 array of n class indices, each in [0, c); checked here so
+// that a bad one is a ValueError naming it, before the kernel runs.
+py::array checked_labels(const char* fn, const py::handle& obj, int64_t n, int64_t c) {
+    py::array labels = require_ndarray(fn, "labels", obj);
+    if (!labels.dtype().equal(py::dtype::of<int64_t>()))
+        fail_type(std::string(fn) + ": labels has dtype " + dtype_str(labels) +
+                  "; expected int64 (class indices)");
+    if (shape_of(labels) != Shape{n})
+        fail_value(std::string(fn) + ": labels has shape " + shape_str(labels) + ", expected " +
+                   shape_str(Shape{n}) + " (one class index per row)");
+    labels = contiguous(labels);
+    const int64_t* y = static_cast<const int64_t*>(labels.data());
+    for (int64_t i = 0; i < n; ++i)
+        if (y[i] < 0 || y[i] >= c)
+            fail_value(std::string(fn) + ": labels must be in [0, " + std::to_string(c) + ") for " +
+                       std::to_string(c) + " classes; labels[" + std::to_string(i) +
+                       "] = " + std::to_string(y[i]));
+    return labels;
+}
+
+py::tuple cross_entropy_forward(const py::handle& scores_obj, const py::handle& labels_obj) {
+    const char* fn = "cross_entropy_forward";
+    py::array s = require_2d(fn, "scores", scores_obj);
+    const Dtype dt = require_float(fn, "scores", s);
+    const int64_t n = s.shape(0), c = s.shape(1);
+    if (n == 0 || c == 0)
+        fail_value(std::string(fn) + ": scores must have at least one row and one class, got shape " +
+                   shape_str(s));
+    py::array labels = checked_labels(fn, labels_obj, n, c);
+    s = contiguous(s);
+    py::array probs(s.dtype(), Shape{n, c}), loss(s.dtype(), Shape{});
+    const void* sp = s.data();
+    const int64_t* yp = static_cast<const int64_t*>(labels.data());
+    void* pp = probs.mutable_data();
+    void* lp = loss.mutable_data();
+    {
+        py::gil_scoped_release release;
+        with_element_type(dt, [&](auto zero) {
+            using T = decltype(zero);
+            *static_cast<T*>(lp) = matgrad::cross_entropy_forward(n, c, static_cast<const T*>(sp), c, yp,
+                                                                  static_cast<T*>(pp));
+        });
+    }
+    return py::make_tuple(loss, probs);
+}
+
+py::array cross_entropy_backward(const py::handle& probs_obj, const py::handle& labels_obj,
+                                 double grad_loss, const py::handle& out_obj) {
+    const char* fn = "cross_entropy_backward";
+    py::array p = require_2d(fn, "probs", probs_obj);
+    const Dtype dt = require_float(fn, "probs", p);
+    const int64_t n = p.shape(0), c = p.shape(1);
+    py::array labels = checked_labels(fn, labels_obj, n, c);
+    py::array out = prepare_elementwise_out(fn, out_obj, p, {&p});
+    if (overlaps(out, labels)) fail_value(std::string(fn) + ": out overlaps labels");
+    p = contiguous(p);
+    const void* pp = p.data();
+    const int64_t* yp = static_cast<const int64_t*>(labels.data());
+    void* dp = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        with_element_type(dt, [&](auto zero) {
+            using T = decltype(zero);
+            matgrad::cross_entropy_backward(n, c, static_cast<const T*>(pp), yp, static_cast<T>(grad_loss),
+                                            static_cast<T*>(dp));
+        });
+    }
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -500,7 +572,7 @@ not overlapping a or b; it is returned. accumulate=True adds into out.)doc");
           R"doc(Return x @ w + b, then max(0, .) when relu: the bias and ReLU are applied
 while the GEMM writes its output. x: (n, d), w: (d, m), b: (m,) or None.)doc");
     m.def("linear_backward", &linear_backward, py::arg("grad_y"), py::arg("x"), py::arg("w"),
-          py::arg("y") = py::none(), py::kw_only(), py::arg("relu") = false,
+          py::arg("y") = py::none(), py::arg("relu") = false,
           py::arg("need_dx") = true, py::arg("need_dw") = true, py::arg("need_db") = true,
           py::arg("dx") = py::none(), py::arg("dw") = py::none(), py::arg("db") = py::none(),
           py::arg("accumulate") = true,
@@ -514,6 +586,17 @@ default), overwritten (never read) when False; accumulate may also be a tuple
 of three bools, one per (dx, dw, db). Otherwise a new array is returned.)doc");
     m.def("axpy", &axpy, py::arg("alpha"), py::arg("x"), py::arg("y"),
           "y += alpha * x in place (y: C-contiguous, writeable, x's shape and dtype); returns y.");
+    m.def("cross_entropy_forward", &cross_entropy_forward, py::arg("scores"), py::arg("labels"),
+          R"doc(Softmax cross-entropy: returns (loss, probs).
+
+scores: (n, c) float32 or float64, n, c >= 1; labels: (n,) int64, each in [0, c).
+probs = softmax of each row of scores, the input of the backward; loss = the
+mean over rows of -log probs[i, labels[i]], a 0-d array of scores' dtype. The
+loss is NaN when any score is NaN or infinite.)doc");
+    m.def("cross_entropy_backward", &cross_entropy_backward, py::arg("probs"), py::arg("labels"),
+          py::arg("grad_loss") = 1.0, py::arg("out") = py::none(),
+          R"doc(Backward of cross_entropy_forward: returns dL/dscores =
+(probs - onehot(labels)) * grad_loss / n. out may be probs itself (in place).)doc");
     m.def("isa", &matgrad::isa, "The kernel set in use: 'avx512', 'avx2' or 'baseline'.");
     m.def("set_isa", [](const std::string& name) { matgrad::set_isa(name.c_str()); },
           py::arg("name"), "Force a kernel set (for tests); MATGRAD_ISA does this at import.");

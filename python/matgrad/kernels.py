@@ -7,6 +7,8 @@ while a kernel runs. See the docstrings of each function.
 
 from ._core import (  # noqa: F401  (re-exported API)
     axpy,
+    cross_entropy_backward,
+    cross_entropy_forward,
     get_num_threads,
     has_openmp,
     isa,
@@ -27,6 +29,8 @@ __all__ = [
     "linear_forward",
     "linear_backward",
     "axpy",
+    "cross_entropy_forward",
+    "cross_entropy_backward",
     "isa",
     "isa_available",
     "set_isa",

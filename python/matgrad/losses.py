@@ -8,6 +8,8 @@ says what is wrong; nothing is recorded then.
 import numpy as np
 
 from .ops import _wrap
+from .kernels import cross_entropy_backward as _cross_entropy_backward
+from .kernels import cross_entropy_forward as _cross_entropy_forward
 from .tensor import Tensor, _accumulate, _const, _grad_mode, _node
 
 __all__ = ["cross_entropy", "svm_loss", "mse_loss"]
@@ -26,14 +28,15 @@ def _check_finite(a, what, op):
                          f"the first at index {first} is {a[first]}")
 
 
-def _check_scores(scores, op):
+def _check_scores(scores, op, check_finite=True):
     if not isinstance(scores, Tensor):
         raise TypeError(f"{op}: scores must be a Tensor of shape (N, C), got {type(scores).__name__}")
     s = scores.data
     if s.ndim != 2 or s.shape[0] == 0 or s.shape[1] == 0:
         raise ValueError(f"{op}: scores must have shape (N, C) with N >= 1 rows and C >= 1 classes, "
                          f"got shape {s.shape}")
-    _check_finite(s, "scores", op)
+    if check_finite:
+        _check_finite(s, "scores", op)
     return s
 
 
@@ -53,6 +56,14 @@ def _check_labels(labels, n, c, op):
     return y
 
 
+def _labels_as_int64(labels, n, c, op):
+    """The labels as an (n,) int64 array, the kernels' type. An int64 array of the right shape is
+    passed as it is (the kernel checks the range); anything else is checked here, then converted."""
+    if type(labels) is np.ndarray and labels.dtype == np.int64 and labels.shape == (n,):
+        return labels
+    return _check_labels(labels, n, c, op).astype(np.int64)  # other integer types: N integers
+
+
 def _scores_and_labels(scores, labels, op):
     """The checked (N, C) scores array, the (N,) labels, N, and arange(N) for row indexing."""
     s = _check_scores(scores, op)
@@ -66,24 +77,28 @@ def _scores_and_labels(scores, labels, op):
 
 
 def cross_entropy(logits, labels):
-    """Mean over the batch of -log softmax(logits)[n, labels[n]]; logits (N, C), labels (N,) ints."""
+    """Mean over the batch of -log softmax(logits)[n, labels[n]]; logits (N, C), labels (N,) ints.
+
+    The softmax, the loss and the backward run in the ``cross_entropy_forward`` /
+    ``cross_entropy_backward`` kernels, one call each. Non-int64 labels are converted (N integers).
+    """
     op = "cross_entropy"
-    s, y, n, rows = _scores_and_labels(logits, labels, op)  # (N,C), (N,), N, arange(N)
-    z = s - s.max(axis=1, keepdims=True)  # (N,C) shifted: the row maximum is 0, exp cannot overflow
-    zy = z[rows, y]  # (N,) shifted score of the right class
-    ez = np.exp(z, out=z)  # (N,C) exp(z), in place
-    sums = ez.sum(axis=1, keepdims=True)  # (N,1) softmax denominators, each >= 1
-    # L = (1/N) Σ_n (log Σ_c exp z[n,c] - z[n,y_n])
-    loss = np.array((np.log(sums).sum() - zy.sum()) / n, dtype=s.dtype)
+    s = _check_scores(logits, op, check_finite=False)  # (N,C); finiteness: see below
+    y = _labels_as_int64(labels, s.shape[0], s.shape[1], op)
+    try:
+        loss, probs = _cross_entropy_forward(s, y)  # (), (N,C) softmax of each row
+    except ValueError:  # a label out of range: say so in this op's words
+        _check_labels(labels, s.shape[0], s.shape[1], op)
+        raise
+    value = loss.item()
+    if value != value:  # NaN: the kernel's sign of a non-finite score; find it for the message
+        _check_finite(s, "scores", op)
     if not (_grad_mode.enabled and logits.requires_grad):
         return _const(loss)
 
     def backward(gl, own):  # gl = dL/dloss: ()
-        # dL/ds = (softmax(s) - onehot(y)) / N, times dL/dloss
-        scale = gl / n
-        ds = ez * (scale / sums)  # (N,C) softmax(s) · scale
-        ds[rows, y] -= scale
-        _accumulate(logits, ds, True)
+        # L = -(1/N) Σ_n log p[n, y_n]  ->  dL/ds = (p - onehot(y)) / N, times dL/dloss
+        _accumulate(logits, _cross_entropy_backward(probs, y, float(gl)), True)
 
     return _node(loss, (logits,), backward, op)
 

@@ -186,9 +186,9 @@ def linear(x, w, b=None, relu=False):
         dx, acc_x = _grad_target(x) if rx else _NO_TARGET
         dw, acc_w = _grad_target(w) if rw and not same else _NO_TARGET
         db, acc_b = _grad_target(b) if rb else _NO_TARGET
-        gx, gw, gb = _linear_backward(gy, x.data, w.data, y if relu else None, relu=relu,
-                                      need_dx=rx, need_dw=rw, need_db=rb, dx=dx, dw=dw, db=db,
-                                      accumulate=(acc_x, acc_w, acc_b))
+        # positional: each keyword costs the binding about 0.1 µs to match
+        gx, gw, gb = _linear_backward(gy, x.data, w.data, y if relu else None, relu,  # y, relu
+                                      rx, rw, rb, dx, dw, db, (acc_x, acc_w, acc_b))  # need_*, outs, accumulate
         if rx:
             x.grad = x._gown = gx
         if rw:

@@ -96,6 +96,25 @@ void linear_backward(int64_t n, int64_t d, int64_t m, const double* dy, const do
                      const double* x, int64_t rs_x, int64_t cs_x, const double* w,
                      int64_t rs_w, int64_t cs_w, const LinearGrads64& grads);
 
+// ---- Softmax cross-entropy -------------------------------------------------------
+//
+// The classifier loss over n rows of c scores, with the softmax saved for the backward:
+// Forward: probs[i, :] = softmax(scores[i, :]); returns L = -(1/n) Σ_i log probs[i, labels[i]].
+//   scores: [n×c] (row stride ld), labels: [n] -> probs: [n×c] contiguous.
+//   Returns NaN when any score is NaN or ±inf (a -inf score would otherwise pass
+//   silently as probability 0), and for n = 0.
+// Backward: dscores = (probs - onehot(labels)) · dloss / n.
+//   probs: [n×c], labels: [n] -> dscores: [n×c] contiguous; may alias probs.
+// Every label must be in [0, c): otherwise std::out_of_range, before anything is written.
+float cross_entropy_forward(int64_t n, int64_t c, const float* scores, int64_t ld,
+                            const int64_t* labels, float* probs);
+double cross_entropy_forward(int64_t n, int64_t c, const double* scores, int64_t ld,
+                             const int64_t* labels, double* probs);
+void cross_entropy_backward(int64_t n, int64_t c, const float* probs, const int64_t* labels,
+                            float dloss, float* dscores);
+void cross_entropy_backward(int64_t n, int64_t c, const double* probs, const int64_t* labels,
+                            double dloss, double* dscores);
+
 // ---- Threads ----------------------------------------------------------------
 // Starts at OpenMP's default (OMP_NUM_THREADS when set). n < 1 is an error.
 // A child process created by fork() starts with 1 thread: GNU libgomp's
