@@ -16,7 +16,7 @@ import operator
 import numpy as np
 
 from . import kernels
-from .tensor import Tensor, _accumulate, _const, _grad_mode, _node, _owns
+from .tensor import Tensor, _accumulate, _const, _grad_mode, _node
 
 # ``sum`` below shadows the builtin inside this module, on purpose (mg.sum mirrors np.sum).
 __all__ = ["matmul", "add", "sub", "mul", "neg", "div", "relu", "sum", "mean", "transpose", "reshape",
@@ -103,7 +103,7 @@ def _grad_target(t):
             if spare.shape == t.data.shape and spare.dtype == t.data.dtype:
                 return spare, False
         return None, False
-    if _owns(t, cur) and cur.flags.c_contiguous:
+    if t._gown is cur and cur.flags.c_contiguous:  # owned (_owns), so written in place
         return cur, True
     return np.array(cur, order="C"), True
 
@@ -327,6 +327,9 @@ _relu_op = relu  # for linear(), whose ``relu`` argument shadows the op
 # --------------------------------------------------------------------------------------------
 
 
+_ALL_AXES = tuple(tuple(range(ndim)) for ndim in range(8))  # axis=None, precomputed for sum()
+
+
 def _axes(axis, ndim, op, shape):
     """Normalise ``axis`` (None, int or sequence) to a tuple of non-negative axes."""
     if axis is None:
@@ -373,8 +376,10 @@ def sum(x, axis=None, keepdims=False):
     """Sum over ``axis`` (None: all elements)."""
     x = _tensor_arg(x)
     xd = x.data
-    axes = _axes(axis, xd.ndim, "sum", xd.shape)
-    y = np.asarray(np.add.reduce(xd, axis=axes, keepdims=keepdims))
+    axes = _ALL_AXES[xd.ndim] if axis is None and xd.ndim < 8 else _axes(axis, xd.ndim, "sum", xd.shape)
+    y = np.add.reduce(xd, axis=axes, keepdims=keepdims)
+    if type(y) is not np.ndarray:  # a numpy scalar when every axis is summed
+        y = np.asarray(y)
     if not (_grad_mode.enabled and x.requires_grad):
         return _const(y)
 

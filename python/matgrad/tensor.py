@@ -230,7 +230,10 @@ class Tensor:
                 g = g.astype(dtype)
             own = False
         ops, leaves = _graph(self)  # raises before anything changes if the graph was released
-        _accumulate(self, g, own)
+        if self.grad is None and own:
+            self.grad = self._gown = g
+        else:
+            _accumulate(self, g, own)
         try:
             for node in ops:
                 gy = node.grad
@@ -247,7 +250,7 @@ class Tensor:
             raise
         for leaf in leaves:
             g = leaf.grad
-            if g is not None and not (_owns(leaf, g) and g.flags.c_contiguous):
+            if g is not None and not (leaf._gown is g and g.flags.c_contiguous):  # owned, see _owns
                 leaf.grad = leaf._gown = np.array(g, order="C")  # never hand the caller a shared buffer
 
 
@@ -328,7 +331,7 @@ def _accumulate(t, g, own):
     if cur is None:
         t.grad = g
         t._gown = g if own else None
-    elif _owns(t, cur):
+    elif t._gown is cur:  # _owns(t, cur), inlined: this runs for every gradient
         cur += g
     else:  # a borrowed buffer is never written: replace it
         t.grad = t._gown = np.add(cur, g, order="C")
