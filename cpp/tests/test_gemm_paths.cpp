@@ -1,7 +1,8 @@
-// The two GEMM loop nests, packed (gemm.cpp) and unpacked small (gemm_small.cpp),
-// each against the scalar reference, on every kernel set this CPU runs.
-// gemm_fused picks one by size, so the Python tests reach each path only on its
-// side of the threshold; here both run on the same shapes, including ones far
+// The GEMM loop nests, packed (gemm.cpp), unpacked small (gemm_small.cpp) and
+// skinny (gemm_skinny.cpp, row-major B only), each against the scalar reference,
+// on every kernel set this CPU runs. gemm_fused picks one by shape, so the
+// Python tests reach each path only where it is chosen; here all run on the
+// same shapes, including ones far
 // from where they would be chosen: odd sizes around the register tiles, the four
 // transpose cases, a negative stride, C with a row stride wider than n,
 // accumulate, and the bias/ReLU epilogue.
@@ -16,6 +17,7 @@
 namespace {
 
 using matgrad::detail::gemm_packed;
+using matgrad::detail::gemm_skinny;
 using matgrad::detail::gemm_small;
 
 struct Case {
@@ -70,11 +72,21 @@ int run_case(const Case& c, const char* isa) {
         }
 
     int failures = 0;
-    for (int path = 0; path < 2; ++path) {
+    static const char* const kPaths[] = {"small", "packed", "skinny"};
+    for (int path = 0; path < 3; ++path) {
         std::vector<T> got = c0;
-        (path ? gemm_packed<T> : gemm_small<T>)(c.m, c.n, c.k, a.data() + va.offset, va.rs, va.cs,
-                                                b.data(), rs_b, cs_b, got.data(), ldc,
-                                                c.accumulate, bias_p, c.relu);
+        const T* a0 = a.data() + va.offset;
+        if (path == 0)
+            gemm_small<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, cs_b, got.data(), ldc,
+                          c.accumulate, bias_p, c.relu);
+        else if (path == 1)
+            gemm_packed<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, cs_b, got.data(), ldc,
+                           c.accumulate, bias_p, c.relu);
+        else if (cs_b == 1)
+            gemm_skinny<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, got.data(), ldc,
+                           c.accumulate, bias_p, c.relu);
+        else
+            continue;  // the skinny path reads row-major B only
         for (size_t i = 0; i < got.size(); ++i) {
             // Inputs are multiples of 1/8 and k is small: every path is exact
             // up to the order of additions, so the tolerance is tight.
@@ -83,7 +95,7 @@ int run_case(const Case& c, const char* isa) {
                 if (failures < 5)
                     std::printf("FAIL %s %s %s m=%lld n=%lld k=%lld ta=%d tb=%d neg=%d acc=%d bias=%d "
                                 "relu=%d at %zu: got %g want %g\n",
-                                isa, sizeof(T) == 4 ? "f32" : "f64", path ? "packed" : "small",
+                                isa, sizeof(T) == 4 ? "f32" : "f64", kPaths[path],
                                 (long long)c.m, (long long)c.n, (long long)c.k, c.trans_a, c.trans_b,
                                 c.negative_rows_a, c.accumulate, c.bias, c.relu, i, double(got[i]),
                                 double(want[i]));
