@@ -128,8 +128,8 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     }
     if (m * n * k < kSmallMaxMacs)
         gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
-    else if (m <= kSkinnyMaxRows && cs_b == 1)
-        gemm_skinny(m, n, k, a, rs_a, cs_a, b, rs_b, c, ldc, accumulate, bias, relu);
+    else if (m <= kSkinnyMaxRows && (cs_b == 1 || rs_b == 1))
+        gemm_skinny(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     else
         gemm_packed(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
 }

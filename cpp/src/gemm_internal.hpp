@@ -20,11 +20,11 @@ template <class T>
 void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
                  const T* bias, bool relu);
-// Skinny: op(B) row-major (cs_b == 1), rows of B read in place, threads split N.
+// Skinny (few rows): B panel by panel, read in place when row-major, threads split N.
 template <class T>
 void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
-                 const T* b, int64_t rs_b, T* c, int64_t ldc, bool accumulate, const T* bias,
-                 bool relu);
+                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
+                 const T* bias, bool relu);
 template <class T>
 void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,

@@ -44,7 +44,7 @@ void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
         const int rows = static_cast<int>(m - i < mr ? m - i : mr);
         for (int64_t j = 0, q = 0; j < n; j += nr, ++q) {
             const int cols = static_cast<int>(n - j < nr ? n - j : nr);
-            kernel(k, a + i * rs_a, rs_a, cs_a, rows_b + q * panel_stride, ldb, nullptr,
+            kernel(k, a + i * rs_a, rs_a, cs_a, rows_b + q * panel_stride, ldb, LineStream{},
                    c + i * ldc + j, ldc, rows, cols, accumulate,
                    Epilogue<T>{bias ? bias + j : nullptr, relu});
         }

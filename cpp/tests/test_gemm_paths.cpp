@@ -1,5 +1,5 @@
 // The GEMM loop nests, packed (gemm.cpp), unpacked small (gemm_small.cpp) and
-// skinny (gemm_skinny.cpp, row-major B only), each against the scalar reference,
+// skinny (gemm_skinny.cpp), each against the scalar reference,
 // on every kernel set this CPU runs. gemm_fused picks one by shape, so the
 // Python tests reach each path only where it is chosen; here all run on the
 // same shapes, including ones far
@@ -82,11 +82,9 @@ int run_case(const Case& c, const char* isa) {
         else if (path == 1)
             gemm_packed<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, cs_b, got.data(), ldc,
                            c.accumulate, bias_p, c.relu);
-        else if (cs_b == 1)
-            gemm_skinny<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, got.data(), ldc,
-                           c.accumulate, bias_p, c.relu);
         else
-            continue;  // the skinny path reads row-major B only
+            gemm_skinny<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, cs_b, got.data(), ldc,
+                           c.accumulate, bias_p, c.relu);
         for (size_t i = 0; i < got.size(); ++i) {
             // Inputs are multiples of 1/8 and k is small: every path is exact
             // up to the order of additions, so the tolerance is tight.

@@ -26,13 +26,20 @@ template <class T>
 using MicroKernel = void (*)(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc,
                              int rows, int cols, bool accumulate, Epilogue<T> epilogue);
 
+// Cache lines for a micro-kernel to prefetch while it computes, a few per k
+// step, in order: `runs` runs of `run_lines` 64-byte lines, `stride` bytes
+// apart (the source of the next B panel of a skinny product). Default: none.
+struct LineStream {
+    const char* base = nullptr;
+    int64_t stride = 0, run_lines = 0, runs = 0;
+};
+
 // The same tile from unpacked operands (small and skinny products): op(A)(r, p) =
 // a[r*rs_a + p*cs_a] for r < rows; op(B)(p, j) = b[p*ldb + j], every one of the
-// nr columns of each row readable (zero past `cols`). prefetch_b: null, or the
-// next B panel (row stride ldb), prefetched one row per k step.
+// nr columns of each row readable (zero past `cols`).
 template <class T>
 using DirectKernel = void (*)(int64_t kc, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
-                              int64_t ldb, const T* prefetch_b, T* c, int64_t ldc, int rows,
+                              int64_t ldb, LineStream prefetch, T* c, int64_t ldc, int rows,
                               int cols, bool accumulate, Epilogue<T> epilogue);
 
 // Elementwise loops over a contiguous chunk; `stream` asks for non-temporal stores.
