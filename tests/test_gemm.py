@@ -16,6 +16,9 @@ SHAPES = [
     (1, 1, 1), (2, 3, 5), (7, 13, 11), (3, 1, 17),
     (4, 8, 255), (5, 9, 257), (6, 16, 256), (11, 31, 383), (12, 32, 384), (13, 33, 385),
     (25, 65, 129), (23, 47, 53), (97, 513, 19), (37, 769, 7), (300, 200, 129),
+    # each path by shape (gemm.cpp's gemm_fused): small with B read in place, small with B
+    # copied, skinny (m <= 128) with several N panels, skinny shape but one panel (packed)
+    (16, 64, 64), (1, 3, 20000), (64, 200, 400), (100, 20, 500),
 ]
 LAYOUTS = ("C", "F", "strided", "reversed")
 
@@ -142,6 +145,7 @@ def test_lecture_matmul_example():
     (200, 300, 257, False, False),   # threads split N
     (640, 20, 300, True, False),     # N too narrow: threads split M
     (64, 512, 385, False, True),     # the lecture's skinny shape, smaller
+    (64, 512, 385, False, False),    # the same with row-major B: read in place
 ])
 def test_one_and_two_threads_bit_identical(threads, rng, m, n, k, trans_a, trans_b, dtype):
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype, "C")

@@ -3,7 +3,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -196,7 +198,7 @@ Operand operand(const py::array& arr, bool transposed) {
 
 template <class T>
 void call_gemm(const Operand& a, const Operand& b, void* c, bool accumulate) {
-    GilReleaseFor release(a.rows * b.cols * a.cols);
+    GilReleaseFor release(std::max(a.rows * b.cols * a.cols, a.rows * b.cols));  // k = 0 still fills C
     matgrad::gemm_strided(a.rows, b.cols, a.cols, static_cast<const T*>(a.data), a.rs, a.cs,
                           static_cast<const T*>(b.data), b.rs, b.cs, static_cast<T*>(c), b.cols,
                           accumulate);
@@ -363,7 +365,7 @@ py::array linear_forward(const py::handle& x_obj, const py::handle& w_obj, const
     const void* bp = b ? b->data() : nullptr;
     void* yp = out.mutable_data();
     {
-        GilReleaseFor release(n * d * m);
+        GilReleaseFor release(std::max(n * d * m, n * m));
         with_element_type(dt, [&](auto zero) {
             using T = decltype(zero);
             matgrad::linear_forward(n, d, m, static_cast<const T*>(ox.data), ox.rs, ox.cs,
@@ -471,7 +473,7 @@ py::tuple linear_backward(const py::handle& dy_obj, const py::handle& x_obj,
     const void* yp = y ? y->data() : nullptr;
     void *dxp = gdx.data(), *dwp = gdw.data(), *dbp = gdb.data();
     {
-        GilReleaseFor release(n * d * m);
+        GilReleaseFor release(std::max(n * d * m, n * m));
         if (dt == Dtype::f32) {
             matgrad::LinearGrads g{static_cast<float*>(dxp), static_cast<float*>(dwp),
                                    static_cast<float*>(dbp), gdx.accumulate, gdw.accumulate,
@@ -494,8 +496,10 @@ py::tuple linear_backward(const py::handle& dy_obj, const py::handle& x_obj,
 // ---- softmax cross-entropy -------------------------------------------------------
 
 // labels: a 1-D int64 array of n class indices, each in [0, c); checked here so
-// that a bad one is a ValueError naming it, before the kernel runs.
-py::array checked_labels(const char* fn, const py::handle& obj, int64_t n, int64_t c) {
+// that a bad one is a ValueError naming it, before the kernel runs. Returned as
+// a private copy: the kernel indexes memory with them, possibly after the GIL
+// is released, when another thread could change the caller's array.
+std::vector<int64_t> checked_labels(const char* fn, const py::handle& obj, int64_t n, int64_t c) {
     py::array labels = require_ndarray(fn, "labels", obj);
     if (!labels.dtype().equal(py::dtype::of<int64_t>()))
         fail_type(std::string(fn) + ": labels has dtype " + dtype_str(labels) +
@@ -503,14 +507,17 @@ py::array checked_labels(const char* fn, const py::handle& obj, int64_t n, int64
     if (shape_of(labels) != Shape{n})
         fail_value(std::string(fn) + ": labels has shape " + shape_str(labels) + ", expected " +
                    shape_str(Shape{n}) + " (one class index per row)");
-    labels = contiguous(labels);
-    const int64_t* y = static_cast<const int64_t*>(labels.data());
-    for (int64_t i = 0; i < n; ++i)
+    std::vector<int64_t> y(static_cast<size_t>(n));
+    const char* base = static_cast<const char*>(labels.data());
+    const py::ssize_t stride = labels.strides(0);
+    for (int64_t i = 0; i < n; ++i) {
+        std::memcpy(&y[i], base + i * stride, sizeof(int64_t));
         if (y[i] < 0 || y[i] >= c)
             fail_value(std::string(fn) + ": labels must be in [0, " + std::to_string(c) + ") for " +
                        std::to_string(c) + " classes; labels[" + std::to_string(i) +
                        "] = " + std::to_string(y[i]));
-    return labels;
+    }
+    return y;
 }
 
 py::tuple cross_entropy_forward(const py::handle& scores_obj, const py::handle& labels_obj) {
@@ -521,11 +528,11 @@ py::tuple cross_entropy_forward(const py::handle& scores_obj, const py::handle& 
     if (n == 0 || c == 0)
         fail_value(std::string(fn) + ": scores must have at least one row and one class, got shape " +
                    shape_str(s));
-    py::array labels = checked_labels(fn, labels_obj, n, c);
+    const std::vector<int64_t> labels = checked_labels(fn, labels_obj, n, c);
     s = contiguous(s);
     py::array probs(s.dtype(), Shape{n, c}), loss(s.dtype(), Shape{});
     const void* sp = s.data();
-    const int64_t* yp = static_cast<const int64_t*>(labels.data());
+    const int64_t* yp = labels.data();
     void* pp = probs.mutable_data();
     void* lp = loss.mutable_data();
     {
@@ -545,12 +552,11 @@ py::array cross_entropy_backward(const py::handle& probs_obj, const py::handle& 
     py::array p = require_2d(fn, "probs", probs_obj);
     const Dtype dt = require_float(fn, "probs", p);
     const int64_t n = p.shape(0), c = p.shape(1);
-    py::array labels = checked_labels(fn, labels_obj, n, c);
+    const std::vector<int64_t> labels = checked_labels(fn, labels_obj, n, c);
     py::array out = prepare_elementwise_out(fn, out_obj, p, {&p});
-    if (overlaps(out, labels)) fail_value(std::string(fn) + ": out overlaps labels");
     p = contiguous(p);
     const void* pp = p.data();
-    const int64_t* yp = static_cast<const int64_t*>(labels.data());
+    const int64_t* yp = labels.data();
     void* dp = out.mutable_data();
     {
         GilReleaseFor release(n * c);

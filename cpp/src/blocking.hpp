@@ -40,9 +40,13 @@ inline constexpr Blocking f64{4, 4, 256, 256, 1024};
 // tiles read A and B in place. Measured with bench_gemm's small shapes; see
 // docs/tuning.md.
 inline constexpr int64_t kSmallMaxMacs = 64 * 64 * 64;
-// GEMMs with at most this many rows and a row-major B read B in place instead
-// of packing it (gemm_skinny.cpp): each element of B is used only m times, too
-// few to pay for copying it. Measured with a C++ loop over both paths, fp32,
+// ... as long as the padded copy of B it may need stays within this many
+// elements (a 1×k·k×1 product would otherwise pad k values to k·nr).
+inline constexpr int64_t kSmallMaxCopiedB = int64_t{1} << 16;
+// GEMMs with at most this many rows take B panel by panel (gemm_skinny.cpp):
+// each element of B is used only m times, too few to pay for packing it in
+// large blocks. A row-major B is read in place, a transposed one packed one
+// panel at a time; N is split across threads, so there must be a panel for each. Measured with a C++ loop over both paths, fp32,
 // 2 threads: 64×4096·4096×4096 7.1 -> 6.0 ms, 128×4096·4096×4096 11.5 -> 10.3 ms,
 // 128×784·784×512 0.257 -> 0.218 ms; at 256 rows the two were within noise.
 inline constexpr int64_t kSkinnyMaxRows = 128;

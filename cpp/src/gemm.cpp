@@ -126,9 +126,19 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
         empty_product(m, n, c, ldc, accumulate, bias, relu);
         return;
     }
-    if (m * n * k < kSmallMaxMacs)
+    const int64_t nr = active_kernels().get<T>().blocking.nr;
+    const int64_t panels = ceil_div(n, nr);
+    // The small path copies B whole, padded to nr columns, unless it can read
+    // it in place: only while that copy stays small (a 1×k·k×1 product would
+    // otherwise pad k values to k·nr).
+    const bool b_in_place = cs_b == 1 && n % nr == 0;
+    const bool small = m * n * k < kSmallMaxMacs && (b_in_place || k * panels * nr <= kSmallMaxCopiedB);
+    // The skinny path splits N only: it needs a panel for every thread.
+    const int threads = m * n * k >= kParallelMinMacs ? max_threads() : 1;
+    const bool skinny = m <= kSkinnyMaxRows && (cs_b == 1 || rs_b == 1) && panels >= threads;
+    if (small)
         gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
-    else if (m <= kSkinnyMaxRows && (cs_b == 1 || rs_b == 1))
+    else if (skinny)
         gemm_skinny(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     else
         gemm_packed(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);

@@ -12,10 +12,10 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
                 const T* bias, bool relu);
 
-// The two paths gemm_fused chooses between (by size, kSmallMaxMacs), exposed so
-// that tests can check each against the reference:
-// the packed loop nest (gemm.cpp) and the unpacked small-product one (gemm_small.cpp).
-// Both: m, n, k > 0.
+// The three paths gemm_fused chooses between (by shape: blocking.hpp), exposed
+// so that tests can check each against the reference: the packed loop nest
+// (gemm.cpp), the skinny one (gemm_skinny.cpp) and the small-product one
+// (gemm_small.cpp). All: m, n, k > 0.
 template <class T>
 void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,

@@ -52,10 +52,15 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const DirectKernel<T> kernel = kern.direct_kernel;
     const bool in_place = cs_b == 1;  // row-major op(B): its rows are the kernel's B rows
 
+    // One packed panel (kc × nr) per team member, allocated here so that nothing
+    // can throw inside the team.
+    const int64_t panel_elems = (std::min(kc, k) * nr + 15) / 16 * 16;  // 64-byte multiples
+    thread_local AlignedBuffer scratch;
+    T* const panel_buffers = static_cast<T*>(scratch.reserve(sizeof(T) * panel_elems * threads));
+
     auto body = [&](int tid, int team) {
         const int64_t first = panels * tid / team, end = panels * (tid + 1) / team;
-        thread_local AlignedBuffer panel_scratch;  // one packed panel, kc × nr
-        T* const packed = static_cast<T*>(panel_scratch.reserve(sizeof(T) * std::min(kc, k) * nr));
+        T* const packed = panel_buffers + panel_elems * tid;
         for (int64_t pc = 0; pc < k; pc += kc) {
             const int64_t kb = std::min(kc, k - pc);
             const bool acc = accumulate || pc > 0, last = pc + kb >= k;

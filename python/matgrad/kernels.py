@@ -2,7 +2,8 @@
 
 Every function validates its arguments and raises a clear error that names the
 problem (shapes, dtypes, ``out``) before touching memory; the GIL is released
-while a kernel runs. See the docstrings of each function.
+while a kernel runs, except for tiny calls (under 16k multiply-adds or elements),
+where releasing it would cost more than the kernel. See the docstrings of each function.
 """
 
 from ._core import (  # noqa: F401  (re-exported API)

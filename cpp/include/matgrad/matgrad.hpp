@@ -100,7 +100,8 @@ void linear_backward(int64_t n, int64_t d, int64_t m, const double* dy, const do
 //
 // The classifier loss over n rows of c scores, with the softmax saved for the backward:
 // Forward: probs[i, :] = softmax(scores[i, :]); returns L = -(1/n) Σ_i log probs[i, labels[i]].
-//   scores: [n×c] (row stride ld), labels: [n] -> probs: [n×c] contiguous.
+//   scores: [n×c] (row stride ld), labels: [n] -> probs: [n×c] contiguous, not
+//   overlapping scores.
 //   Returns NaN when any score is NaN or ±inf (a -inf score would otherwise pass
 //   silently as probability 0), and for n = 0.
 // Backward: dscores = (probs - onehot(labels)) · dloss / n.
