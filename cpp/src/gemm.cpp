@@ -229,10 +229,8 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                         const int64_t calls = (p_end - p_begin) * ceil_div(nb, bl.nr);
                         const int64_t per_call = calls > 0 ? ceil_div(next.lines(), calls) : 0;
                         const T* b_block = b + pc * rs_b + jc * cs_b;
-                        if (rs_b == 1 && cs_b != 1 && kern.pack_b_transposed)
-                            kern.pack_b_transposed(kb, nb, b_block, cs_b, bl.nr, packed_b);
-                        else
-                            pack_b(kb, nb, b_block, rs_b, cs_b, bl.nr, packed_b);
+                        pack_b_fastest(kern.pack_b_transposed, kb, nb, b_block, rs_b, cs_b, bl.nr,
+                                       packed_b);
                         for (int64_t q = p_begin; q < p_end; ++q) {
                             const int64_t i = q * bl.mr;
                             const int rows = static_cast<int>(std::min<int64_t>(bl.mr, mb - i));
@@ -257,16 +255,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
             }
         }
     };
-    // Entering an OpenMP region costs about a microsecond even for a team of
-    // one: small products (every op of a small network) run the body directly.
-#if defined(_OPENMP)
-    if (grid.threads > 1) {
-#pragma omp parallel num_threads(grid.threads)
-        body(thread_index(), team_size());
-        return;
-    }
-#endif
-    body(0, 1);
+    run_team(grid.threads, body);
 }
 
 template void gemm_packed<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,

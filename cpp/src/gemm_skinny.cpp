@@ -71,10 +71,7 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 int64_t ldb = rs_b;
                 if (!in_place || cols < nr) {
                     const T* src = b + pc * rs_b + j * cs_b;
-                    if (rs_b == 1 && cs_b != 1 && kern.pack_b_transposed)
-                        kern.pack_b_transposed(kb, cols, src, cs_b, nr, packed);
-                    else
-                        pack_b(kb, cols, src, rs_b, cs_b, nr, packed);
+                    pack_b_fastest(kern.pack_b_transposed, kb, cols, src, rs_b, cs_b, nr, packed);
                     panel = packed;
                     ldb = nr;
                 }
@@ -91,14 +88,7 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
             }
         }
     };
-#if defined(_OPENMP)
-    if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-        body(thread_index(), team_size());
-        return;
-    }
-#endif
-    body(0, 1);
+    run_team(threads, body);
 }
 
 template void gemm_skinny<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,

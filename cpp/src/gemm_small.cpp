@@ -23,17 +23,14 @@ void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
 
     // The kernel loads whole nr-wide rows of B: read B in place when it is
     // row-major and its width a multiple of nr; otherwise pack it into nr-wide
-    // zero-padded panels (pack.hpp; at most k × (n + nr) elements, small by the
-    // choice of path), where row p of panel q is at panel + p*nr.
+    // zero-padded panels (pack.hpp; at most kSmallMaxCopiedB elements: gemm_fused
+    // sends larger copies elsewhere), where row p of panel q is at panel + p*nr.
     const T* rows_b = b;
     int64_t ldb = rs_b, panel_stride = nr;  // from one nr-column panel of B to the next
     if (cs_b != 1 || n % nr != 0) {
         thread_local AlignedBuffer scratch;
         T* packed = static_cast<T*>(scratch.reserve(sizeof(T) * k * ((n + nr - 1) / nr * nr)));
-        if (rs_b == 1 && cs_b != 1 && kern.pack_b_transposed)
-            kern.pack_b_transposed(k, n, b, cs_b, nr, packed);
-        else
-            pack_b(k, n, b, rs_b, cs_b, nr, packed);
+        pack_b_fastest(kern.pack_b_transposed, k, n, b, rs_b, cs_b, nr, packed);
         rows_b = packed;
         ldb = nr;
         panel_stride = nr * k;

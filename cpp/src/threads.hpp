@@ -11,4 +11,20 @@ int max_threads();
 int thread_index();
 int team_size();
 
+// Runs body(tid, team) on a team of `threads` (tid < team; OpenMP may give
+// fewer than asked), or once as body(0, 1) on the calling thread when threads
+// is 1: entering an OpenMP region costs about a microsecond even for a team of
+// one, which small products (every op of a small network) cannot afford.
+template <class Body>
+void run_team(int threads, const Body& body) {
+#if defined(_OPENMP)
+    if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+        body(thread_index(), team_size());
+        return;
+    }
+#endif
+    body(0, 1);
+}
+
 }  // namespace matgrad::detail

@@ -103,7 +103,7 @@ def _grad_target(t):
             if spare.shape == t.data.shape and spare.dtype == t.data.dtype:
                 return spare, False
         return None, False
-    if t._gown is cur and cur.flags.c_contiguous:  # owned (_owns), so written in place
+    if t._gown is cur and cur.flags.c_contiguous:  # owned (tensor.py's docstring): written in place
         return cur, True
     return np.array(cur, order="C"), True
 

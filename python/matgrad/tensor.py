@@ -250,7 +250,7 @@ class Tensor:
             raise
         for leaf in leaves:
             g = leaf.grad
-            if g is not None and not (leaf._gown is g and g.flags.c_contiguous):  # owned, see _owns
+            if g is not None and not (leaf._gown is g and g.flags.c_contiguous):  # owned: see the module docstring
                 leaf.grad = leaf._gown = np.array(g, order="C")  # never hand the caller a shared buffer
 
 
@@ -313,12 +313,6 @@ def _unique_refs():
     return _getrefcount(g)
 
 
-def _owns(t, g):
-    """Whether t may write its gradient g in place: matgrad made g for t. An array assigned to
-    ``.grad`` by hand never is (ownership goes by identity, not by history)."""
-    return t._gown is g
-
-
 _getrefcount = getattr(sys, "getrefcount", None)  # absent on PyPy: no reuse there
 _UNIQUE_REFS = _unique_refs() if _getrefcount is not None else None
 
@@ -331,7 +325,7 @@ def _accumulate(t, g, own):
     if cur is None:
         t.grad = g
         t._gown = g if own else None
-    elif t._gown is cur:  # _owns(t, cur), inlined: this runs for every gradient
+    elif t._gown is cur:  # owned (module docstring): written in place
         cur += g
     else:  # a borrowed buffer is never written: replace it
         t.grad = t._gown = np.add(cur, g, order="C")
