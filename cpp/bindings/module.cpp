@@ -569,13 +569,55 @@ py::array cross_entropy_backward(const py::handle& probs_obj, const py::handle& 
     return out;
 }
 
+py::dict cache_level_dict(const matgrad::CacheLevel& c) {
+    py::dict d;
+    d["size"] = c.size;
+    d["ways"] = c.ways;
+    d["line"] = c.line;
+    d["sharing"] = c.sharing;
+    return d;
+}
+
+py::dict cpu_caches() {
+    const matgrad::CpuCaches& c = matgrad::cpu_caches();
+    py::dict d;
+    d["l1d"] = cache_level_dict(c.l1d);
+    d["l2"] = cache_level_dict(c.l2);
+    d["l3"] = cache_level_dict(c.l3);
+    d["source"] = c.source;
+    return d;
+}
+
+bool is_double(const py::dtype& dt) {
+    if (dt.is(py::dtype::of<double>()) || dt.equal(py::dtype::of<double>())) return true;
+    if (dt.equal(py::dtype::of<float>())) return false;
+    fail_type("dtype must be float32 or float64, got " + py::str(dt).cast<std::string>());
+}
+
+py::dict block_sizes(const py::object& dtype) {
+    const matgrad::BlockSizes b = matgrad::block_sizes(is_double(py::dtype::from_args(dtype)));
+    py::dict d;
+    d["mr"] = b.mr;
+    d["nr"] = b.nr;
+    d["kc"] = b.kc;
+    d["nc"] = b.nc;
+    d["mc"] = b.mc;
+    return d;
+}
+
+double fma_peak(const std::string& isa, const py::object& dtype, int threads, double seconds) {
+    const bool f64 = is_double(py::dtype::from_args(dtype));
+    py::gil_scoped_release release;
+    return matgrad::fma_peak_gflops(isa.c_str(), f64, threads, seconds);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "matgrad's native kernels (GEMM, ReLU) over numpy arrays";
     // Resolve the kernel set now, so a bad MATGRAD_ISA fails the import, and set
     // up thread control now (it installs the at-fork handler).
-    matgrad::isa();
+    matgrad::isa();  // also reads MATGRAD_BLOCKING
     matgrad::get_num_threads();
 
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
@@ -630,4 +672,16 @@ loss is NaN when any score is NaN or infinite.)doc");
           "Set the number of threads kernels use (n >= 1).");
     m.def("get_num_threads", &matgrad::get_num_threads, "Threads kernels use.");
     m.def("has_openmp", &matgrad::has_openmp, "Whether the kernels were built with OpenMP.");
+    m.def("cpu_caches", &cpu_caches,
+          "The data caches this CPU reports: {'l1d', 'l2', 'l3': {'size', 'ways', 'line', "
+          "'sharing'}, 'source': 'cpuid' | 'sysfs' | 'default'}; sizes in bytes, 0 if unknown.");
+    m.def("block_sizes", &block_sizes, py::arg("dtype"),
+          "The active kernel set's GEMM blocks for float32 or float64: {'mr', 'nr', 'kc', 'nc', 'mc'}.");
+    m.def("blocking_source", &matgrad::blocking_source,
+          "Where the blocks came from: 'derived', 'fallback' or 'override'.");
+    m.def("set_blocking", &matgrad::set_blocking, py::arg("kc"), py::arg("nc"), py::arg("mc"),
+          "Override kc, nc, mc for both dtypes (0 keeps the derived value).");
+    m.def("fma_peak", &fma_peak, py::arg("isa"), py::arg("dtype"), py::arg("threads") = 1,
+          py::arg("seconds") = 0.2,
+          "Measured FMA peak of a kernel set in GFLOP/s, summed over `threads` threads.");
 }

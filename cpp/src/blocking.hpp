@@ -1,14 +1,23 @@
-// The one table of GEMM tuning choices, per instruction set and dtype.
+// GEMM tuning choices, per instruction set and dtype.
 //
 // Row-major C = A·B mirrors BLIS's column-major loops (C = Bᵀ·Aᵀ there):
 //   mr×nr  register tile of C; nr runs along N and is a multiple of the vector width.
-//   kc     depth of one K slice. An A micro-panel (mr×kc) stays in L1 (32 KiB).
-//   nc     columns of the packed B block (kc×nc), private to a thread, in L2 (1 MiB).
+//   kc     depth of one K slice. The A micro-panel (mr×kc) stays in L1 while the
+//          B micro-panels (nr×kc) stream past it from L2.
+//   nc     columns of the packed B block (kc×nc), private to a thread, in L2.
 //   mc     rows of the packed A block (mc×kc), shared by all threads, in L3.
+// The register tile is fixed per ISA (the micro-kernels are compiled for it); kc,
+// nc and mc are derived at run time from the caches the CPU reports
+// (derive_blocking below, blocking.cpp), and the table here is only their
+// fallback when a cache size cannot be read.
 // Header-only constants: the ISA translation units include it without sharing code.
 #pragma once
 
 #include <cstdint>
+
+namespace matgrad {
+struct CpuCaches;  // matgrad.hpp
+}
 
 namespace matgrad::detail {
 
@@ -17,6 +26,7 @@ struct Blocking {
     int64_t kc, nc, mc;
 };
 
+// The fixed table (fallback) was measured on a Zen 5 (48 KiB L1d, 1 MiB L2).
 // avx512: 24 zmm accumulators (12 rows × 2 zmm fp32, 12 rows × 2 zmm fp64), as
 //   BLIS zen4 (32×12 column-major) and OpenBLAS SkylakeX use. kc×nc of B fills
 //   most of L2: fp32 384×512×4 B = 768 KiB, fp64 256×384×8 B = 768 KiB.
@@ -35,6 +45,23 @@ namespace baseline_blocking {
 inline constexpr Blocking f32{4, 8, 256, 512, 1024};
 inline constexpr Blocking f64{4, 4, 256, 256, 1024};
 }  // namespace baseline_blocking
+
+// kc, nc and mc for the register tile of `tile` (its mr, nr) and elements of
+// `elem_bytes` bytes, from the caches (the analytical model of Low et al., 2016,
+// with the measured rules documented in blocking.cpp and docs/tuning.md). A level
+// whose size or associativity is unknown keeps `tile`'s own kc, nc or mc. Pure.
+Blocking derive_blocking(const matgrad::CpuCaches& caches, const Blocking& tile, int elem_bytes);
+
+// MATGRAD_BLOCKING="kc=..,nc=..,mc=..": any of the three, in any order; 0 = keep
+// the derived value. parse_blocking_override throws std::invalid_argument naming
+// MATGRAD_BLOCKING and the bad part for anything else.
+struct BlockingOverride {
+    int64_t kc = 0, nc = 0, mc = 0;
+};
+BlockingOverride parse_blocking_override(const char* text);
+// The largest value an override may set: keeps every buffer-size product in range.
+inline constexpr int64_t kMaxBlock = int64_t{1} << 20;
+Blocking with_override(Blocking derived, const BlockingOverride& override);
 
 // Below this many multiply-adds a GEMM skips packing (gemm_small.cpp): the
 // tiles read A and B in place. Measured with bench_gemm's small shapes; see

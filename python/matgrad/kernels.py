@@ -6,6 +6,9 @@ while a kernel runs, except for tiny calls (under 16k multiply-adds or elements)
 where releasing it would cost more than the kernel. See the docstrings of each function.
 """
 
+import numpy as np
+
+from . import _core
 from ._core import (  # noqa: F401  (re-exported API)
     axpy,
     cross_entropy_backward,
@@ -23,7 +26,70 @@ from ._core import (  # noqa: F401  (re-exported API)
     set_num_threads,
 )
 
+
+
+def config():
+    """What the kernels run with on this machine, as a dict.
+
+    ``isa``: the kernel set in use; ``threads``: kernel threads; ``openmp``: whether the
+    build has OpenMP; ``caches``: ``{"l1d", "l2", "l3"}`` in bytes as the CPU reports
+    them (0 when unknown), with ``cache_source`` saying where they came from
+    (``"cpuid"``, ``"sysfs"`` or ``"default"``) and ``cache_geometry`` the ways, line
+    size and sharing of each level; ``blocking``: ``{"float32": {"mr", "nr", "kc", "nc",
+    "mc"}, "float64": {...}}`` for the kernel set in use, with ``blocking_source``
+    (``"derived"`` from the caches, ``"fallback"`` to the fixed table when they are
+    unknown, or ``"override"`` by ``MATGRAD_BLOCKING`` / :func:`set_blocking`).
+    """
+    caches = _core.cpu_caches()
+    return {
+        "isa": _core.isa(),
+        "threads": _core.get_num_threads(),
+        "openmp": _core.has_openmp(),
+        "caches": {level: caches[level]["size"] for level in ("l1d", "l2", "l3")},
+        "cache_source": caches["source"],
+        "cache_geometry": {level: caches[level] for level in ("l1d", "l2", "l3")},
+        "blocking": {name: _core.block_sizes(np.dtype(name)) for name in ("float32", "float64")},
+        "blocking_source": _core.blocking_source(),
+    }
+
+
+def set_blocking(kc=None, nc=None, mc=None):
+    """Override the GEMM's cache blocks for both dtypes and every kernel set.
+
+    Each of ``kc`` (K slice), ``nc`` (columns of the packed B block) and ``mc`` (rows
+    of the packed A block) is a positive int, or None to keep the value derived from
+    the caches; ``set_blocking()`` returns to the derived blocks. For tuning
+    experiments: results stay correct under any blocking. ``MATGRAD_BLOCKING=
+    "kc=..,nc=..,mc=.."`` does the same at import.
+    """
+    values = []
+    for name, value in (("kc", kc), ("nc", nc), ("mc", mc)):
+        if value is None:
+            values.append(0)
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"set_blocking: {name} must be an int or None, got {type(value).__name__}")
+        if value <= 0:
+            raise ValueError(f"set_blocking: {name} must be positive, got {value}")
+        values.append(int(value))
+    _core.set_blocking(*values)
+
+
+def fma_peak(isa=None, dtype=np.float32, threads=None, seconds=0.2):
+    """The FMA peak of a kernel set in GFLOP/s, measured now.
+
+    Each of ``threads`` threads (default: the kernel thread count) runs independent
+    vector FMA chains for about ``seconds``; the rates are summed. ``isa`` defaults
+    to the kernel set in use. The limit a GEMM's "% of peak" divides by.
+    """
+    return _core.fma_peak(isa or _core.isa(), np.dtype(dtype),
+                          threads if threads is not None else _core.get_num_threads(), seconds)
+
+
 __all__ = [
+    "config",
+    "set_blocking",
+    "fma_peak",
     "matmul",
     "relu_forward",
     "relu_backward",

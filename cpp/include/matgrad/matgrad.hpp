@@ -134,6 +134,46 @@ void set_isa(const char* name);
 // Whether this CPU (and build) can run the named kernel set.
 bool isa_available(const char* name);
 
+// ---- Caches and block sizes ---------------------------------------------------
+// The GEMM's cache blocks (kc, nc, mc) are derived at first use from the data
+// caches the CPU reports (CPUID, else Linux sysfs); the register tile (mr × nr)
+// is fixed per kernel set. See docs/tuning.md for the model and its rules.
+struct CacheLevel {
+    int64_t size = 0;  // bytes; 0 = unknown
+    int ways = 0;      // associativity; 0 = unknown
+    int line = 64;     // bytes
+    int sharing = 1;   // logical CPUs sharing it (an L3's share per core is size / sharing)
+};
+struct CpuCaches {
+    CacheLevel l1d, l2, l3;
+    // "cpuid" (leaf 4 on Intel, 0x8000001D on AMD), "sysfs"
+    // (/sys/devices/system/cpu/cpu0/cache) or "default" (nothing readable: sizes 0).
+    const char* source = "default";
+};
+// What this machine reported (read once).
+const CpuCaches& cpu_caches();
+
+struct BlockSizes {
+    int mr, nr;             // register tile of C
+    int64_t kc, nc, mc;     // K slice, packed B block columns, packed A block rows
+};
+// The blocks the active kernel set uses for float (double_precision false) or double.
+BlockSizes block_sizes(bool double_precision);
+// Where they came from: "derived" (from the caches), "fallback" (caches unknown:
+// the fixed table in blocking.hpp), or "override" (MATGRAD_BLOCKING or set_blocking).
+const char* blocking_source();
+// Overrides kc, nc and mc for both dtypes and every kernel set; 0 keeps the
+// derived value, so set_blocking(0, 0, 0) returns to the derived blocks.
+// Negative values throw std::invalid_argument. The environment variable
+// MATGRAD_BLOCKING="kc=..,nc=..,mc=.." does the same on first use.
+void set_blocking(int64_t kc, int64_t nc, int64_t mc);
+
+// ---- Machine limit ------------------------------------------------------------
+// The FMA peak of one kernel set, measured: each of `threads` threads runs
+// independent chains of vector FMAs for about `seconds`. Returns GFLOP/s (2 per
+// FMA lane), summed over threads. Throws like set_isa for an unusable set.
+double fma_peak_gflops(const char* isa, bool double_precision, int threads, double seconds);
+
 // ---- Reference --------------------------------------------------------------
 // Plain scalar loops: the oracle for tests and benchmarks. Same contracts as above.
 namespace reference {

@@ -8,50 +8,8 @@
 namespace matgrad::detail {
 namespace {
 
-struct VecF32 {
-    using T = float;
-    using reg = __m512;
-    static constexpr int W = 16;
-    static reg zero() { return _mm512_setzero_ps(); }
-    static reg load(const T* p) { return _mm512_load_ps(p); }
-    static reg loadu(const T* p) { return _mm512_loadu_ps(p); }
-    static void storeu(T* p, reg r) { _mm512_storeu_ps(p, r); }
-    static reg set1(T x) { return _mm512_set1_ps(x); }
-    static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
-    static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
-    static void stream(T* p, reg r) { _mm512_stream_ps(p, r); }
-    static void stream_fence() { _mm_sfence(); }
-    // vmaxps returns its second operand when either is NaN: max(0, NaN) = NaN.
-    static reg relu(reg x) { return _mm512_max_ps(_mm512_setzero_ps(), x); }
-    static reg relu_mask(reg dy, reg x) {
-        return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ), dy);
-    }
-};
-
-struct VecF64 {
-    using T = double;
-    using reg = __m512d;
-    static constexpr int W = 8;
-    static reg zero() { return _mm512_setzero_pd(); }
-    static reg load(const T* p) { return _mm512_load_pd(p); }
-    static reg loadu(const T* p) { return _mm512_loadu_pd(p); }
-    static void storeu(T* p, reg r) { _mm512_storeu_pd(p, r); }
-    static reg set1(T x) { return _mm512_set1_pd(x); }
-    static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
-    static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
-    static void stream(T* p, reg r) { _mm512_stream_pd(p, r); }
-    static void stream_fence() { _mm_sfence(); }
-    static reg relu(reg x) { return _mm512_max_pd(_mm512_setzero_pd(), x); }
-    static reg relu_mask(reg dy, reg x) {
-        return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ), dy);
-    }
-};
-
-#include "microkernel_impl.inc"
-
-// ---- transposing pack of op(B) = wᵀ --------------------------------------------
-// Reads W columns of op(B) (contiguous runs of w's rows), transposes W×W blocks
-// in registers and writes whole vectors of the packed panel: no scalar scatter.
+// In-register transposes for the packing of op(B) = wᵀ (pack_b_transposed in
+// microkernel_impl.inc).
 
 // In: r[i] = row i (i < 16) of a 16×16 block. Out: r[q] = column q.
 inline void transpose16(__m512 r[16]) {
@@ -99,38 +57,48 @@ inline void transpose8(__m512d r[8]) {
     }
 }
 
-template <class V>
-void transpose_block(typename V::reg r[V::W]);
-template <>
-void transpose_block<VecF32>(__m512 r[16]) { transpose16(r); }
-template <>
-void transpose_block<VecF64>(__m512d r[8]) { transpose8(r); }
-
-template <class V>
-void pack_b_transposed(int64_t depth, int64_t cols, const typename V::T* b, int64_t cs, int nr,
-                       typename V::T* dst) {
-    using T = typename V::T;
-    constexpr int W = V::W;
-    for (int64_t j0 = 0; j0 < cols; j0 += nr, dst += nr * depth) {
-        const int64_t live = (cols - j0 < nr) ? cols - j0 : nr;
-        for (int jj = 0; jj < nr; jj += W) {
-            const int64_t width = live - jj < 0 ? 0 : (live - jj < W ? live - jj : W);
-            const T* src = b + (j0 + jj) * cs;
-            T* out = dst + jj;
-            int64_t p = 0;
-            if (width == W) {
-                for (; p + W <= depth; p += W) {
-                    typename V::reg r[W];
-                    for (int i = 0; i < W; ++i) r[i] = V::loadu(src + i * cs + p);
-                    transpose_block<V>(r);
-                    for (int q = 0; q < W; ++q) V::storeu(out + (p + q) * nr, r[q]);
-                }
-            }
-            for (; p < depth; ++p)  // depth remainder, narrow right edge, zero padding
-                for (int i = 0; i < W; ++i) out[p * nr + i] = i < width ? src[i * cs + p] : T(0);
-        }
+struct VecF32 {
+    using T = float;
+    using reg = __m512;
+    static constexpr int W = 16;
+    static reg zero() { return _mm512_setzero_ps(); }
+    static reg load(const T* p) { return _mm512_load_ps(p); }
+    static reg loadu(const T* p) { return _mm512_loadu_ps(p); }
+    static void storeu(T* p, reg r) { _mm512_storeu_ps(p, r); }
+    static reg set1(T x) { return _mm512_set1_ps(x); }
+    static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+    static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+    static void stream(T* p, reg r) { _mm512_stream_ps(p, r); }
+    static void stream_fence() { _mm_sfence(); }
+    // vmaxps returns its second operand when either is NaN: max(0, NaN) = NaN.
+    static reg relu(reg x) { return _mm512_max_ps(_mm512_setzero_ps(), x); }
+    static reg relu_mask(reg dy, reg x) {
+        return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ), dy);
     }
-}
+    static void transpose(reg r[W]) { transpose16(r); }
+};
+
+struct VecF64 {
+    using T = double;
+    using reg = __m512d;
+    static constexpr int W = 8;
+    static reg zero() { return _mm512_setzero_pd(); }
+    static reg load(const T* p) { return _mm512_load_pd(p); }
+    static reg loadu(const T* p) { return _mm512_loadu_pd(p); }
+    static void storeu(T* p, reg r) { _mm512_storeu_pd(p, r); }
+    static reg set1(T x) { return _mm512_set1_pd(x); }
+    static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+    static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+    static void stream(T* p, reg r) { _mm512_stream_pd(p, r); }
+    static void stream_fence() { _mm_sfence(); }
+    static reg relu(reg x) { return _mm512_max_pd(_mm512_setzero_pd(), x); }
+    static reg relu_mask(reg dy, reg x) {
+        return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_GT_OQ), dy);
+    }
+    static void transpose(reg r[W]) { transpose8(r); }
+};
+
+#include "microkernel_impl.inc"
 
 constexpr KernelTable kTable = make_table<VecF32, VecF64, avx512_blocking::f32.mr,
                                           avx512_blocking::f32.nr / VecF32::W,

@@ -55,6 +55,13 @@ template <class T>
 using PackBTransposed = void (*)(int64_t depth, int64_t cols, const T* b, int64_t cs, int nr,
                                  T* dst);
 
+// The machine's limit for this ISA: `iterations` rounds of independent vector
+// FMA chains (enough of them to cover the FMA latency on every port). Returns
+// the floating-point operations done (2 per lane per FMA); *sink receives a
+// value that depends on all of them, so the loop cannot be optimised away.
+template <class T>
+using PeakLoop = double (*)(int64_t iterations, T* sink);
+
 template <class T>
 struct TypedKernels {
     Blocking blocking;
@@ -63,6 +70,7 @@ struct TypedKernels {
     PackBTransposed<T> pack_b_transposed;
     ReluForwardLoop<T> relu_forward;
     ReluBackwardLoop<T> relu_backward;
+    PeakLoop<T> fma_peak;
 };
 
 struct KernelTable {
@@ -87,5 +95,8 @@ const KernelTable& baseline_kernels();
 
 // The table in use (dispatch.cpp).
 const KernelTable& active_kernels();
+// An ISA's own table (fixed blocking), checked as set_isa checks: throws for an
+// unknown name or one this CPU cannot run.
+const KernelTable& kernels_named(const char* name);
 
 }  // namespace matgrad::detail

@@ -1,0 +1,123 @@
+// Cache blocks from the caches: the analytical model of Low, Igual, Smith and
+// Quintana-Orti, "Analytical Modeling Is Enough for High-Performance BLIS"
+// (ACM TOMS 2016), written for matgrad's row-major loops (gemm.cpp), where the
+// A micro-panel (mr × kc) is the one that stays in L1 and the B micro-panels
+// (nr × kc) stream from the B block in L2. Per cache level: W ways, and
+// way = size / W bytes per way (sets · line); S = element size.
+//
+//   kc: the resident A panel and the streaming B panel share L1, one way kept
+//       free for C and the stack; the streaming panel gets
+//         ways_b = ⌊(W1 − 1) / (1 + mr/nr)⌋  and  kc = ways_b · way1 / (nr · S).
+//   nc: the B block kc × nc takes the L2 ways the model leaves it, beside the two
+//       A panels (the current one and the next):
+//         nc = (W2' − ⌈2 · mr · kc · S / way2⌉) · way2 / (kc · S), a multiple of nr,
+//       where the model has W2' = W2 − 1 and the measured rule W2' = ⌊W2 / 2⌋.
+//   mc: the A block mc × kc lives in this core's share of L3 beside its B block:
+//         mc = (W3 − 1 − ⌈kc · nc · S / way3⌉) · way3 / (kc · S), a multiple of mr,
+//       with way3 from the share (size / sharing).
+//
+// Measured rules on top (docs/tuning.md has the sweeps): see kKcMin and friends.
+#include <stdexcept>
+#include <string>
+
+#include "blocking.hpp"
+#include "cpu_info.hpp"
+
+namespace matgrad::detail {
+namespace {
+
+int64_t floor_to(int64_t x, int64_t step) { return x / step * step; }
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+// Rules measured on top of the model (docs/tuning.md, "Cache blocks"; Sapphire
+// Rapids-class Xeon, 48 KiB 12-way L1d, 2 MiB 16-way L2):
+// - kc below 256 leaves the C tile's read and write-back (once per K slice) too
+//   large a share of each micro-kernel call; kc = 512, which the model allows on a
+//   48 KiB L1, was 10-15% slower than 256-320 (the L1 also holds C and prefetches),
+//   and 384 was 5% slower than 320 for f64.
+constexpr int64_t kKcMin = 256, kKcMax = 320;
+// - a B block filling the L2 but one way (the model) was 10-20% slower than one
+//   in half of it: the L2 also keeps the A panels, C lines and the hardware
+//   prefetcher's lines. The block gets half the ways.
+constexpr bool kHalfL2 = true;
+// - the A block: the B blocks are packed again for every A block, so below about
+//   1000 rows the repacking shows (BLIS keeps its matching L3 block at 3000-6000
+//   whatever the L3, for the same reason); past 4096 rows one barrier pair per K
+//   slice is already rare. A small per-core L3 share (Skylake-X: 1.375 MiB) thus
+//   gets the floor, not the model's few hundred rows.
+constexpr int64_t kMcMin = 1024, kMcMax = 4096;
+
+bool known(const CacheLevel& c) { return c.size > 0 && c.ways > 1 && c.line > 0; }
+
+}  // namespace
+
+Blocking derive_blocking(const CpuCaches& caches, const Blocking& tile, int elem_bytes) {
+    Blocking b = tile;
+    const int64_t S = elem_bytes, mr = tile.mr, nr = tile.nr;
+    if (known(caches.l1d)) {
+        const int64_t way = caches.l1d.size / caches.l1d.ways;
+        const int64_t ways_b = (caches.l1d.ways - 1) * nr / (nr + mr);
+        b.kc = clamp(ways_b * way / (nr * S), kKcMin, kKcMax);
+    }
+    if (known(caches.l2)) {
+        const int64_t way = caches.l2.size / caches.l2.ways;
+        const int64_t ways_a = ceil_div(2 * mr * b.kc * S, way);
+        const int64_t ways_for_b = kHalfL2 ? caches.l2.ways / 2 : caches.l2.ways - 1;
+        const int64_t free_ways = ways_for_b - ways_a;
+        const int64_t nc = free_ways > 0 ? free_ways * way / (b.kc * S) : 0;
+        b.nc = nc >= nr ? floor_to(nc, nr) : nr;
+    }
+    if (known(caches.l3)) {
+        const int64_t share = caches.l3.size / (caches.l3.sharing > 0 ? caches.l3.sharing : 1);
+        const int64_t way = share / caches.l3.ways;
+        const int64_t ways_b = way > 0 ? ceil_div(b.kc * b.nc * S, way) : caches.l3.ways;
+        const int64_t free_ways = caches.l3.ways - 1 - ways_b;
+        const int64_t mc = free_ways > 0 ? free_ways * way / (b.kc * S) : 0;
+        b.mc = clamp(floor_to(mc, mr), floor_to(kMcMin, mr), floor_to(kMcMax, mr));
+    }
+    return b;
+}
+
+BlockingOverride parse_blocking_override(const char* text) {
+    BlockingOverride o;
+    const std::string all = text ? text : "";
+    auto fail = [&](const std::string& why) {
+        throw std::invalid_argument("MATGRAD_BLOCKING='" + all + "': " + why +
+                                    "; expected for example MATGRAD_BLOCKING=\"kc=256,nc=768,mc=3072\""
+                                    " (any of kc, nc, mc, each a positive integer)");
+    };
+    if (all.empty()) fail("empty");
+    size_t pos = 0;
+    bool seen[3] = {false, false, false};
+    while (pos <= all.size()) {
+        const size_t comma = all.find(',', pos);
+        const std::string item = all.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        const size_t eq = item.find('=');
+        if (eq == std::string::npos) fail("'" + item + "' is not name=value");
+        const std::string name = item.substr(0, eq), value = item.substr(eq + 1);
+        const int which = name == "kc" ? 0 : name == "nc" ? 1 : name == "mc" ? 2 : -1;
+        if (which < 0) fail("unknown name '" + name + "'");
+        if (seen[which]) fail("'" + name + "' given twice");
+        seen[which] = true;
+        if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos)
+            fail(name + " must be a positive integer, not '" + value + "'");
+        if (value.size() > 9 || std::stoll(value) > kMaxBlock)
+            fail(name + "=" + value + " is larger than " + std::to_string(kMaxBlock));
+        const int64_t v = std::stoll(value);
+        if (v <= 0) fail(name + " must be a positive integer, not " + value);
+        (which == 0 ? o.kc : which == 1 ? o.nc : o.mc) = v;
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return o;
+}
+
+Blocking with_override(Blocking b, const BlockingOverride& o) {
+    if (o.kc > 0) b.kc = o.kc;
+    if (o.nc > 0) b.nc = o.nc;
+    if (o.mc > 0) b.mc = o.mc;
+    return b;
+}
+
+}  // namespace matgrad::detail

@@ -1,0 +1,156 @@
+// Cache sizes at run time. CPUID leaf 4 (Intel) and 0x8000001D (AMD, when
+// TOPOEXT is set) share one layout; sysfs is the fallback for other CPUs and
+// for hypervisors that hide the leaves. No AVX here: this unit runs on every CPU.
+#include "cpu_info.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define MATGRAD_HAVE_CPUID 1
+#endif
+
+namespace matgrad::detail {
+namespace {
+
+// Level 1 data (type 1) or unified (type 3) caches only; instruction caches are skipped.
+void keep_level(CpuCaches* caches, int level, int type, const CacheLevel& c) {
+    if (type == 2) return;  // instruction cache
+    if (level == 1 && type == 1) caches->l1d = c;
+    if (level == 2) caches->l2 = c;
+    if (level == 3) caches->l3 = c;
+}
+
+bool has_l1_or_l2(const CpuCaches& c) { return c.l1d.size > 0 || c.l2.size > 0; }
+
+// "0-1", "0,2,4-7" -> how many CPUs the list names.
+int count_cpu_list(const char* list) {
+    int count = 0;
+    const char* p = list;
+    while (*p) {
+        char* end = nullptr;
+        const long first = std::strtol(p, &end, 10);
+        if (end == p) break;
+        long last = first;
+        p = end;
+        if (*p == '-') {
+            last = std::strtol(p + 1, &end, 10);
+            p = end;
+        }
+        if (last >= first) count += static_cast<int>(last - first + 1);
+        if (*p == ',') ++p;
+        else break;
+    }
+    return count > 0 ? count : 1;
+}
+
+bool read_text(const std::string& path, char* buf, size_t cap) {
+    FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) return false;
+    size_t len = std::fread(buf, 1, cap - 1, f);
+    std::fclose(f);
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) --len;
+    buf[len] = '\0';
+    return len > 0;
+}
+
+long read_long(const std::string& path, long fallback) {
+    char buf[64];
+    if (!read_text(path, buf, sizeof buf)) return fallback;
+    char* end = nullptr;
+    const long v = std::strtol(buf, &end, 10);
+    return end == buf ? fallback : v;
+}
+
+// "48K", "2048K", "32M", "1024" (bytes) -> bytes; 0 when unreadable.
+int64_t parse_size(const char* text) {
+    char* end = nullptr;
+    const long long v = std::strtoll(text, &end, 10);
+    if (end == text || v <= 0) return 0;
+    switch (*end) {
+        case 'K': case 'k': return v << 10;
+        case 'M': case 'm': return v << 20;
+        case 'G': case 'g': return v << 30;
+        default: return v;
+    }
+}
+
+}  // namespace
+
+bool caches_from_cpuid(CpuCaches* out) {
+#if defined(MATGRAD_HAVE_CPUID)
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+    const unsigned max_leaf = eax;
+    const bool intel = ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;  // GenuineIntel
+    const bool amd = (ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163) ||  // AuthenticAMD
+                     (ebx == 0x6f677948 && edx == 0x6e65476e && ecx == 0x656e6975);    // HygonGenuine
+    unsigned leaf = 0;
+    if (intel && max_leaf >= 4) leaf = 4;
+    if (amd) {
+        // 0x8000001D exists when 0x80000001 ECX bit 22 (TOPOEXT) is set.
+        if (__get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 22))) leaf = 0x8000001D;
+    }
+    if (leaf == 0) return false;
+    CpuCaches caches;
+    for (unsigned index = 0; index < 16; ++index) {
+        __cpuid_count(leaf, index, eax, ebx, ecx, edx);
+        const int type = static_cast<int>(eax & 0x1f);
+        if (type == 0) break;  // no more caches
+        const int level = static_cast<int>((eax >> 5) & 0x7);
+        CacheLevel c;
+        c.ways = static_cast<int>((ebx >> 22) + 1);
+        const int64_t partitions = ((ebx >> 12) & 0x3ff) + 1;
+        c.line = static_cast<int>((ebx & 0xfff) + 1);
+        const int64_t sets = int64_t(ecx) + 1;
+        c.size = c.ways * partitions * c.line * sets;
+        c.sharing = static_cast<int>(((eax >> 14) & 0xfff) + 1);
+        if (eax & (1u << 9)) c.ways = static_cast<int>(sets * c.ways);  // fully associative
+        keep_level(&caches, level, type, c);
+    }
+    if (!has_l1_or_l2(caches)) return false;
+    caches.source = "cpuid";
+    *out = caches;
+    return true;
+#else
+    (void)out;
+    return false;
+#endif
+}
+
+bool caches_from_sysfs(const std::string& root, CpuCaches* out) {
+    CpuCaches caches;
+    for (int index = 0; index < 16; ++index) {
+        const std::string dir = root + "/index" + std::to_string(index) + "/";
+        char type_text[32], size_text[32], shared[256];
+        if (!read_text(dir + "type", type_text, sizeof type_text)) break;
+        const long level = read_long(dir + "level", 0);
+        const int type = std::strcmp(type_text, "Data") == 0          ? 1
+                         : std::strcmp(type_text, "Instruction") == 0 ? 2
+                         : std::strcmp(type_text, "Unified") == 0     ? 3
+                                                                      : 0;
+        if (type == 0 || !read_text(dir + "size", size_text, sizeof size_text)) continue;
+        CacheLevel c;
+        c.size = parse_size(size_text);
+        c.ways = static_cast<int>(read_long(dir + "ways_of_associativity", 0));
+        c.line = static_cast<int>(read_long(dir + "coherency_line_size", 64));
+        if (c.line <= 0) c.line = 64;
+        c.sharing = read_text(dir + "shared_cpu_list", shared, sizeof shared) ? count_cpu_list(shared) : 1;
+        if (c.size > 0) keep_level(&caches, static_cast<int>(level), type, c);
+    }
+    if (!has_l1_or_l2(caches)) return false;
+    caches.source = "sysfs";
+    *out = caches;
+    return true;
+}
+
+CpuCaches detect_caches() {
+    CpuCaches caches;
+    if (caches_from_cpuid(&caches)) return caches;
+    if (caches_from_sysfs("/sys/devices/system/cpu/cpu0/cache", &caches)) return caches;
+    return CpuCaches{};  // source "default": every size 0
+}
+
+}  // namespace matgrad::detail

@@ -1,0 +1,270 @@
+// Block sizes from the caches (blocking.cpp, cpu_info.cpp) and GEMMs under forced
+// blockings:
+// - derive_blocking for known CPUs, against values worked out by hand from the
+//   model and rules in blocking.cpp, and the invariants the model promises;
+// - the sysfs reader on a fake /sys tree, the MATGRAD_BLOCKING parser;
+// - a property test: random blockings (set_blocking) × random shapes, transposes,
+//   dtypes and kernel sets, each product against the scalar reference.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+
+#include "blocking.hpp"
+#include "cpu_info.hpp"
+#include "matgrad/matgrad.hpp"
+
+namespace {
+
+using matgrad::CacheLevel;
+using matgrad::CpuCaches;
+using matgrad::detail::Blocking;
+
+int failures = 0;
+
+void check(bool ok, const std::string& what) {
+    if (!ok) {
+        std::printf("FAIL: %s\n", what.c_str());
+        ++failures;
+    }
+}
+
+constexpr int64_t KiB = 1024, MiB = 1024 * 1024;
+
+CpuCaches cpu(int64_t l1, int w1, int64_t l2, int w2, int64_t l3, int w3, int sharing) {
+    CpuCaches c;
+    c.l1d = CacheLevel{l1, w1, 64, 2};
+    c.l2 = CacheLevel{l2, w2, 64, 2};
+    c.l3 = CacheLevel{l3, w3, 64, sharing};
+    c.source = "test";
+    return c;
+}
+
+struct Known {
+    const char* name;
+    CpuCaches caches;
+    // Expected {kc, nc, mc}: avx2 f32 (6×16), avx2 f64 (6×8), avx512 f32 (12×32), avx512 f64 (12×16).
+    int64_t expect[4][3];
+};
+
+const Blocking kTiles[4] = {{6, 16, 256, 768, 3072}, {6, 8, 256, 384, 3072},
+                            {12, 32, 384, 512, 3072}, {12, 16, 256, 384, 3072}};
+const int kElem[4] = {4, 8, 4, 8};
+const char* const kTileName[4] = {"avx2 f32", "avx2 f64", "avx512 f32", "avx512 f64"};
+
+void test_known_cpus() {
+    const Known cpus[] = {
+        // AMD Zen 3: 32 KiB 8-way L1d, 512 KiB 8-way L2, 32 MiB 16-way L3 per 16 CPUs.
+        {"Zen 3", cpu(32 * KiB, 8, 512 * KiB, 8, 32 * MiB, 16, 16),
+         {{320, 144, 1326}, {256, 96, 1020}, {256, 192, 1656}, {256, 96, 1020}}},
+        // AMD Zen 4: 1 MiB 8-way L2.
+        {"Zen 4", cpu(32 * KiB, 8, 1 * MiB, 8, 32 * MiB, 16, 16),
+         {{320, 304, 1224}, {256, 192, 1020}, {256, 384, 1536}, {256, 192, 1020}}},
+        // AMD Zen 5: 48 KiB 12-way L1d, 1 MiB 16-way L2.
+        {"Zen 5", cpu(48 * KiB, 12, 1 * MiB, 16, 32 * MiB, 16, 16),
+         {{320, 352, 1122}, {320, 176, 1020}, {256, 448, 1404}, {256, 224, 1020}}},
+        // Intel Skylake-X: 1 MiB 16-way L2, 1.375 MiB of 11-way L3 per core (the mc floor).
+        {"Skylake-X", cpu(32 * KiB, 8, 1 * MiB, 16, 16896 * KiB, 11, 24),
+         {{320, 352, 1020}, {256, 224, 1020}, {256, 448, 1020}, {256, 224, 1020}}},
+        // Intel Haswell: 256 KiB 8-way L2, 8 MiB 16-way L3 per 8 CPUs.
+        {"Haswell", cpu(32 * KiB, 8, 256 * KiB, 8, 8 * MiB, 16, 8),
+         {{320, 64, 1020}, {256, 48, 1020}, {256, 96, 1020}, {256, 32, 1020}}},
+    };
+    for (const Known& k : cpus)
+        for (int t = 0; t < 4; ++t) {
+            const Blocking b = matgrad::detail::derive_blocking(k.caches, kTiles[t], kElem[t]);
+            const std::string what = std::string(k.name) + " " + kTileName[t];
+            check(b.mr == kTiles[t].mr && b.nr == kTiles[t].nr, what + ": the register tile is kept");
+            check(b.kc == k.expect[t][0], what + ": kc " + std::to_string(b.kc) + " != " +
+                                              std::to_string(k.expect[t][0]));
+            check(b.nc == k.expect[t][1], what + ": nc " + std::to_string(b.nc) + " != " +
+                                              std::to_string(k.expect[t][1]));
+            check(b.mc == k.expect[t][2], what + ": mc " + std::to_string(b.mc) + " != " +
+                                              std::to_string(k.expect[t][2]));
+            // What the model promises, whatever the numbers.
+            const int64_t S = kElem[t];
+            check(b.nc % b.nr == 0 && b.mc % b.mr == 0, what + ": nc, mc are whole tiles");
+            check(b.kc * b.nc * S <= k.caches.l2.size / 2, what + ": the B block fits half of L2");
+            check(b.kc >= 256 && b.kc <= 320, what + ": kc within the measured range");
+        }
+}
+
+void test_unknown_levels_keep_the_fixed_table() {
+    const CpuCaches none;  // source "default", all sizes 0
+    for (int t = 0; t < 4; ++t) {
+        const Blocking b = matgrad::detail::derive_blocking(none, kTiles[t], kElem[t]);
+        check(b.kc == kTiles[t].kc && b.nc == kTiles[t].nc && b.mc == kTiles[t].mc,
+              std::string("no caches known: ") + kTileName[t] + " keeps the fixed table");
+    }
+    CpuCaches only_l1 = none;
+    only_l1.l1d = CacheLevel{32 * KiB, 8, 64, 1};
+    const Blocking b = matgrad::detail::derive_blocking(only_l1, kTiles[0], 4);
+    check(b.kc == 320 && b.nc == kTiles[0].nc && b.mc == kTiles[0].mc,
+          "only L1 known: kc derived, nc and mc from the table");
+    CpuCaches tiny_l2 = none;  // a B block cannot fit: one nr panel, never zero
+    tiny_l2.l2 = CacheLevel{16 * KiB, 2, 64, 1};
+    check(matgrad::detail::derive_blocking(tiny_l2, kTiles[0], 4).nc == 16, "tiny L2: nc = nr");
+}
+
+void write_file(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text << "\n";
+}
+
+void test_sysfs_reader() {
+    char tmpl[] = "/tmp/matgrad-sysfs-XXXXXX";
+    const std::string root = mkdtemp(tmpl);
+    struct Index { const char *level, *type, *size, *ways, *shared; };
+    const Index indexes[] = {{"1", "Data", "48K", "12", "0"},
+                             {"1", "Instruction", "32K", "8", "0"},
+                             {"2", "Unified", "2048K", "16", "0"},
+                             {"3", "Unified", "32M", "16", "0-7,16-23"}};
+    int i = 0;
+    for (const Index& x : indexes) {
+        const std::string dir = root + "/index" + std::to_string(i++);
+        mkdir(dir.c_str(), 0755);
+        write_file(dir + "/level", x.level);
+        write_file(dir + "/type", x.type);
+        write_file(dir + "/size", x.size);
+        write_file(dir + "/ways_of_associativity", x.ways);
+        write_file(dir + "/coherency_line_size", "64");
+        write_file(dir + "/shared_cpu_list", x.shared);
+    }
+    CpuCaches c;
+    check(matgrad::detail::caches_from_sysfs(root, &c), "sysfs: a cache tree is read");
+    check(std::string(c.source) == "sysfs", "sysfs: source");
+    check(c.l1d.size == 48 * KiB && c.l1d.ways == 12, "sysfs: L1d is the data cache, not the instruction one");
+    check(c.l2.size == 2 * MiB && c.l2.ways == 16, "sysfs: L2");
+    check(c.l3.size == 32 * MiB && c.l3.sharing == 16, "sysfs: L3 and the CPUs sharing it");
+    CpuCaches untouched;
+    check(!matgrad::detail::caches_from_sysfs(root + "/missing", &untouched) &&
+              untouched.l1d.size == 0 && std::string(untouched.source) == "default",
+          "sysfs: a missing tree is no source and leaves the result alone");
+    std::system(("rm -rf " + root).c_str());
+}
+
+void test_detected_caches_are_plausible() {
+    const CpuCaches& c = matgrad::cpu_caches();
+    const std::string source = c.source;
+    check(source == "cpuid" || source == "sysfs" || source == "default", "detected: a known source");
+    if (source != "default") {
+        check(c.l1d.size >= 4 * KiB && c.l1d.size <= 4 * MiB, "detected: L1d size plausible");
+        check(c.l2.size == 0 || c.l2.size > c.l1d.size, "detected: L2 larger than L1d");
+    }
+}
+
+void expect_parse_error(const char* text, const char* fragment) {
+    try {
+        matgrad::detail::parse_blocking_override(text);
+        check(false, std::string("parse '") + text + "' should fail");
+    } catch (const std::invalid_argument& e) {
+        const std::string msg = e.what();
+        check(msg.find("MATGRAD_BLOCKING") != std::string::npos &&
+                  msg.find(fragment) != std::string::npos,
+              std::string("parse '") + text + "': message '" + msg + "' lacks '" + fragment + "'");
+    }
+}
+
+void test_override_parser() {
+    const auto o = matgrad::detail::parse_blocking_override("kc=256,nc=768,mc=3072");
+    check(o.kc == 256 && o.nc == 768 && o.mc == 3072, "parse: all three");
+    const auto p = matgrad::detail::parse_blocking_override("mc=7");
+    check(p.kc == 0 && p.nc == 0 && p.mc == 7, "parse: one of them");
+    const Blocking b = matgrad::detail::with_override(kTiles[0], p);
+    check(b.kc == kTiles[0].kc && b.mc == 7, "override: only what is given changes");
+    expect_parse_error("kc=0", "positive");
+    expect_parse_error("kc=-5", "positive integer");
+    expect_parse_error("kc=12x", "positive integer");
+    expect_parse_error("kc=", "positive integer");
+    expect_parse_error("kc", "not name=value");
+    expect_parse_error("kc=1,", "not name=value");
+    expect_parse_error("xc=1", "unknown name 'xc'");
+    expect_parse_error("kc=1,kc=2", "given twice");
+    expect_parse_error("kc=99999999999", "larger than");
+}
+
+// ---- property test: random blockings and shapes against the reference ----------
+
+uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+int64_t uniform(int64_t lo, int64_t hi) {  // inclusive
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return lo + static_cast<int64_t>(rng_state % static_cast<uint64_t>(hi - lo + 1));
+}
+
+template <class T>
+bool product_matches(int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool accumulate) {
+    std::vector<T> a(m * k), b(k * n), got(m * n), want(m * n);
+    for (auto& v : a) v = T(uniform(-8, 8)) / T(8);
+    for (auto& v : b) v = T(uniform(-8, 8)) / T(8);
+    for (size_t i = 0; i < got.size(); ++i) got[i] = want[i] = accumulate ? T(uniform(-8, 8)) : T(NAN);
+    const int64_t lda = ta ? m : k, ldb = tb ? k : n;
+    matgrad::gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, got.data(), n, accumulate);
+    if (!accumulate)
+        for (auto& v : want) v = 0;
+    matgrad::reference::gemm_strided(m, n, k, a.data(), ta ? 1 : lda, ta ? lda : 1, b.data(),
+                                     tb ? 1 : ldb, tb ? ldb : 1, want.data(), n, true);
+    for (size_t i = 0; i < got.size(); ++i)  // values are multiples of 1/64: sums are exact
+        if (!(got[i] == want[i])) return false;
+    return true;
+}
+
+void test_forced_blockings() {
+    const char* isas[] = {"avx512", "avx2", "baseline"};
+    int cases = 0;
+    for (int round = 0; round < 120; ++round) {
+        const int64_t kc = uniform(1, 3) == 1 ? uniform(1, 9) : uniform(1, 400);
+        const int64_t nc = uniform(1, 3) == 1 ? uniform(1, 40) : uniform(1, 900);
+        const int64_t mc = uniform(1, 3) == 1 ? uniform(1, 30) : uniform(1, 700);
+        matgrad::set_blocking(kc, nc, mc);
+        const matgrad::BlockSizes got = matgrad::block_sizes(false);
+        check(got.kc == kc && got.nc == nc && got.mc == mc, "set_blocking is what block_sizes reports");
+        check(std::string(matgrad::blocking_source()) == "override", "source is override");
+        for (const char* isa : isas) {
+            if (!matgrad::isa_available(isa)) continue;
+            matgrad::set_isa(isa);
+            // Shapes on every path: small (< 64³), skinny (m <= 128), packed.
+            const int64_t m = uniform(1, 4) == 1 ? uniform(129, 260) : uniform(1, 140);
+            const int64_t n = uniform(1, 200), k = uniform(1, 300);
+            const bool ta = uniform(0, 1), tb = uniform(0, 1), acc = uniform(0, 1);
+            const bool ok = uniform(0, 1) ? product_matches<float>(m, n, k, ta, tb, acc)
+                                          : product_matches<double>(m, n, k, ta, tb, acc);
+            ++cases;
+            if (!ok)
+                check(false, std::string(isa) + " kc=" + std::to_string(kc) + " nc=" + std::to_string(nc) +
+                                 " mc=" + std::to_string(mc) + " m=" + std::to_string(m) + " n=" +
+                                 std::to_string(n) + " k=" + std::to_string(k) + " ta=" + std::to_string(ta) +
+                                 " tb=" + std::to_string(tb));
+        }
+    }
+    matgrad::set_blocking(0, 0, 0);
+    check(std::string(matgrad::blocking_source()) != "override", "set_blocking(0, 0, 0) returns to derived");
+    try {
+        matgrad::set_blocking(-1, 0, 0);
+        check(false, "set_blocking(-1) should throw");
+    } catch (const std::invalid_argument&) {
+    }
+    std::printf("forced blockings: %d products checked\n", cases);
+}
+
+}  // namespace
+
+int main() {
+    test_known_cpus();
+    test_unknown_levels_keep_the_fixed_table();
+    test_sysfs_reader();
+    test_detected_caches_are_plausible();
+    test_override_parser();
+    test_forced_blockings();
+    if (failures) {
+        std::printf("%d failures\n", failures);
+        return 1;
+    }
+    std::printf("all blocking tests passed\n");
+    return 0;
+}
