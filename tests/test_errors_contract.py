@@ -342,6 +342,14 @@ CASES = [
     (K, "set_isa-unsupported", "set_isa('avx512') on a CPU without AVX-512", _set_isa_unsupported),
     (K, "import-bad-isa", "MATGRAD_ISA=sse9 python -c 'import matgrad'",
      lambda: in_child("import matgrad", MATGRAD_ISA="sse9")),
+    (K, "set_blocking-zero", "set_blocking(kc=0)", lambda: call(kernels.set_blocking, kc=0)),
+    (K, "set_blocking-float", "set_blocking(nc=2.5)", lambda: call(kernels.set_blocking, nc=2.5)),
+    (K, "set_blocking-too-large", "set_blocking(mc=2**40)", lambda: call(kernels.set_blocking, mc=2**40)),
+    (K, "import-bad-blocking", "MATGRAD_BLOCKING='kc=-3' python -c 'import matgrad'",
+     lambda: in_child("import matgrad", MATGRAD_BLOCKING="kc=-3")),
+    (K, "import-blocking-unknown-name", "MATGRAD_BLOCKING='kc=256,xc=4' python -c 'import matgrad'",
+     lambda: in_child("import matgrad", MATGRAD_BLOCKING="kc=256,xc=4")),
+    (K, "fma_peak-unknown-isa", "fma_peak('sse9')", lambda: call(kernels.fma_peak, "sse9")),
 
     # ---- tensors -----------------------------------------------------------------------------
     (T, "tensor-float16", "mg.tensor(np.ones(2, np.float16))", lambda: call(mg.tensor, np.ones(2, np.float16))),
