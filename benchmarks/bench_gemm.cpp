@@ -4,13 +4,28 @@
 //   MATGRAD_ISA=avx2 ./bench_gemm   to measure another kernel set.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "bench_data.hpp"
 #include "matgrad/matgrad.hpp"
 
 namespace {
+
+// The active kernel set's FMA peak on matgrad's threads, measured once per set and dtype.
+template <class T>
+double peak_gflops() {
+    static std::map<std::string, double> measured;
+    const std::string key = std::string(matgrad::isa()) + (sizeof(T) == 8 ? " f64" : " f32");
+    auto it = measured.find(key);
+    if (it == measured.end())
+        it = measured.emplace(key, matgrad::fma_peak_gflops(matgrad::isa(), sizeof(T) == 8,
+                                                            matgrad::get_num_threads(), 0.2)).first;
+    return it->second;
+}
 
 // args: m, n, k, trans_a, trans_b
 template <class T>
@@ -22,13 +37,17 @@ void BM_gemm(benchmark::State& state) {
     const auto b = bench::random_vector<T>((tb ? n : k) * (tb ? k : n), 2);
     std::vector<T> c(static_cast<size_t>(m * n));
     const int64_t lda = ta ? m : k, ldb = tb ? k : n;
+    const auto start = std::chrono::steady_clock::now();  // for %peak, beside the library's own clock
     for (auto _ : state) {
         matgrad::gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c.data(), n, false);
         benchmark::DoNotOptimize(c.data());
         benchmark::ClobberMemory();
     }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k,
                                                   benchmark::Counter::kIsIterationInvariantRate);
+    const double gflops = 2.0 * m * n * k * double(state.iterations()) / seconds / 1e9;
+    state.counters["%peak"] = 100.0 * gflops / peak_gflops<T>();  // the peak measured after the loop
     state.SetLabel(matgrad::isa());
 }
 

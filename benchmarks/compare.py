@@ -8,10 +8,18 @@ with the spread. Ratios > 1 mean matgrad is faster.
     python benchmarks/compare.py                 # all cases, print the table
     python benchmarks/compare.py --quick         # small sizes, one round (CI smoke run)
     python benchmarks/compare.py --write BENCHMARKS.md
+    python benchmarks/compare.py --isa avx2      # matgrad's AVX2 path vs OpenBLAS's Haswell kernel
 
 numpy is timed with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its
-environment (they pin an older, slower OpenBLAS kernel on some machines here);
-the report names the kernel OpenBLAS picked.
+environment (they pin an older, slower OpenBLAS kernel on some machines here),
+or, with --isa, with OPENBLAS_CORETYPE set to the kernel for that instruction
+set (avx2: Haswell, avx512: SkylakeX, baseline: Nehalem) while matgrad runs with
+MATGRAD_ISA; the report names the kernel OpenBLAS picked. GEMM rates are also
+given as % of the FMA peak of that instruction set on this machine, measured in
+the same run (matgrad.kernels.fma_peak).
+
+--write FILE keeps one section per CPU and instruction set in FILE: a run
+replaces its own section and leaves the others.
 """
 
 from __future__ import annotations
@@ -299,23 +307,32 @@ def worker(lib: str, quick: bool, threads: int, only: str | None = None) -> None
     print(json.dumps(results))
 
 
-def library_env(lib: str, threads: int) -> dict:
+# OpenBLAS's kernel for each of matgrad's instruction sets (OPENBLAS_CORETYPE).
+OPENBLAS_CORETYPES = {"avx2": "Haswell", "avx512": "SkylakeX", "baseline": "Nehalem"}
+
+
+def library_env(lib: str, threads: int, isa: str | None = None) -> dict:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(threads)
     env["OPENBLAS_NUM_THREADS"] = str(threads)
     if lib == "numpy":
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
+        if isa:
+            env["OPENBLAS_CORETYPE"] = OPENBLAS_CORETYPES[isa]
+    if lib == "matgrad" and isa:
+        env["MATGRAD_ISA"] = isa
     return env
 
 
-def run_worker(lib: str, quick: bool, threads: int, only: str | None = None) -> dict:
+def run_worker(lib: str, quick: bool, threads: int, only: str | None = None,
+               isa: str | None = None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--threads", str(threads)]
     if quick:
         cmd.append("--quick")
     if only:
         cmd += ["--only", only]
-    out = subprocess.run(cmd, env=library_env(lib, threads), capture_output=True, text=True)
+    out = subprocess.run(cmd, env=library_env(lib, threads, isa), capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{lib} worker failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -333,15 +350,37 @@ def available_libraries():
     return libs
 
 
-def environment_summary(threads: int) -> list[str]:
+def machine_facts(threads: int, isa: str | None) -> dict:
+    """matgrad's view of the machine, from a matgrad process with the run's environment:
+    config() (caches, blocking) and the FMA peak of the instruction set, both dtypes."""
+    code = ("import json, matgrad\nk = matgrad.kernels\nc = k.config()\n"
+            f"c['peak'] = {{d: k.fma_peak(c['isa'], d, threads={threads}, seconds=0.3) "
+            "for d in ('float32', 'float64')}\nprint(json.dumps(c))")
+    out = subprocess.run([sys.executable, "-c", code], env=library_env("matgrad", threads, isa),
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"matgrad failed:\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def environment_summary(threads: int, isa: str | None, facts: dict) -> list[str]:
     import numpy as np
     import matgrad
+    caches = facts["caches"]
+    blocking = "; ".join(f"{d} {b['mr']}×{b['nr']} kc {b['kc']} nc {b['nc']} mc {b['mc']}"
+                         for d, b in facts["blocking"].items())
     lines = [
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "
         f"{_cpu_model()}",
+        f"caches ({facts['cache_source']}): L1d {caches['l1d'] >> 10} KiB, L2 {caches['l2'] >> 10} KiB, "
+        f"L3 {caches['l3'] >> 20} MiB; blocking ({facts['blocking_source']}): {blocking}",
+        f"FMA peak of {facts['isa']} here, {threads} threads: "
+        f"{facts['peak']['float32']:.0f} GFLOP/s f32, {facts['peak']['float64']:.0f} f64",
         f"threads: {threads} per library; each library in its own process, processes alternated",
-        f"matgrad {matgrad.__version__} (kernels: {matgrad.kernels.isa()}), numpy {np.__version__}"
-        f" (OpenBLAS kernel: {_openblas_kernel(threads)})",
+        f"matgrad {matgrad.__version__} (kernels: {facts['isa']}"
+        f"{', forced with --isa' if isa else ''}), numpy {np.__version__}"
+        f" (OpenBLAS kernel: {_openblas_kernel(threads, isa)}"
+        f"{', forced with OPENBLAS_CORETYPE' if isa else ''})",
     ]
     try:
         import torch
@@ -363,13 +402,39 @@ def _cpu_model() -> str:
     return f"{fields.get('model name', 'unknown CPU')}, family {fields.get('cpu family', '?')}"
 
 
-def _openblas_kernel(threads: int) -> str:
+def _openblas_kernel(threads: int, isa: str | None = None) -> str:
     code = ("import numpy\ntry:\n from threadpoolctl import threadpool_info\n"
             " print(next((i.get('architecture') for i in threadpool_info() if i['internal_api']=="
             "'openblas'), 'unknown'))\nexcept ImportError:\n print('unknown (threadpoolctl missing)')")
-    out = subprocess.run([sys.executable, "-c", code], env=library_env("numpy", threads),
+    out = subprocess.run([sys.executable, "-c", code], env=library_env("numpy", threads, isa),
                          capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
+
+
+def section_key(facts: dict, isa: str | None) -> str:
+    """The heading of this run's section in the --write file: one per CPU and instruction set."""
+    return f"## {_cpu_model()} · {facts['isa']}{' (forced)' if isa else ' (native)'}"
+
+
+def write_sections(path: str, key: str, body: list[str]) -> None:
+    """Replaces the section headed `key` in `path` (or appends it), keeping the others."""
+    title = ("# Benchmarks\n\nOne section per CPU and instruction set, each written by "
+             "`python benchmarks/compare.py --write BENCHMARKS.md [--isa ISA]` on that machine;\n"
+             "a run replaces only its own section. The CPU changes from session to session here:\n"
+             "compare ratios within a section, not rates across sections.\n")
+    text = open(path).read() if os.path.exists(path) else ""
+    parts = text.split("\n## ")
+    head = parts[0] if parts[0].startswith("# Benchmarks") else title
+    sections = ["## " + p for p in parts[1:]]
+    new = key + "\n\n" + "\n".join(body).rstrip() + "\n"
+    for i, sec in enumerate(sections):
+        if sec.splitlines()[0].strip() == key:
+            sections[i] = new
+            break
+    else:
+        sections.append(new)
+    with open(path, "w") as f:
+        f.write(head.rstrip() + "\n\n" + "\n".join(s.rstrip() + "\n" for s in sections))
 
 
 def write_plots(folder: str, table: dict, medians: dict, libs: list, lines: list) -> None:
@@ -423,6 +488,8 @@ def main(argv=None) -> int:
     parser.add_argument("--write", metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--plots", metavar="DIR", help="also write PNG plots there (needs matplotlib)")
     parser.add_argument("--only", metavar="REGEX", help="run only the cases whose name matches")
+    parser.add_argument("--isa", choices=sorted(OPENBLAS_CORETYPES),
+                        help="run matgrad with MATGRAD_ISA and numpy with the matching OpenBLAS kernel")
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -430,15 +497,16 @@ def main(argv=None) -> int:
         return 0
 
     libs = available_libraries()
+    facts = machine_facts(args.threads, args.isa)
     runs = {lib: [] for lib in libs}
     for r in range(args.rounds):
         order = libs if r % 2 == 0 else libs[::-1]
         for lib in order:
-            runs[lib].append(run_worker(lib, args.quick, args.threads, args.only))
+            runs[lib].append(run_worker(lib, args.quick, args.threads, args.only, args.isa))
             print(f"round {r + 1}/{args.rounds}: {lib} done", file=sys.stderr)
 
     table = cases(args.quick, args.only)
-    header = ["case", *[f"{lib} ms" for lib in libs], "rate (matgrad)",
+    header = ["case", *[f"{lib} ms" for lib in libs], "rate (matgrad)", "% peak (matgrad / numpy)",
               *[f"× vs {lib}" for lib in libs if lib != "matgrad"]]
     rows = []
     medians = {}
@@ -455,13 +523,14 @@ def main(argv=None) -> int:
             cells.append(f"{med[lib] * 1e3:.3f} (±{spread[lib] * 50:.0f}%)" if lib in med else "")
         main_lib = "matgrad" if "matgrad" in med else "numpy"
         cells.append(f"{work / med[main_lib] / 1e9:.1f} {unit}")
+        cells.append(_percent_of_peak(name, work, unit, med, facts["peak"]))
         for lib in libs:
             if lib == "matgrad":
                 continue
             cells.append(f"{med[lib] / med['matgrad']:.2f}" if "matgrad" in med and lib in med else "")
         rows.append(cells)
 
-    lines = environment_summary(args.threads)
+    lines = environment_summary(args.threads, args.isa, facts)
     md = [f"- {line}" for line in lines] + [
         f"- medians of {args.rounds} rounds (each itself a median of repeated calls); "
         "± is half the spread between rounds", "",
@@ -471,10 +540,20 @@ def main(argv=None) -> int:
     if args.plots:
         write_plots(args.plots, table, medians, libs, lines)
     if args.write:
-        with open(args.write, "w") as f:
-            f.write("# Benchmarks\n\nGenerated by `python benchmarks/compare.py --write "
-                    f"{os.path.basename(args.write)}`.\n\n" + "\n".join(md) + "\n")
+        command = "python benchmarks/compare.py" + "".join(
+            f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+        write_sections(args.write, section_key(facts, args.isa), [f"`{command}`", ""] + md)
     return 0
+
+
+def _percent_of_peak(name: str, work: float, unit: str, med: dict, peak: dict) -> str:
+    """GEMM rows only: matgrad's and numpy's rate as % of this ISA's FMA peak."""
+    if unit != "GFLOP/s" or "gemm" not in name and "lecture" not in name:
+        return ""
+    dtype = "float64" if " f64 " in f" {name} " else "float32"
+    cells = [f"{100 * work / med[lib] / 1e9 / peak[dtype]:.0f}%" for lib in ("matgrad", "numpy")
+             if lib in med]
+    return " / ".join(cells)
 
 
 if __name__ == "__main__":
