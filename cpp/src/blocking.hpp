@@ -76,16 +76,19 @@ inline constexpr int64_t kSmallMaxCopiedB = int64_t{1} << 16;
 // panel at a time; N is split across threads, so there must be a panel for each. Measured with a C++ loop over both paths, fp32,
 // 2 threads: 64×4096·4096×4096 7.1 -> 6.0 ms, 128×4096·4096×4096 11.5 -> 10.3 ms,
 // 128×784·784×512 0.257 -> 0.218 ms; at 256 rows the two were within noise.
+//
+// Only for a transposed B (wᵀ): a row-major B read in place was slower than the
+// packed path on two of the three CPUs measured. Sapphire Rapids-class Xeon,
+// 64×4096·4096×4096 f32, 2 threads, real data (C++ loop calling each path, medians
+// of 9): AVX-512 in place 14.7-16.7 ms against 10.0-11.4 packed, AVX2 19.8-37.6
+// against 17.1-17.8; on a Zen 3 (AVX2) the in-place y = x·w ran at 0.45× numpy.
+// On the Zen 5 in place was the faster (5.8-6.8 against 6.9-7.8 ms). wᵀ stays
+// skinny: AVX-512 9.5-9.8 ms against 11.0-11.2 packed, AVX2 13.0-14.7 against
+// 13.9-14.5.
 inline constexpr int64_t kSkinnyMaxRows = 128;
 // Below this many multiply-adds a GEMM runs on one thread: waking the team
 // costs more than it saves.
 inline constexpr int64_t kParallelMinMacs = 64 * 64 * 64;
-// GEMMs with at most this many rows prefetch the next B block while computing
-// the current one: with few rows each B element is used few times, and fetching
-// B from memory would otherwise stall the packing. With many rows the compute
-// hides it, and the prefetched lines would only crowd the packed block out of
-// L2. Measured with bench_gemm: 64×4096×4096 fp32 8.0 -> 7.6 ms, 1024³ slower.
-inline constexpr int64_t kPrefetchMaxRows = 256;
 // ReLU: elements below which one thread is faster than two.
 inline constexpr int64_t kReluParallelMin = 1 << 16;
 // ReLU outputs of at least this many bytes bypass the caches (non-temporal

@@ -62,48 +62,6 @@ ThreadGrid choose_grid(int64_t m, int64_t n, int64_t k, const Blocking& bl) {
     return best;
 }
 
-// Prefetches the source of the next B block into L2 while the current block is
-// computed, a few cache lines per micro-kernel call, so that packing it finds
-// the data near instead of stalling on memory (skinny products such as the
-// lecture's 64×4096·4096×4096 are otherwise memory-bound while packing).
-class BlockPrefetcher {
-public:
-    BlockPrefetcher() = default;
-    // A block of `runs` contiguous runs of `run_bytes` bytes, `stride_bytes` apart.
-    BlockPrefetcher(const void* base, int64_t runs, int64_t run_bytes, int64_t stride_bytes)
-        : base_(static_cast<const char*>(base)),
-          stride_(stride_bytes),
-          runs_(runs),
-          run_lines_((run_bytes + kLine - 1) / kLine) {}
-
-    int64_t lines() const { return runs_ * run_lines_; }
-
-    void step(int64_t count) {
-        for (; count > 0 && run_ < runs_; --count) {
-            __builtin_prefetch(base_ + run_ * stride_ + line_ * kLine, 0, 2);
-            if (++line_ == run_lines_) {
-                line_ = 0;
-                ++run_;
-            }
-        }
-    }
-
-private:
-    static constexpr int64_t kLine = 64;
-    const char* base_ = nullptr;
-    int64_t stride_ = 0, runs_ = 0, run_lines_ = 0, run_ = 0, line_ = 0;
-};
-
-// The source of op(B)[p0:p0+depth, j0:j0+cols] as contiguous runs, when it has them.
-template <class T>
-BlockPrefetcher prefetcher_for(const T* b, int64_t rs_b, int64_t cs_b, int64_t p0, int64_t depth,
-                               int64_t j0, int64_t cols) {
-    const T* base = b + p0 * rs_b + j0 * cs_b;
-    if (cs_b == 1 && rs_b > 0) return BlockPrefetcher(base, depth, cols * int64_t(sizeof(T)), rs_b * int64_t(sizeof(T)));
-    if (rs_b == 1 && cs_b > 0) return BlockPrefetcher(base, cols, depth * int64_t(sizeof(T)), cs_b * int64_t(sizeof(T)));
-    return BlockPrefetcher();  // other strides: leave it to the hardware
-}
-
 // K = 0: the product is an empty sum, so C = relu((C or 0) + bias).
 template <class T>
 void empty_product(int64_t m, int64_t n, T* c, int64_t ldc, bool accumulate, const T* bias,
@@ -135,7 +93,7 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     const bool small = m * n * k < kSmallMaxMacs && (b_in_place || k * panels * nr <= kSmallMaxCopiedB);
     // The skinny path splits N only: it needs a panel for every thread.
     const int threads = m * n * k >= kParallelMinMacs ? max_threads() : 1;
-    const bool skinny = m <= kSkinnyMaxRows && (cs_b == 1 || rs_b == 1) && panels >= threads;
+    const bool skinny = m <= kSkinnyMaxRows && rs_b == 1 && cs_b != 1 && panels >= threads;
     if (small)
         gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     else if (skinny)
@@ -214,20 +172,6 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 if (works) {
                     for (int64_t jc = j_begin; jc < j_end; jc += nc) {
                         const int64_t nb = std::min(nc, j_end - jc);
-                        // The block this thread packs next: the next columns, or the
-                        // next K slice from its first columns.
-                        BlockPrefetcher next;
-                        if (m > kPrefetchMaxRows)
-                            ;  // compute-bound: nothing to hide
-                        else if (jc + nc < j_end)
-                            next = prefetcher_for(b, rs_b, cs_b, pc, kb, jc + nc,
-                                                  std::min(nc, j_end - jc - nc));
-                        else if (pc + bl.kc < k)
-                            next = prefetcher_for(b, rs_b, cs_b, pc + bl.kc,
-                                                  std::min(bl.kc, k - pc - bl.kc), j_begin,
-                                                  std::min(nc, j_end - j_begin));
-                        const int64_t calls = (p_end - p_begin) * ceil_div(nb, bl.nr);
-                        const int64_t per_call = calls > 0 ? ceil_div(next.lines(), calls) : 0;
                         const T* b_block = b + pc * rs_b + jc * cs_b;
                         pack_b_fastest(kern.pack_b_transposed, kb, nb, b_block, rs_b, cs_b, bl.nr,
                                        packed_b);
@@ -240,7 +184,6 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                                 const int cols = static_cast<int>(std::min<int64_t>(bl.nr, nb - j));
                                 const Epilogue<T> epi{last && bias ? bias + jc + j : nullptr,
                                                       last && relu};
-                                next.step(per_call);
                                 kernel(kb, ap, packed_b + j * kb, crow + j, ldc, rows, cols, acc,
                                        epi);
                             }

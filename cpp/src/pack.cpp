@@ -41,18 +41,59 @@ void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int
     }
 }
 
+namespace {
+
+// `count` pieces of nr elements: src + q*nr -> dst + q*stride. A copy of a
+// constant size compiles to a few vector moves; a call to memcpy per 64-byte
+// piece cost as much as the copy.
+template <int Bytes>
+void copy_fixed(const char* src, char* dst, int64_t count, int64_t stride_bytes) {
+    for (int64_t q = 0; q < count; ++q) std::memcpy(dst + q * stride_bytes, src + q * Bytes, Bytes);
+}
+
+template <class T>
+void copy_pieces(const T* src, T* dst, int64_t count, int nr, int64_t stride) {
+    const char* s = reinterpret_cast<const char*>(src);
+    char* d = reinterpret_cast<char*>(dst);
+    const int64_t sb = stride * int64_t(sizeof(T));
+    switch (nr * int(sizeof(T))) {
+        case 16: return copy_fixed<16>(s, d, count, sb);
+        case 32: return copy_fixed<32>(s, d, count, sb);
+        case 64: return copy_fixed<64>(s, d, count, sb);
+        case 128: return copy_fixed<128>(s, d, count, sb);
+        default:
+            for (int64_t q = 0; q < count; ++q) std::memcpy(dst + q * stride, src + q * nr, nr * sizeof(T));
+    }
+}
+
+}  // namespace
+
 template <class T>
 void pack_b(int64_t depth, int64_t cols, const T* b, int64_t rs, int64_t cs, int nr, T* dst) {
+    if (cs == 1) {
+        // Row-major B: walk each row of the block once, left to right, dealing its
+        // nr-wide pieces out to the panels. Reading panel by panel instead touches
+        // one or two cache lines of every row per panel, rows a whole stride apart,
+        // which the hardware prefetchers cannot follow (64×4096·4096×4096 f32, AVX2,
+        // Sapphire Rapids-class Xeon: the pack was 30% of the product's time).
+        const int64_t full = cols / nr, tail = cols - full * nr;
+        const int64_t panel = nr * depth;  // elements from one panel to the next
+        for (int64_t p = 0; p < depth; ++p) {
+            const T* row = b + p * rs;
+            T* out = dst + p * nr;
+            copy_pieces(row, out, full, nr, panel);
+            if (tail) {
+                T* edge = out + full * panel;
+                std::memcpy(edge, row + full * nr, tail * sizeof(T));
+                std::fill(edge + tail, edge + nr, T(0));
+            }
+        }
+        return;
+    }
     for (int64_t j0 = 0; j0 < cols; j0 += nr, dst += nr * depth) {
         const int live = static_cast<int>(std::min<int64_t>(nr, cols - j0));
         const T* src = b + j0 * cs;
-        if (cs == 1) {
-            // Row-major B: the nr values of one k step are contiguous.
-            for (int64_t p = 0; p < depth; ++p) {
-                std::memcpy(dst + p * nr, src + p * rs, live * sizeof(T));
-                std::fill(dst + p * nr + live, dst + (p + 1) * nr, T(0));
-            }
-        } else {
+        {
             // B stored transposed (wᵀ in dL/dx = dL/dy·wᵀ): each column's k run is
             // contiguous when rs == 1. Transpose in strips of kStrip k steps, so the
             // strip of the panel being written (kStrip × nr) stays in L1 while every
