@@ -31,7 +31,12 @@ struct Blocking {
 //   BLIS zen4 (32×12 column-major) and OpenBLAS SkylakeX use. kc×nc of B fills
 //   most of L2: fp32 384×512×4 B = 768 KiB, fp64 256×384×8 B = 768 KiB.
 // avx2: 16 ymm registers: 6 rows × 2 ymm accumulators (12) + 2 B + 1 broadcast.
-// baseline: 4 rows × 2 vectors of 16 bytes (SSE2 or whatever the target has).
+// baseline: 16-byte vectors (SSE2 or whatever the target has), 12 accumulators:
+//   f32 4 rows × 3 vectors, f64 2 rows × 6 vectors. SSE2 has no FMA and no
+//   broadcast load (each broadcast is a load and a shuffle), so fewer rows and
+//   more vectors per row won: 1024³, 2 threads, Sapphire Rapids-class Xeon, GFLOP/s
+//   f32 / f64: 4×8 / 4×4 (the old tiles) 58-60 / 26-27; 4×12 / 4×6 62-65 / 29-31;
+//   2×32 / 2×16 62-63 / 32; 2×24 / 2×12 58-61 / 32-33.
 // How measured: see docs/tuning.md (bench_gemm at 1024³ and 64×4096×4096).
 namespace avx512_blocking {
 inline constexpr Blocking f32{12, 32, 384, 512, 3072};
@@ -42,8 +47,8 @@ inline constexpr Blocking f32{6, 16, 256, 768, 3072};
 inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 }  // namespace avx2_blocking
 namespace baseline_blocking {
-inline constexpr Blocking f32{4, 8, 256, 512, 1024};
-inline constexpr Blocking f64{4, 4, 256, 256, 1024};
+inline constexpr Blocking f32{4, 12, 256, 512, 1024};
+inline constexpr Blocking f64{2, 12, 256, 256, 1024};
 }  // namespace baseline_blocking
 
 // kc, nc and mc for the register tile of `tile` (its mr, nr) and elements of

@@ -19,7 +19,13 @@ struct VecGeneric {
         return r;
     }
     static void storeu(T* p, reg r) { __builtin_memcpy(p, &r, sizeof r); }
-    static reg set1(T x) { return reg{} + x; }
+    // Lane by lane: `reg{} + x` would add +0.0 to x first (an extra add per
+    // broadcast, and -0.0 would become +0.0).
+    static reg set1(T x) {
+        reg r;
+        for (int i = 0; i < W; ++i) r[i] = x;
+        return r;
+    }
     static reg fmadd(reg a, reg b, reg c) { return a * b + c; }
     static reg add(reg a, reg b) { return a + b; }
     // No portable non-temporal store: plain stores.
