@@ -36,14 +36,23 @@ void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
         panel_stride = nr * k;
     }
 
+    // K in slices of kc, each added into C: with few outputs K can be long (a 1×k·k×1
+    // product reaches this path for k up to 2¹⁸), and one chain of k additions per
+    // output loses more precision than kc-long chains summed (the packed path's
+    // order). The epilogue runs on the last slice.
+    const int64_t kc = kern.blocking.kc;
     const DirectKernel<T> kernel = kern.direct_kernel;
-    for (int64_t i = 0; i < m; i += mr) {
-        const int rows = static_cast<int>(m - i < mr ? m - i : mr);
-        for (int64_t j = 0, q = 0; j < n; j += nr, ++q) {
-            const int cols = static_cast<int>(n - j < nr ? n - j : nr);
-            kernel(k, a + i * rs_a, rs_a, cs_a, rows_b + q * panel_stride, ldb, LineStream{},
-                   c + i * ldc + j, ldc, rows, cols, accumulate,
-                   Epilogue<T>{bias ? bias + j : nullptr, relu});
+    for (int64_t pc = 0; pc < k; pc += kc) {
+        const int64_t kb = k - pc < kc ? k - pc : kc;
+        const bool acc = accumulate || pc > 0, last = pc + kb >= k;
+        for (int64_t i = 0; i < m; i += mr) {
+            const int rows = static_cast<int>(m - i < mr ? m - i : mr);
+            for (int64_t j = 0, q = 0; j < n; j += nr, ++q) {
+                const int cols = static_cast<int>(n - j < nr ? n - j : nr);
+                kernel(kb, a + i * rs_a + pc * cs_a, rs_a, cs_a, rows_b + q * panel_stride + pc * ldb, ldb,
+                       LineStream{}, c + i * ldc + j, ldc, rows, cols, acc,
+                       Epilogue<T>{last && bias ? bias + j : nullptr, last && relu});
+            }
         }
     }
 }
