@@ -399,7 +399,8 @@ def _cpu_model() -> str:
                 fields.setdefault(key.strip(), value.strip())
     except OSError:
         return platform.platform()
-    return f"{fields.get('model name', 'unknown CPU')}, family {fields.get('cpu family', '?')}"
+    return (f"{fields.get('model name', 'unknown CPU')}, family {fields.get('cpu family', '?')}"
+            f" model {fields.get('model', '?')}")
 
 
 def _openblas_kernel(threads: int, isa: str | None = None) -> str:
