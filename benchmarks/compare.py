@@ -19,7 +19,8 @@ given as % of the FMA peak of that instruction set on this machine, measured in
 the same run (matgrad.kernels.fma_peak).
 
 --write FILE keeps one section per CPU and instruction set in FILE: a run
-replaces its own section and leaves the others.
+replaces its own section and leaves the others (a run with --only has a section
+of its own, per pattern).
 """
 
 from __future__ import annotations
@@ -241,6 +242,9 @@ def _tiny_graph_case():
 
 
 SWEEP_SIZES = (128, 256, 512, 1024, 2048)
+# Shapes off every grid (odd, non-square, not multiples of any block), m×n×k.
+OFF_GRID_SHAPES = ((1000, 1000, 1000), (777, 1023, 513), (1999, 61, 1500), (100, 3001, 299),
+                   (33, 2047, 1025))
 
 
 def cases(quick: bool, only: str | None = None):
@@ -269,6 +273,9 @@ def cases(quick: bool, only: str | None = None):
         "tiny graph 8×8 matmul-relu-sum-backward": _tiny_graph_case(),
     })
     if not quick:
+        for m, n, k in OFF_GRID_SHAPES:
+            for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
+                table[f"off-grid gemm {dname} {m}×{n}×{k}"] = _gemm_case(m, n, k, dtype)
         for s in SWEEP_SIZES:
             for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
                 table[f"sweep gemm {dname} {s}³"] = _gemm_case(s, s, s, dtype)
@@ -543,7 +550,8 @@ def main(argv=None) -> int:
     if args.write:
         command = "python benchmarks/compare.py" + "".join(
             f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-        write_sections(args.write, section_key(facts, args.isa), [f"`{command}`", ""] + md)
+        key = section_key(facts, args.isa) + (f" · only `{args.only}`" if args.only else "")
+        write_sections(args.write, key, [f"`{command}`", ""] + md)
     return 0
 
 
