@@ -430,9 +430,12 @@ def write_sections(path: str, key: str, body: list[str]) -> None:
              "`python benchmarks/compare.py --write BENCHMARKS.md [--isa ISA]` on that machine;\n"
              "a run replaces only its own section. The CPU changes from session to session here:\n"
              "compare ratios within a section, not rates across sections.\n")
-    text = open(path).read() if os.path.exists(path) else ""
-    parts = text.split("\n## ")
-    head = parts[0] if parts[0].startswith("# Benchmarks") else title
+    text = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+    parts = ("\n" + text).split("\n## ")
+    head = parts[0].strip("\n") or title  # whatever precedes the first section is kept
     sections = ["## " + p for p in parts[1:]]
     new = key + "\n\n" + "\n".join(body).rstrip() + "\n"
     for i, sec in enumerate(sections):

@@ -125,10 +125,18 @@ def test_set_blocking_round_trip(blocking):
     assert kernels.config()["blocking"] == derived
 
 
-def test_set_blocking_survives_a_change_of_instruction_set(blocking, isa):
-    blocking(kc=33, nc=65, mc=13)
-    b = kernels.config()["blocking"]["float32"]
-    assert (b["kc"], b["nc"], b["mc"]) == (33, 65, 13)
+def test_set_blocking_survives_a_change_of_instruction_set(blocking):
+    previous = kernels.isa()
+    blocking(kc=33, nc=65, mc=13)  # set first, then switch: the override must carry over
+    try:
+        for name in ("avx512", "avx2", "baseline"):
+            if not kernels.isa_available(name):
+                continue
+            kernels.set_isa(name)
+            for b in kernels.config()["blocking"].values():
+                assert (b["kc"], b["nc"], b["mc"]) == (33, 65, 13), name
+    finally:
+        kernels.set_isa(previous)
 
 
 @settings(max_examples=60, deadline=None)

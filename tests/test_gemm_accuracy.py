@@ -33,6 +33,21 @@ def test_long_sums_are_as_accurate_as_numpy(isa, m, n):
     assert np.mean(ours) < 1e-6  # and a few float32 epsilons in absolute terms
 
 
+def test_small_path_slices_long_sums(isa):
+    # 1×k·k×96 below 64³ multiply-adds takes the unpacked small path (96 is a whole number
+    # of nr panels on every kernel set, so B is read in place); k spans about ten K slices.
+    k = 2700
+    ours, numpys = [], []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        a = rng.random((1, k), dtype=np.float32)
+        b = rng.random((k, 96), dtype=np.float32)
+        exact = a.astype(np.float64) @ b.astype(np.float64)
+        ours.append(rms_relative_error(kernels.matmul(a, b), exact))
+        numpys.append(rms_relative_error(a @ b, exact))
+    assert np.mean(ours) <= 1.5 * np.mean(numpys), (np.mean(ours), np.mean(numpys))
+
+
 def test_transposed_operands_sum_in_the_same_order(isa):
     # Aᵀ·Bᵀ reads other strides but must round exactly like A·B of the copies.
     rng = np.random.default_rng(7)

@@ -48,19 +48,22 @@ constexpr bool kHalfL2 = true;
 //   gets the floor, not the model's few hundred rows.
 constexpr int64_t kMcMin = 1024, kMcMax = 4096;
 
-bool known(const CacheLevel& c) { return c.size > 0 && c.ways > 1 && c.line > 0; }
-
 }  // namespace
+
+bool usable_level(const CacheLevel& c) {
+    // At least a line per way: a smaller report (a hypervisor's "8 bytes") is no cache.
+    return c.size > 0 && c.ways > 1 && c.line > 0 && c.size / c.ways >= c.line;
+}
 
 Blocking derive_blocking(const CpuCaches& caches, const Blocking& tile, int elem_bytes) {
     Blocking b = tile;
     const int64_t S = elem_bytes, mr = tile.mr, nr = tile.nr;
-    if (known(caches.l1d)) {
+    if (usable_level(caches.l1d)) {
         const int64_t way = caches.l1d.size / caches.l1d.ways;
         const int64_t ways_b = (caches.l1d.ways - 1) * nr / (nr + mr);
         b.kc = clamp(ways_b * way / (nr * S), kKcMin, kKcMax);
     }
-    if (known(caches.l2)) {
+    if (usable_level(caches.l2)) {
         const int64_t way = caches.l2.size / caches.l2.ways;
         const int64_t ways_a = ceil_div(2 * mr * b.kc * S, way);
         const int64_t ways_for_b = kHalfL2 ? caches.l2.ways / 2 : caches.l2.ways - 1;
@@ -68,7 +71,7 @@ Blocking derive_blocking(const CpuCaches& caches, const Blocking& tile, int elem
         const int64_t nc = free_ways > 0 ? free_ways * way / (b.kc * S) : 0;
         b.nc = nc >= nr ? floor_to(nc, nr) : nr;
     }
-    if (known(caches.l3)) {
+    if (usable_level(caches.l3)) {
         const int64_t share = caches.l3.size / (caches.l3.sharing > 0 ? caches.l3.sharing : 1);
         const int64_t way = share / caches.l3.ways;
         const int64_t ways_b = way > 0 ? ceil_div(b.kc * b.nc * S, way) : caches.l3.ways;
@@ -102,9 +105,11 @@ BlockingOverride parse_blocking_override(const char* text) {
         seen[which] = true;
         if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos)
             fail(name + " must be a positive integer, not '" + value + "'");
-        if (value.size() > 9 || std::stoll(value) > kMaxBlock)
+        const size_t digits = value.find_first_not_of('0');  // leading zeros do not count
+        if (digits != std::string::npos && value.size() - digits > 18)
             fail(name + "=" + value + " is larger than " + std::to_string(kMaxBlock));
         const int64_t v = std::stoll(value);
+        if (v > kMaxBlock) fail(name + "=" + value + " is larger than " + std::to_string(kMaxBlock));
         if (v <= 0) fail(name + " must be a positive integer, not " + value);
         (which == 0 ? o.kc : which == 1 ? o.nc : o.mc) = v;
         if (comma == std::string::npos) break;

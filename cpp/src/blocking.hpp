@@ -16,7 +16,8 @@
 #include <cstdint>
 
 namespace matgrad {
-struct CpuCaches;  // matgrad.hpp
+struct CacheLevel;  // matgrad.hpp
+struct CpuCaches;
 }
 
 namespace matgrad::detail {
@@ -57,16 +58,22 @@ inline constexpr Blocking f64{2, 12, 256, 256, 1024};
 // whose size or associativity is unknown keeps `tile`'s own kc, nc or mc. Pure.
 Blocking derive_blocking(const matgrad::CpuCaches& caches, const Blocking& tile, int elem_bytes);
 
-// MATGRAD_BLOCKING="kc=..,nc=..,mc=..": any of the three, in any order; 0 = keep
-// the derived value. parse_blocking_override throws std::invalid_argument naming
-// MATGRAD_BLOCKING and the bad part for anything else.
+// MATGRAD_BLOCKING="kc=..,nc=..,mc=..": any of the three, in any order, each a
+// positive integer; a field left 0 keeps the derived value. parse_blocking_override
+// throws std::invalid_argument naming MATGRAD_BLOCKING and the bad part for anything
+// else (a value of 0 included).
 struct BlockingOverride {
     int64_t kc = 0, nc = 0, mc = 0;
 };
 BlockingOverride parse_blocking_override(const char* text);
 // The largest value an override may set: keeps every buffer-size product in range.
 inline constexpr int64_t kMaxBlock = int64_t{1} << 20;
+// Replaces only what the override gives: nc and mc are not re-derived for an
+// overridden kc (tuning experiments set what they mean to set).
 Blocking with_override(Blocking derived, const BlockingOverride& override);
+// Whether a cache level's report is usable for the model (size, ways, at least a
+// line per way).
+bool usable_level(const matgrad::CacheLevel& level);
 
 // Below this many multiply-adds a GEMM skips packing (gemm_small.cpp): the
 // tiles read A and B in place. Measured with bench_gemm's small shapes; see
@@ -75,12 +82,12 @@ inline constexpr int64_t kSmallMaxMacs = 64 * 64 * 64;
 // ... as long as the padded copy of B it may need stays within this many
 // elements (a 1×k·k×1 product would otherwise pad k values to k·nr).
 inline constexpr int64_t kSmallMaxCopiedB = int64_t{1} << 16;
-// GEMMs with at most this many rows take B panel by panel (gemm_skinny.cpp):
-// each element of B is used only m times, too few to pay for packing it in
-// large blocks. A row-major B is read in place, a transposed one packed one
-// panel at a time; N is split across threads, so there must be a panel for each. Measured with a C++ loop over both paths, fp32,
-// 2 threads: 64×4096·4096×4096 7.1 -> 6.0 ms, 128×4096·4096×4096 11.5 -> 10.3 ms,
-// 128×784·784×512 0.257 -> 0.218 ms; at 256 rows the two were within noise.
+// GEMMs with at most this many rows and a transposed B take B panel by panel
+// (gemm_skinny.cpp): each element of B is used only m times, too few to pay for
+// packing it in large blocks, so wᵀ is packed one panel at a time; N is split
+// across threads, so there must be a panel for each. Measured on the Zen 5 with a
+// C++ loop over both paths, fp32, 2 threads: 64×4096·4096×4096 7.1 -> 6.0 ms,
+// 128×4096·4096×4096 11.5 -> 10.3 ms; at 256 rows the two were within noise.
 //
 // Only for a transposed B (wᵀ): a row-major B read in place was slower than the
 // packed path on two of the three CPUs measured. Sapphire Rapids-class Xeon,

@@ -81,7 +81,9 @@ const KernelTable* tuned_table(const Tuning& t) {
     KernelTable table = *t.isa_table;
     table.f32.blocking = with_override(derive_blocking(caches, t.isa_table->f32.blocking, 4), t.override);
     table.f64.blocking = with_override(derive_blocking(caches, t.isa_table->f64.blocking, 8), t.override);
-    static std::deque<KernelTable> store;  // guarded by tuning_mutex()
+    // Guarded by tuning_mutex(); never destroyed, not even at exit, where a GEMM
+    // still running on another thread may read the table it was handed.
+    static std::deque<KernelTable>& store = *new std::deque<KernelTable>;
     for (const KernelTable& kept : store)
         if (kept.name == table.name && same_blocking(kept.f32.blocking, table.f32.blocking) &&
             same_blocking(kept.f64.blocking, table.f64.blocking))
@@ -155,7 +157,7 @@ const char* blocking_source() {
     std::lock_guard<std::mutex> lock(detail::tuning_mutex());
     if (detail::has_override(detail::current_tuning().override)) return "override";
     const CpuCaches& c = cpu_caches();
-    return c.l1d.size > 0 || c.l2.size > 0 ? "derived" : "fallback";
+    return detail::usable_level(c.l1d) || detail::usable_level(c.l2) ? "derived" : "fallback";
 }
 
 void set_blocking(int64_t kc, int64_t nc, int64_t mc) {

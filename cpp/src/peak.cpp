@@ -39,6 +39,8 @@ double peak_gflops(detail::PeakLoop<T> loop, int threads, double seconds) {
 
 }  // namespace
 
+// A build without OpenMP runs one thread whatever `threads` says: the rate is then
+// that one thread's (matgrad.hpp).
 double fma_peak_gflops(const char* isa, bool double_precision, int threads, double seconds) {
     if (threads < 1) throw std::invalid_argument("fma_peak_gflops: threads must be >= 1");
     if (!(seconds > 0)) throw std::invalid_argument("fma_peak_gflops: seconds must be > 0");

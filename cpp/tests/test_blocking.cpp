@@ -106,6 +106,10 @@ void test_unknown_levels_keep_the_fixed_table() {
     const Blocking b = matgrad::detail::derive_blocking(only_l1, kTiles[0], 4);
     check(b.kc == 320 && b.nc == kTiles[0].nc && b.mc == kTiles[0].mc,
           "only L1 known: kc derived, nc and mc from the table");
+    CpuCaches bogus_l2 = none;  // less than a line per way (a hypervisor's report): ignored
+    bogus_l2.l2 = CacheLevel{8, 16, 64, 1};
+    const Blocking bogus = matgrad::detail::derive_blocking(bogus_l2, kTiles[0], 4);
+    check(bogus.nc == kTiles[0].nc, "an 8-byte 16-way L2 is ignored, not divided by");
     CpuCaches tiny_l2 = none;  // a B block cannot fit: one nr panel, never zero
     tiny_l2.l2 = CacheLevel{16 * KiB, 2, 64, 1};
     check(matgrad::detail::derive_blocking(tiny_l2, kTiles[0], 4).nc == 16, "tiny L2: nc = nr");
@@ -185,6 +189,9 @@ void test_override_parser() {
     expect_parse_error("xc=1", "unknown name 'xc'");
     expect_parse_error("kc=1,kc=2", "given twice");
     expect_parse_error("kc=99999999999", "larger than");
+    expect_parse_error("kc=1048577", "larger than 1048576");
+    expect_parse_error("kc=0000", "positive");
+    check(matgrad::detail::parse_blocking_override("kc=0000000001").kc == 1, "parse: leading zeros");
 }
 
 // ---- property test: random blockings and shapes against the reference ----------
@@ -195,6 +202,26 @@ int64_t uniform(int64_t lo, int64_t hi) {  // inclusive
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return lo + static_cast<int64_t>(rng_state % static_cast<uint64_t>(hi - lo + 1));
+}
+
+// The fused layer y = relu?(x·w + b): the epilogue must run once, on the last K slice.
+template <class T>
+bool layer_matches(int64_t n, int64_t d, int64_t m, bool relu) {
+    std::vector<T> x(n * d), w(d * m), b(m), got(n * m, T(NAN)), want(n * m);
+    for (auto& v : x) v = T(uniform(-8, 8)) / T(8);
+    for (auto& v : w) v = T(uniform(-8, 8)) / T(8);
+    for (auto& v : b) v = T(uniform(-8, 8)) / T(8);
+    matgrad::linear_forward(n, d, m, x.data(), d, 1, w.data(), m, 1, b.data(), relu, got.data(), m);
+    matgrad::reference::gemm_strided(n, m, d, x.data(), d, 1, w.data(), m, 1, want.data(), m, false);
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < m; ++j) {
+            T& v = want[i * m + j];
+            v += b[j];
+            if (relu && v < 0) v = 0;
+        }
+    for (size_t i = 0; i < got.size(); ++i)
+        if (!(got[i] == want[i])) return false;
+    return true;
 }
 
 template <class T>
@@ -232,8 +259,10 @@ void test_forced_blockings() {
             const int64_t m = uniform(1, 4) == 1 ? uniform(129, 260) : uniform(1, 140);
             const int64_t n = uniform(1, 200), k = uniform(1, 300);
             const bool ta = uniform(0, 1), tb = uniform(0, 1), acc = uniform(0, 1);
-            const bool ok = uniform(0, 1) ? product_matches<float>(m, n, k, ta, tb, acc)
-                                          : product_matches<double>(m, n, k, ta, tb, acc);
+            const int kind = static_cast<int>(uniform(0, 2));
+            const bool ok = kind == 0   ? product_matches<float>(m, n, k, ta, tb, acc)
+                            : kind == 1 ? product_matches<double>(m, n, k, ta, tb, acc)
+                                        : layer_matches<float>(m, k, n, acc);  // acc: relu or not
             ++cases;
             if (!ok)
                 check(false, std::string(isa) + " kc=" + std::to_string(kc) + " nc=" + std::to_string(nc) +

@@ -53,6 +53,9 @@ def config():
     }
 
 
+_MAX_BLOCK = 1 << 20  # kMaxBlock in cpp/src/blocking.hpp
+
+
 def set_blocking(kc=None, nc=None, mc=None):
     """Override the GEMM's cache blocks for both dtypes and every kernel set.
 
@@ -71,6 +74,8 @@ def set_blocking(kc=None, nc=None, mc=None):
             raise TypeError(f"set_blocking: {name} must be an int or None, got {type(value).__name__}")
         if value <= 0:
             raise ValueError(f"set_blocking: {name} must be positive, got {value}")
+        if value > _MAX_BLOCK:
+            raise ValueError(f"set_blocking: {name} must be at most {_MAX_BLOCK}, got {value}")
         values.append(int(value))
     _core.set_blocking(*values)
 

@@ -171,7 +171,8 @@ void set_blocking(int64_t kc, int64_t nc, int64_t mc);
 // ---- Machine limit ------------------------------------------------------------
 // The FMA peak of one kernel set, measured: each of `threads` threads runs
 // independent chains of vector FMAs for about `seconds`. Returns GFLOP/s (2 per
-// FMA lane), summed over threads. Throws like set_isa for an unusable set.
+// FMA lane), summed over threads (one thread in a build without OpenMP). Throws
+// like set_isa for an unusable set.
 double fma_peak_gflops(const char* isa, bool double_precision, int threads, double seconds);
 
 // ---- Reference --------------------------------------------------------------

@@ -1,0 +1,45 @@
+"""benchmarks/compare.py --write keeps one section per CPU and instruction set: a run replaces its
+own section and leaves every other section, and whatever precedes the first one, as it was."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+COMPARE = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+
+
+@pytest.fixture(scope="module")
+def compare():
+    spec = importlib.util.spec_from_file_location("compare", COMPARE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_replaces_only_its_own_section(compare, tmp_path):
+    path = tmp_path / "B.md"
+    path.write_text("# Benchmarks\n\nintro\n\n## CPU A · avx2 (native)\n\nold A\n\n## CPU B · avx512 (native)\n\n"
+                    "keep B\n### a sub-heading of B\nmore B\n")
+    compare.write_sections(str(path), "## CPU A · avx2 (native)", ["new A"])
+    text = path.read_text()
+    assert "old A" not in text and "new A" in text
+    assert "intro" in text and "keep B" in text and "### a sub-heading of B\nmore B" in text
+    assert text.index("CPU A") < text.index("CPU B")  # order kept
+
+
+def test_a_new_machine_is_appended(compare, tmp_path):
+    path = tmp_path / "B.md"
+    compare.write_sections(str(path), "## CPU A · avx2 (native)", ["A"])
+    compare.write_sections(str(path), "## CPU C · baseline (forced)", ["C"])
+    text = path.read_text()
+    assert text.startswith("# Benchmarks")
+    assert text.count("\n## ") == 2 and "\nA\n" in text and "\nC\n" in text
+
+
+def test_a_file_without_the_title_loses_nothing(compare, tmp_path):
+    path = tmp_path / "B.md"
+    path.write_text("## CPU A · avx2 (native)\n\nA\n\n## CPU B · avx2 (native)\n\nB\n")
+    compare.write_sections(str(path), "## CPU B · avx2 (native)", ["B2"])
+    text = path.read_text()
+    assert "\nA\n" in text and "B2" in text and "\nB\n" not in text
