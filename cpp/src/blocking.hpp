@@ -89,8 +89,8 @@ inline constexpr int64_t kSmallMaxCopiedB = int64_t{1} << 16;
 // C++ loop over both paths, fp32, 2 threads: 64×4096·4096×4096 7.1 -> 6.0 ms,
 // 128×4096·4096×4096 11.5 -> 10.3 ms; at 256 rows the two were within noise.
 //
-// Only for a transposed B (wᵀ): a row-major B read in place was slower than the
-// packed path on two of the three CPUs measured. Sapphire Rapids-class Xeon,
+// For a transposed B (wᵀ): a row-major B read in place was slower than the
+// packed path on two of the three CPUs measured, except for very few rows (below). Sapphire Rapids-class Xeon,
 // 64×4096·4096×4096 f32, 2 threads, real data (C++ loop calling each path, medians
 // of 9): AVX-512 in place 14.7-16.7 ms against 10.0-11.4 packed, AVX2 19.8-37.6
 // against 17.1-17.8; on a Zen 3 (AVX2) the in-place y = x·w ran at 0.45× numpy.
@@ -98,6 +98,16 @@ inline constexpr int64_t kSmallMaxCopiedB = int64_t{1} << 16;
 // skinny: AVX-512 9.5-9.8 ms against 11.0-11.2 packed, AVX2 13.0-14.7 against
 // 13.9-14.5.
 inline constexpr int64_t kSkinnyMaxRows = 128;
+// ... and a row-major B, read in place, only for at most this many rows and when
+// each tile reads at least kSkinnyInPlaceMinRowBytes of every B row: with so few
+// rows each B element is used too few times to pay for copying it. Same Xeon, C++
+// loop, 1..64×4096·4096×4096 f32, 2 threads, in place / packed (ms): AVX-512
+// m = 1 2.24 / 3.38, m = 8 2.88 / 4.22, m = 16 5.15 / 5.54, m = 32 9.20 / 7.56;
+// AVX2 (one 64-byte line per row) m = 1 6.44 / 4.11, m = 16 8.97 / 6.45. Through
+// Python at m = 16 AVX-512 in place was behind numpy (6.7-7.6 against 6.0-6.4 ms)
+// while at m = 8 it was 1.7× ahead, hence 8.
+inline constexpr int64_t kSkinnyInPlaceMaxRows = 8;
+inline constexpr int64_t kSkinnyInPlaceMinRowBytes = 128;
 // Below this many multiply-adds a GEMM runs on one thread: waking the team
 // costs more than it saves.
 inline constexpr int64_t kParallelMinMacs = 64 * 64 * 64;

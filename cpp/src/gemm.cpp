@@ -93,7 +93,10 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     const bool small = m * n * k < kSmallMaxMacs && (b_in_place || k * panels * nr <= kSmallMaxCopiedB);
     // The skinny path splits N only: it needs a panel for every thread.
     const int threads = m * n * k >= kParallelMinMacs ? max_threads() : 1;
-    const bool skinny = m <= kSkinnyMaxRows && rs_b == 1 && cs_b != 1 && panels >= threads;
+    const bool transposed_b = rs_b == 1 && cs_b != 1;
+    const bool in_place_b = cs_b == 1 && m <= kSkinnyInPlaceMaxRows &&
+                            nr * int64_t(sizeof(T)) >= kSkinnyInPlaceMinRowBytes;
+    const bool skinny = m <= kSkinnyMaxRows && (transposed_b || in_place_b) && panels >= threads;
     if (small)
         gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     else if (skinny)

@@ -1,7 +1,7 @@
 // Skinny products: few rows of C against a large B, such as the lecture's
-// dL/dx = dL/dy·wᵀ with a batch of 64 (64×4096 · 4096×4096). gemm_fused sends only
-// a transposed B here (blocking.hpp, kSkinnyMaxRows); the in-place reads of a
-// row-major B remain for the tests and for callers of gemm_skinny. Each
+// dL/dx = dL/dy·wᵀ with a batch of 64 (64×4096 · 4096×4096). gemm_fused sends a
+// transposed B here, and a row-major B only for a handful of rows on kernel sets
+// whose tiles read 128 bytes of each B row (blocking.hpp, kSkinnyMaxRows). Each
 // element of B is used only m times, so packing B in large blocks, a separate
 // pass over all of it before the tiles run, costs a large share of the time.
 // Here B goes panel by panel, and the next panel streams in from memory while
