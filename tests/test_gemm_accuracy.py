@@ -3,9 +3,8 @@ with numpy's own float32 product on the same inputs: no worse than 1.5× numpy's
 
 Inputs in [0, 1) make every partial sum grow, the worst case for accumulated rounding. The
 measure is the RMS relative error over all outputs, averaged over three seeds (the largest
-single error is too noisy to compare). A 1×1 result (a dot product) is left out: numpy hands it
-to OpenBLAS's dot kernel, which keeps many partial sums along K; matgrad's GEMM keeps one per
-output and K slice (docs/tuning.md, "Accuracy")."""
+single error is too noisy to compare). One-row products take the row paths (gemm_row.cpp):
+x·w streams w's rows, x·wᵀ and a single column are dot products with partial sums along K."""
 
 import numpy as np
 import pytest
@@ -19,16 +18,19 @@ def rms_relative_error(got, want):
     return float(np.sqrt(np.mean(((got.astype(np.float64) - want) / want) ** 2)))
 
 
-@pytest.mark.parametrize("m, n", [(4, 4), (16, 16), (64, 64), (130, 70)])
-def test_long_sums_are_as_accurate_as_numpy(isa, m, n):
+@pytest.mark.parametrize("m, n, trans_b", [(4, 4, False), (16, 16, False), (64, 64, False),
+                                           (130, 70, False), (1, 1, False), (1, 96, False),
+                                           (1, 50, True), (4, 20, True)])
+def test_long_sums_are_as_accurate_as_numpy(isa, m, n, trans_b):
     ours, numpys = [], []
     for seed in range(3):
         rng = np.random.default_rng(seed)
         a = rng.random((m, K), dtype=np.float32)
-        b = rng.random((K, n), dtype=np.float32)
-        exact = a.astype(np.float64) @ b.astype(np.float64)
-        ours.append(rms_relative_error(kernels.matmul(a, b), exact))
-        numpys.append(rms_relative_error(a @ b, exact))
+        b = rng.random((n, K) if trans_b else (K, n), dtype=np.float32)
+        op_b = b.T if trans_b else b
+        exact = a.astype(np.float64) @ op_b.astype(np.float64)
+        ours.append(rms_relative_error(kernels.matmul(a, b, trans_b=trans_b), exact))
+        numpys.append(rms_relative_error(a @ op_b, exact))
     assert np.mean(ours) <= 1.5 * np.mean(numpys), (np.mean(ours), np.mean(numpys))
     assert np.mean(ours) < 1e-6  # and a few float32 epsilons in absolute terms
 

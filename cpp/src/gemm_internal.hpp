@@ -25,6 +25,16 @@ template <class T>
 void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
                  const T* bias, bool relu);
+// One row of C (m = 1) against a row-major B (cs_b = 1), B streamed row by row
+// (gemm_row.cpp). a: op(A)'s row, element p at a[p*cs_a]; c: n contiguous values.
+template <class T>
+void gemm_row(int64_t n, int64_t k, const T* a, int64_t cs_a, const T* b, int64_t rs_b, T* c,
+              bool accumulate, const T* bias, bool relu);
+// One row of C against a transposed B (rs_b = 1): a dot product per output, each
+// row of w read once (gemm_row.cpp). The bias and ReLU apply as everywhere.
+template <class T>
+void gemm_row_dots(int64_t n, int64_t k, const T* a, int64_t cs_a, const T* b, int64_t cs_b, T* c,
+                   bool accumulate, const T* bias, bool relu);
 template <class T>
 void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,

@@ -1,5 +1,6 @@
 // The GEMM loop nests, packed (gemm.cpp), unpacked small (gemm_small.cpp) and
-// skinny (gemm_skinny.cpp), each against the scalar reference,
+// skinny (gemm_skinny.cpp), and for one row of C the row path (gemm_row.cpp), each
+// against the scalar reference,
 // on every kernel set this CPU runs. gemm_fused picks one by shape, so the
 // Python tests reach each path only where it is chosen; here all run on the
 // same shapes, including ones far
@@ -17,6 +18,8 @@
 namespace {
 
 using matgrad::detail::gemm_packed;
+using matgrad::detail::gemm_row;
+using matgrad::detail::gemm_row_dots;
 using matgrad::detail::gemm_skinny;
 using matgrad::detail::gemm_small;
 
@@ -72,8 +75,11 @@ int run_case(const Case& c, const char* isa) {
         }
 
     int failures = 0;
-    static const char* const kPaths[] = {"small", "packed", "skinny"};
-    for (int path = 0; path < 3; ++path) {
+    static const char* const kPaths[] = {"small", "packed", "skinny", "row"};
+    // The row paths (gemm_row.cpp) take one row of C: gemm_row a row-major B,
+    // gemm_row_dots a transposed one.
+    const int paths = c.m == 1 ? 4 : 3;
+    for (int path = 0; path < paths; ++path) {
         std::vector<T> got = c0;
         const T* a0 = a.data() + va.offset;
         if (path == 0)
@@ -82,9 +88,14 @@ int run_case(const Case& c, const char* isa) {
         else if (path == 1)
             gemm_packed<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, cs_b, got.data(), ldc,
                            c.accumulate, bias_p, c.relu);
-        else
+        else if (path == 2)
             gemm_skinny<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, cs_b, got.data(), ldc,
                            c.accumulate, bias_p, c.relu);
+        else if (!c.trans_b)
+            gemm_row<T>(c.n, c.k, a0, va.cs, b.data(), rs_b, got.data(), c.accumulate, bias_p, c.relu);
+        else
+            gemm_row_dots<T>(c.n, c.k, a0, va.cs, b.data(), cs_b, got.data(), c.accumulate, bias_p,
+                             c.relu);
         for (size_t i = 0; i < got.size(); ++i) {
             // Inputs are multiples of 1/8 and k is small: every path is exact
             // up to the order of additions, so the tolerance is tight.
@@ -109,8 +120,8 @@ int run_case(const Case& c, const char* isa) {
 
 int main() {
     const int64_t ms[] = {1, 5, 12, 13, 25};
-    const int64_t ns[] = {1, 8, 16, 31, 32, 33, 64, 65};
-    const int64_t ks[] = {1, 7, 64, 385};
+    const int64_t ns[] = {1, 8, 16, 31, 32, 33, 64, 65, 2049};  // 2049: past one row block
+    const int64_t ks[] = {1, 7, 64, 385, 1031};  // 1031: several K slices, an odd remainder
     int failures = 0, cases = 0;
     for (const char* isa : {"baseline", "avx2", "avx512"}) {
         if (!matgrad::isa_available(isa)) continue;

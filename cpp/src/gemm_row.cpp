@@ -1,0 +1,136 @@
+// One row of C against a row-major B: y = x·w for a single x (a batch of one,
+// inference). Each element of B is used once, so the product is bound by reading
+// B, and the right order is B's own: row by row, each row of the thread's columns
+// contiguous, which the hardware prefetchers follow at full speed. (The tiles of
+// the other paths read B panel by panel, a line or two of every row at a time.)
+//
+//   threads split N into contiguous column ranges (whole cache lines)
+//   for each block of up to kRowBlock columns of this range:
+//     for pc in K by kc:                          one K slice
+//       acc[cols] = Σ_{p in slice} x[p] · B[p, cols]   four rows of B per pass
+//       c[cols] (+)= acc[cols]
+//     epilogue: c = relu?(c + bias)
+//
+// Portable code: the loops are plain C++ that the compiler vectorises for the
+// baseline target; the product is memory-bound, so wider vectors would not help.
+// Every output is summed in the same order whatever the thread count.
+#include <algorithm>
+
+#include "aligned_buffer.hpp"
+#include "gemm_internal.hpp"
+#include "kernels/kernel_table.hpp"
+#include "threads.hpp"
+
+namespace matgrad::detail {
+namespace {
+
+// Columns per block: the block's partial sums (and c's) stay in L1 while a K slice
+// of B's rows streams past. 2048 floats = 8 KiB.
+constexpr int64_t kRowBlock = 2048;
+
+// acc[0:n] += a0·b0[0:n] + a1·b1[0:n] + a2·b2[0:n] + a3·b3[0:n]
+template <class T>
+void four_rows(int64_t n, T a0, T a1, T a2, T a3, const T* __restrict b0, const T* __restrict b1,
+               const T* __restrict b2, const T* __restrict b3, T* __restrict acc) {
+    for (int64_t j = 0; j < n; ++j) acc[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+}
+
+template <class T>
+void one_row(int64_t n, T a0, const T* __restrict b0, T* __restrict acc) {
+    for (int64_t j = 0; j < n; ++j) acc[j] += a0 * b0[j];
+}
+
+}  // namespace
+
+template <class T>
+void gemm_row(int64_t n, int64_t k, const T* a, int64_t cs_a, const T* b, int64_t rs_b, T* c,
+              bool accumulate, const T* bias, bool relu) {
+    const int64_t kc = active_kernels().get<T>().blocking.kc;
+    constexpr int64_t kLine = 64 / int64_t(sizeof(T));
+    const int64_t lines = (n + kLine - 1) / kLine;
+    const int threads = static_cast<int>(
+        std::min<int64_t>(n * k >= kParallelMinMacs ? max_threads() : 1, lines));
+
+    auto body = [&](int tid, int team) {
+        const int64_t j_begin = std::min(n, lines * tid / team * kLine);
+        const int64_t j_end = std::min(n, lines * (tid + 1) / team * kLine);
+        alignas(64) T acc[kRowBlock];
+        for (int64_t j0 = j_begin; j0 < j_end; j0 += kRowBlock) {
+            const int64_t nb = std::min(kRowBlock, j_end - j0);
+            T* const y = c + j0;
+            for (int64_t pc = 0; pc < k; pc += kc) {
+                const int64_t kb = std::min(kc, k - pc);
+                std::fill(acc, acc + nb, T(0));
+                int64_t p = pc;
+                for (; p + 4 <= pc + kb; p += 4) {
+                    const T* row = b + p * rs_b + j0;
+                    four_rows(nb, a[p * cs_a], a[(p + 1) * cs_a], a[(p + 2) * cs_a], a[(p + 3) * cs_a], row,
+                              row + rs_b, row + 2 * rs_b, row + 3 * rs_b, acc);
+                }
+                for (; p < pc + kb; ++p) one_row(nb, a[p * cs_a], b + p * rs_b + j0, acc);
+                const bool add = accumulate || pc > 0;
+                for (int64_t j = 0; j < nb; ++j) y[j] = add ? y[j] + acc[j] : acc[j];
+            }
+            if (bias || relu)
+                for (int64_t j = 0; j < nb; ++j) {
+                    const T v = y[j] + (bias ? bias[j0 + j] : T(0));
+                    y[j] = (relu && v < 0) ? T(0) : v;
+                }
+        }
+    };
+    run_team(threads, body);
+}
+
+// One row of C against a transposed B (op(B)(p, j) = b[p + j*cs_b]: the wᵀ of
+// dL/dx = dL/dy·wᵀ for a batch of one): each output is a dot product of a with a
+// contiguous row of w, read once, in order. 16 partial sums per output, each over
+// every 16th element of a 1024-element block, folded into 16 running totals per
+// block, and those added up in a fixed order at the end: the loop vectorises
+// without reassociation, and no chain of additions is longer than K/1024 or 64.
+template <class T>
+void gemm_row_dots(int64_t n, int64_t k, const T* a, int64_t cs_a, const T* b, int64_t cs_b, T* c,
+                   bool accumulate, const T* bias, bool relu) {
+    constexpr int64_t kLanes = 16, kDotBlock = 1024;
+    const int threads = static_cast<int>(
+        std::min<int64_t>(n * k >= kParallelMinMacs ? max_threads() : 1, n));
+    // a, contiguous, so that the inner loop reads two unit-stride streams.
+    thread_local AlignedBuffer scratch;
+    const T* x = a;
+    if (cs_a != 1) {
+        T* copy = static_cast<T*>(scratch.reserve(sizeof(T) * k));
+        for (int64_t p = 0; p < k; ++p) copy[p] = a[p * cs_a];
+        x = copy;
+    }
+    auto body = [&](int tid, int team) {
+        const int64_t j_begin = n * tid / team, j_end = n * (tid + 1) / team;
+        for (int64_t j = j_begin; j < j_end; ++j) {
+            const T* __restrict row = b + j * cs_b;
+            T total[kLanes] = {};
+            int64_t p = 0;
+            while (p < k) {
+                T s[kLanes] = {};
+                const int64_t block_end = std::min(k, p + kDotBlock);
+                for (; p + kLanes <= block_end; p += kLanes)
+                    for (int64_t l = 0; l < kLanes; ++l) s[l] += x[p + l] * row[p + l];
+                for (int64_t l = 0; p < block_end; ++p, ++l) s[l] += x[p] * row[p];
+                for (int64_t l = 0; l < kLanes; ++l) total[l] += s[l];
+            }
+            T dot = T(0);
+            for (int64_t l = 0; l < kLanes; l += 2) dot += total[l] + total[l + 1];
+            T v = (accumulate ? c[j] : T(0)) + dot + (bias ? bias[j] : T(0));
+            c[j] = (relu && v < 0) ? T(0) : v;
+        }
+    };
+    run_team(threads, body);
+}
+
+template void gemm_row_dots<float>(int64_t, int64_t, const float*, int64_t, const float*, int64_t,
+                                   float*, bool, const float*, bool);
+template void gemm_row_dots<double>(int64_t, int64_t, const double*, int64_t, const double*, int64_t,
+                                    double*, bool, const double*, bool);
+template void gemm_row<float>(int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
+                              bool, const float*, bool);
+template void gemm_row<double>(int64_t, int64_t, const double*, int64_t, const double*, int64_t,
+                               double*, bool, const double*, bool);
+
+}  // namespace matgrad::detail
