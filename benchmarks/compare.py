@@ -265,6 +265,8 @@ def cases(quick: bool, only: str | None = None):
         "lecture dx = dy·wᵀ f32": _gemm_case(n_lect, d_lect, d_lect, np.float32, trans_b=True),
         "lecture dw = xᵀ·dy f32": _gemm_case(d_lect, d_lect, n_lect, np.float32, trans_a=True),
         "lecture layer fwd+bwd f32": _lecture_layer_case(n_lect, d_lect, d_lect),
+        "batch 1 y = x·w f32": _gemm_case(1, d_lect, d_lect, np.float32),
+        "batch 1 dx = dy·wᵀ f32": _gemm_case(1, d_lect, d_lect, np.float32, trans_b=True),
         f"relu forward f32 {side}²": _relu_forward_case(side),
         f"relu backward f32 {side}²": _relu_backward_case(side),
         f"copy f32 {side}² (streaming rate)": _copy_case(side),

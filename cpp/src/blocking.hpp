@@ -108,6 +108,20 @@ inline constexpr int64_t kSkinnyMaxRows = 128;
 // while at m = 8 it was 1.7× ahead, hence 8.
 inline constexpr int64_t kSkinnyInPlaceMaxRows = 8;
 inline constexpr int64_t kSkinnyInPlaceMinRowBytes = 128;
+// GEMMs with at most kNarrowMaxCols columns, at least kNarrowMinRows rows, a
+// row-major A and a copy of B (padded to whole nr panels) of at most
+// kNarrowMaxCopiedB elements take the unpacked path too, threads splitting the
+// rows (gemm_small.cpp): each element of A is used only n times, too few to pay
+// for packing A. Sapphire Rapids-class Xeon, f32, 2 threads, C++ loop, unpacked /
+// packed (ms), AVX2 and AVX-512: 1999×61×1500 2.01 / 2.78 and 1.46 / 2.23,
+// 4096×10×256 0.16 / 0.34 and 0.25 / 0.43, 2048×32×2048 1.41 / 2.60 and 1.06 /
+// 1.73, 2048×192×512 2.26 / 2.49 and 1.46 / 1.71, 4096×128×4096 24.5 / 31.4 and
+// 14.8 / 21.1. Where it lost: 256 columns at 1024 rows on AVX-512 (0.71 / 0.63),
+// a transposed A (784×512×128 Aᵀ, AVX2: 0.92 / 0.61), few rows (128×10×256,
+// AVX-512: 0.022 / 0.015), and from 512 columns on (1024³: 14.3 / 11.6).
+inline constexpr int64_t kNarrowMaxCols = 192;
+inline constexpr int64_t kNarrowMinRows = 512;
+inline constexpr int64_t kNarrowMaxCopiedB = int64_t{1} << 22;
 // Below this many multiply-adds a GEMM runs on one thread: waking the team
 // costs more than it saves.
 inline constexpr int64_t kParallelMinMacs = 64 * 64 * 64;

@@ -91,6 +91,10 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     // otherwise pad k values to k·nr).
     const bool b_in_place = cs_b == 1 && n % nr == 0;
     const bool small = m * n * k < kSmallMaxMacs && (b_in_place || k * panels * nr <= kSmallMaxCopiedB);
+    // Narrow products (few columns, many rows) take the same unpacked path, threads
+    // splitting the rows: packing A would cost more than the few columns use it.
+    const bool narrow = n <= kNarrowMaxCols && m >= kNarrowMinRows && cs_a == 1 &&
+                        (b_in_place || k * panels * nr <= kNarrowMaxCopiedB);
     // The skinny path splits N only: it needs a panel for every thread.
     const int threads = m * n * k >= kParallelMinMacs ? max_threads() : 1;
     const bool transposed_b = rs_b == 1 && cs_b != 1;
@@ -105,6 +109,8 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
         gemm_row(n, k, a, cs_a, b, rs_b, c, accumulate, bias, relu);
     else if (skinny)
         gemm_skinny(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
+    else if (narrow)
+        gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     else
         gemm_packed(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
 }

@@ -1,5 +1,6 @@
-// Small products (every op of a small network, the 8×8 of a tiny graph): the
-// register tiles read the operands where they lie, with no packing. Packing
+// Small products (every op of a small network, the 8×8 of a tiny graph) and
+// narrow ones (at most kNarrowMaxCols columns, many rows): the register tiles read
+// the operands where they lie, with no packing of A; threads split the row tiles. Packing
 // costs O(mk + kn) copies that a large product spreads over O(mnk) multiply-adds;
 // below kSmallMaxMacs (blocking.hpp) the copies cost more than they save, and
 // the operands are small enough to stay in L1/L2 while every tile reads them.
@@ -11,6 +12,9 @@
 #include "gemm_internal.hpp"
 #include "kernels/kernel_table.hpp"
 #include "pack.hpp"
+#include "threads.hpp"
+
+#include <algorithm>
 
 namespace matgrad::detail {
 
@@ -43,19 +47,28 @@ void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     // epilogue runs on the last slice.
     const int64_t kc = kern.blocking.kc;
     const DirectKernel<T> kernel = kern.direct_kernel;
-    for (int64_t pc = 0; pc < k; pc += kc) {
-        const int64_t kb = k - pc < kc ? k - pc : kc;
-        const bool acc = accumulate || pc > 0, last = pc + kb >= k;
-        for (int64_t i = 0; i < m; i += mr) {
-            const int rows = static_cast<int>(m - i < mr ? m - i : mr);
-            for (int64_t j = 0, q = 0; j < n; j += nr, ++q) {
-                const int cols = static_cast<int>(n - j < nr ? n - j : nr);
-                kernel(kb, a + i * rs_a + pc * cs_a, rs_a, cs_a, rows_b + q * panel_stride + pc * ldb, ldb,
-                       LineStream{}, c + i * ldc + j, ldc, rows, cols, acc,
-                       Epilogue<T>{last && bias ? bias + j : nullptr, last && relu});
+    // Threads split the row tiles (narrow products: many rows, few columns).
+    const int64_t tiles = (m + mr - 1) / mr;
+    const int threads =
+        static_cast<int>(std::min<int64_t>(m * n * k >= kParallelMinMacs ? max_threads() : 1, tiles));
+    auto body = [&](int tid, int team) {
+        const int64_t t_begin = tiles * tid / team, t_end = tiles * (tid + 1) / team;
+        for (int64_t pc = 0; pc < k; pc += kc) {
+            const int64_t kb = k - pc < kc ? k - pc : kc;
+            const bool acc = accumulate || pc > 0, last = pc + kb >= k;
+            for (int64_t t = t_begin; t < t_end; ++t) {
+                const int64_t i = t * mr;
+                const int rows = static_cast<int>(m - i < mr ? m - i : mr);
+                for (int64_t j = 0, q = 0; j < n; j += nr, ++q) {
+                    const int cols = static_cast<int>(n - j < nr ? n - j : nr);
+                    kernel(kb, a + i * rs_a + pc * cs_a, rs_a, cs_a, rows_b + q * panel_stride + pc * ldb,
+                           ldb, LineStream{}, c + i * ldc + j, ldc, rows, cols, acc,
+                           Epilogue<T>{last && bias ? bias + j : nullptr, last && relu});
+                }
             }
         }
-    }
+    };
+    run_team(threads, body);
 }
 
 template void gemm_small<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
