@@ -145,7 +145,12 @@ def test_lecture_matmul_example():
     (200, 300, 257, False, False),   # threads split N
     (640, 20, 300, True, False),     # N too narrow: threads split M
     (64, 512, 385, False, True),     # the lecture's skinny shape, smaller
-    (64, 512, 385, False, False),    # the same with row-major B: read in place
+    (64, 512, 385, False, False),    # the same with row-major B: packed
+    (6, 512, 385, False, False),     # a few rows: row-major B read in place on AVX-512
+    (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
+    (1, 3000, 700, False, True),     # one row times wᵀ: dot products
+    (700, 1, 3000, False, False),    # one column: dot products too (rs_b == cs_b == 1)
+    (1500, 61, 400, False, False),   # narrow: unpacked, threads split the rows
 ])
 def test_one_and_two_threads_bit_identical(threads, rng, m, n, k, trans_a, trans_b, dtype):
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype, "C")
@@ -154,6 +159,22 @@ def test_one_and_two_threads_bit_identical(threads, rng, m, n, k, trans_a, trans
     threads(2)
     two = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
     np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", ["C", "strided", "reversed", "broadcast"])
+@pytest.mark.parametrize("m,n,k", [(1, 700, 300), (600, 70, 300)])
+def test_row_and_narrow_paths_any_layout(isa, rng, m, n, k, layout, dtype):
+    # One row of C and narrow products through gemm_fused, with operands in every layout
+    # (strided, negative and zero strides) and both transposes, against float64.
+    for trans_a in (False, True):
+        for trans_b in (False, True):
+            a = matrix_with_layout(rng, k if trans_a else m, m if trans_a else k, dtype, layout)
+            b = matrix_with_layout(rng, n if trans_b else k, k if trans_b else n, dtype, layout)
+            got = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
+            want = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+            np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                       atol=1e-3 if dtype == np.float32 else 1e-10)
 
 
 def test_large_block_edges_single_case(rng):

@@ -12,10 +12,11 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
                 const T* bias, bool relu);
 
-// The three paths gemm_fused chooses between (by shape: blocking.hpp), exposed
-// so that tests can check each against the reference: the packed loop nest
-// (gemm.cpp), the skinny one (gemm_skinny.cpp) and the small-product one
-// (gemm_small.cpp). All: m, n, k > 0.
+// The paths gemm_fused chooses between (by shape: blocking.hpp), exposed so that
+// tests can check each against the reference: the packed loop nest (gemm.cpp),
+// the skinny one (gemm_skinny.cpp), the unpacked one for small and narrow
+// products (gemm_small.cpp) and the two for one row of C (gemm_row.cpp).
+// All: m, n, k > 0; C does not overlap A or B.
 template <class T>
 void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,

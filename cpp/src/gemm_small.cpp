@@ -15,8 +15,14 @@
 #include "threads.hpp"
 
 #include <algorithm>
+#include <cstddef>
 
 namespace matgrad::detail {
+namespace {
+
+constexpr size_t kKeptCopyBytes = size_t{4} << 20;
+
+}  // namespace
 
 template <class T>
 void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
@@ -27,13 +33,17 @@ void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
 
     // The kernel loads whole nr-wide rows of B: read B in place when it is
     // row-major and its width a multiple of nr; otherwise pack it into nr-wide
-    // zero-padded panels (pack.hpp; at most kSmallMaxCopiedB elements: gemm_fused
-    // sends larger copies elsewhere), where row p of panel q is at panel + p*nr.
+    // zero-padded panels (pack.hpp; at most kSmallMaxCopiedB elements for a small
+    // product, kNarrowMaxCopiedB for a narrow one: gemm_fused sends larger copies
+    // elsewhere), where row p of panel q is at panel + p*nr. Copies up to
+    // kKeptCopyBytes stay allocated per thread between calls; larger ones are freed.
     const T* rows_b = b;
     int64_t ldb = rs_b, panel_stride = nr;  // from one nr-column panel of B to the next
+    thread_local AlignedBuffer kept;
+    AlignedBuffer once;
     if (cs_b != 1 || n % nr != 0) {
-        thread_local AlignedBuffer scratch;
-        T* packed = static_cast<T*>(scratch.reserve(sizeof(T) * k * ((n + nr - 1) / nr * nr)));
+        const size_t bytes = sizeof(T) * size_t(k) * size_t((n + nr - 1) / nr * nr);
+        T* packed = static_cast<T*>((bytes <= kKeptCopyBytes ? kept : once).reserve(bytes));
         pack_b_fastest(kern.pack_b_transposed, k, n, b, rs_b, cs_b, nr, packed);
         rows_b = packed;
         ldb = nr;

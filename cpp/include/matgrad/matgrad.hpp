@@ -18,7 +18,8 @@ namespace matgrad {
 //   dL/dx = dL/dy · wᵀ   gemm(false, true,  ...)
 //   dL/dw = xᵀ · dL/dy   gemm(true,  false, ..., accumulate) into an existing gradient
 //
-// BLAS-style, row-major: op(A): [m×k], op(B): [k×n], C: [m×n].
+// BLAS-style, row-major: op(A): [m×k], op(B): [k×n], C: [m×n]. C must not
+// overlap A or B (the Python layer checks; from C++ it is the caller's promise).
 // lda/ldb/ldc are the row strides of A, B, C as stored (before op).
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
           const float* a, int64_t lda, const float* b, int64_t ldb,
