@@ -101,7 +101,8 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     const bool in_place_b = cs_b == 1 && m <= kSkinnyInPlaceMaxRows &&
                             nr * int64_t(sizeof(T)) >= kSkinnyInPlaceMinRowBytes;
     const bool skinny = m <= kSkinnyMaxRows && (transposed_b || in_place_b) && panels >= threads;
-    if (small)
+    // narrow needs m >= 512, so it never competes with the row or skinny paths.
+    if (small || narrow)
         gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     else if (m == 1 && rs_b == 1)  // wᵀ, or a single column: dot products along K
         gemm_row_dots(n, k, a, cs_a, b, cs_b, c, accumulate, bias, relu);
@@ -109,8 +110,6 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
         gemm_row(n, k, a, cs_a, b, rs_b, c, accumulate, bias, relu);
     else if (skinny)
         gemm_skinny(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
-    else if (narrow)
-        gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     else
         gemm_packed(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
 }
