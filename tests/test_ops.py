@@ -151,8 +151,8 @@ def test_matmul_backward_uses_transpose_flags_and_skips_inputs_without_grad(monk
     x = mg.tensor(np.ones((2, 3), np.float32))  # no grad wanted
     w = mg.tensor(np.ones((3, 4), np.float32), requires_grad=True)
     y = x @ w
-    spy = _CountingMatmul(ops._matmul)
-    monkeypatch.setattr(ops, "_matmul", spy)
+    spy = _CountingMatmul(ops.linalg._matmul)
+    monkeypatch.setattr(ops.linalg, "_matmul", spy)
     y.backward(np.ones((2, 4), np.float32))
     # only dL/dw = xᵀ·dL/dy, with x passed untransposed and trans_a set
     assert spy.calls == [((2, 3), (2, 4), True, False, False, False)]
@@ -165,8 +165,8 @@ def test_matmul_backward_accumulates_into_the_existing_buffer(monkeypatch):
     (x @ w).backward(np.ones((2, 4), np.float32))
     gx, gw = x.grad, w.grad
     y = x @ w
-    spy = _CountingMatmul(ops._matmul)
-    monkeypatch.setattr(ops, "_matmul", spy)
+    spy = _CountingMatmul(ops.linalg._matmul)
+    monkeypatch.setattr(ops.linalg, "_matmul", spy)
     y.backward(np.ones((2, 4), np.float32))
     # dL/dx = dL/dy·wᵀ (trans_b) and dL/dw = xᵀ·dL/dy (trans_a), both added in place
     assert spy.calls == [((2, 4), (3, 4), False, True, True, True), ((2, 3), (2, 4), True, False, True, True)]
@@ -177,13 +177,13 @@ def test_matmul_backward_accumulates_into_the_existing_buffer(monkeypatch):
 
 def test_relu_backward_uses_the_kernel_mask(monkeypatch):
     seen = []
-    real = ops._relu_backward
+    real = ops.elementwise._relu_backward
 
     def spy(gy, x, out=None):
         seen.append(x.copy())
         return real(gy, x, out=out)
 
-    monkeypatch.setattr(ops, "_relu_backward", spy)
+    monkeypatch.setattr(ops.elementwise, "_relu_backward", spy)
     x = mg.tensor([1.0, -2.0, 3.0, -1.0], requires_grad=True)
     x.relu().backward(np.array([4.0, -1.0, 5.0, 9.0], np.float32))
     assert len(seen) == 1

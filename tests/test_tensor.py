@@ -341,7 +341,7 @@ def test_an_error_inside_backward_leaves_no_intermediate_gradients(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(mg.ops, "_relu_backward", broken)
+    monkeypatch.setattr(mg.ops.elementwise, "_relu_backward", broken)
     with pytest.raises(RuntimeError, match="boom"):
         y.backward(np.ones((2, 2), np.float32))
     assert h.grad is None and y.grad is None and x.grad is None

@@ -7,7 +7,7 @@ says what is wrong; nothing is recorded then.
 
 import numpy as np
 
-from .ops import _wrap
+from .ops._common import _wrap
 from .kernels import cross_entropy_backward as _cross_entropy_backward
 from .kernels import cross_entropy_forward as _cross_entropy_forward
 from .tensor import Tensor, _accumulate, _const, _grad_mode, _node

@@ -1,0 +1,70 @@
+"""Sequential and MLP."""
+
+import numpy as np
+
+from .activations import ReLU
+from .linear import Linear
+from .module import Module
+
+__all__ = ["Sequential", "MLP"]
+
+
+class Sequential(Module):
+    """Layers applied in order; parameters are named ``<index>.<name>``.
+
+    A layer with a ``forward_relu`` method (Linear, Conv2d) followed by a ReLU runs as one fused
+    node: the bias and the ReLU are applied as the GEMM writes its output.
+    """
+
+    def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, not a Module")
+        self.layers = list(layers)
+
+    def forward(self, x):
+        layers = self.layers
+        i, count = 0, len(layers)
+        while i < count:
+            layer = layers[i]
+            fused = getattr(layer, "forward_relu", None)
+            if fused is not None and i + 1 < count and type(layers[i + 1]) is ReLU:
+                x = fused(x)
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x
+
+    def named_children(self):
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"{type(self).__name__}({inner}\n)"
+
+
+class MLP(Sequential):
+    """Linear/ReLU stack for ``sizes`` = [in, hidden..., out]: no ReLU after the last Linear."""
+
+    def __init__(self, sizes, bias=True, dtype=np.float32):
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"MLP: sizes needs at least an input and an output size, got {sizes}")
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(Linear(a, b, bias=bias, dtype=dtype))
+            if i < len(sizes) - 2:
+                layers.append(ReLU())
+        super().__init__(*layers)
+        self.sizes = sizes

@@ -1,0 +1,83 @@
+"""Operand plumbing shared by the ops: wrapping numbers and arrays as constant tensors, checking
+dtypes, summing a gradient back over broadcast axes, and choosing where a kernel writes a gradient.
+"""
+
+import numpy as np
+
+from ..tensor import Tensor, _const
+
+def _wrap(v, dtype, op):
+    """A constant tensor for a non-Tensor operand; numbers and integer arrays take ``dtype``."""
+    if isinstance(v, (int, float)) or (isinstance(v, np.generic) and v.dtype.kind in "biuf"):
+        return _const(np.array(v, dtype))
+    if isinstance(v, (list, tuple)):
+        v = np.asarray(v)
+    if isinstance(v, np.ndarray):
+        kind = v.dtype.kind
+        if kind == "f" and v.dtype != dtype:
+            raise TypeError(f"{op}: dtypes differ: the tensor is {dtype} but the array is {v.dtype} "
+                            f"(convert one with .astype or mg.tensor(..., dtype=...))")
+        if kind not in "biuf":
+            raise TypeError(f"{op}: expected a Tensor, an array of numbers or a number, "
+                            f"got an array of dtype {v.dtype}")
+        return _const(v if v.dtype == dtype else v.astype(dtype))
+    raise TypeError(f"{op}: expected a Tensor, an ndarray or a number, got {type(v).__name__}")
+
+
+def _pair(a, b, op):
+    """Both operands as Tensors of one dtype (float32 and float64 never mix)."""
+    if not isinstance(a, Tensor):
+        if not isinstance(b, Tensor):
+            raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+        a = _wrap(a, b.data.dtype, op)
+    elif not isinstance(b, Tensor):
+        b = _wrap(b, a.data.dtype, op)
+    else:
+        da, db = a.data.dtype, b.data.dtype
+        if da is not db and da != db:
+            raise TypeError(f"{op}: dtypes differ: {da} and {db} "
+                            f"(shapes {a.data.shape} and {b.data.shape}); convert one with mg.tensor(..., dtype=...)")
+    return a, b
+
+
+def _tensor_arg(x):
+    """Unary ops take a Tensor; anything else becomes a constant one (with mg.tensor's rules)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _broadcast_error(op, a, b):
+    return ValueError(f"{op}: shapes {a.data.shape} and {b.data.shape} cannot be broadcast together")
+
+
+def _reduce_to(g, shape, own):
+    """dL/dy summed over the axes along which an operand of ``shape`` was broadcast to y's shape.
+
+    Returns (gradient, own): a reduction is a fresh buffer, so it is owned.
+    """
+    if g.shape == shape:
+        return g, own
+    lead = g.ndim - len(shape)  # axes numpy prepended
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    return np.add.reduce(g, axis=axes, keepdims=True).reshape(shape), True
+
+
+def _grad_target(t):
+    """Where an op's kernel should put t's gradient, as (array or None, accumulate?).
+
+    An owned gradient is added into; the buffer zero_grad() left behind is overwritten (never
+    read); otherwise the kernel allocates. A borrowed gradient is copied first: never written.
+    """
+    cur = t.grad
+    if cur is None:
+        spare = t._spare
+        if spare is not None:
+            t._spare = None
+            if spare.shape == t.data.shape and spare.dtype == t.data.dtype:
+                return spare, False
+        return None, False
+    if t._gown is cur and cur.flags.c_contiguous:  # owned (tensor.py's docstring): written in place
+        return cur, True
+    return np.array(cur, order="C"), True
+
+
+_NO_TARGET = (None, False)
