@@ -1,4 +1,4 @@
-"""Elementwise arithmetic with numpy broadcasting, and ReLU."""
+"""Elementwise arithmetic with numpy broadcasting (+ − × ÷), and ReLU."""
 
 import numpy as np
 
@@ -94,13 +94,40 @@ def neg(a):
     return _node(y, (a,), backward, "neg")
 
 
-def div(a, s):
-    """y = a / s for a number s (recorded as a * (1/s))."""
-    if isinstance(s, Tensor) or not isinstance(s, (int, float, np.integer, np.floating)):
-        raise TypeError(f"div: only division by a number is supported, got {type(s).__name__}")
-    if s == 0:
-        raise ZeroDivisionError("div: division of a tensor by zero")
-    return mul(a, 1.0 / float(s))
+def div(a, b):
+    """y = a / b elementwise (numpy broadcasting; numbers take the tensor's dtype).
+
+    A tensor divided by a Python or numpy number s is recorded as a * (1/s), and s = 0 raises
+    ZeroDivisionError. Between tensors (or a number over a tensor) a zero divisor gives ±inf or
+    NaN with numpy's RuntimeWarning, as numpy does.
+    """
+    if isinstance(a, Tensor) and isinstance(b, (int, float, np.integer, np.floating)):
+        if b == 0:
+            raise ZeroDivisionError("div: division of a tensor by zero")
+        return mul(a, 1.0 / float(b))
+    a, b = _pair(a, b, "div")
+    ad, bd = a.data, b.data
+    try:
+        y = ad / bd
+    except ValueError:
+        raise _broadcast_error("div", a, b) from None
+    if type(y) is not np.ndarray:  # 0-d operands give a numpy scalar
+        y = np.asarray(y)
+    if not (_grad_mode.enabled and (a.requires_grad or b.requires_grad)):
+        return _const(y)
+
+    def backward(gy, own):
+        # y = a / b  ->  dL/da = dL/dy / b,  dL/db = −dL/dy · a / b² = −(dL/da) · y,
+        # each summed over its broadcast axes (gy has y's shape, so dL/da can be written into it)
+        ra, rb = a.requires_grad, b.requires_grad
+        ga = np.divide(gy, bd, out=gy if own else np.empty(y.shape, y.dtype))
+        if rb:
+            gb = np.multiply(ga, y, out=np.empty(y.shape, y.dtype) if ra else ga)
+            _accumulate(b, *_reduce_to(np.negative(gb, out=gb), bd.shape, True))
+        if ra:
+            _accumulate(a, *_reduce_to(ga, ad.shape, True))
+
+    return _node(y, (a, b), backward, "div")
 
 
 # --------------------------------------------------------------------------------------------
