@@ -49,9 +49,14 @@ std::atomic<int>& thread_count() {
     return count;
 }
 
+thread_local int serial_depth = 0;  // SerialScopes alive on this thread
+
 }  // namespace
 
-int max_threads() { return thread_count().load(std::memory_order_relaxed); }
+int max_threads() { return serial_depth > 0 ? 1 : thread_count().load(std::memory_order_relaxed); }
+
+SerialScope::SerialScope() { ++serial_depth; }
+SerialScope::~SerialScope() { --serial_depth; }
 
 int thread_index() {
 #if defined(_OPENMP)

@@ -4,8 +4,20 @@
 
 namespace matgrad::detail {
 
-// Threads a kernel may use now (matgrad::set_num_threads, default OpenMP's).
+// Threads a kernel may use now (matgrad::set_num_threads, default OpenMP's);
+// 1 inside a SerialScope.
 int max_threads();
+
+// Makes the kernels the calling thread runs single-threaded while it lives: a
+// kernel that splits its own work over a team (conv over images) runs a GEMM
+// per member, and a nested team would only add overhead.
+class SerialScope {
+public:
+    SerialScope();
+    ~SerialScope();
+    SerialScope(const SerialScope&) = delete;
+    SerialScope& operator=(const SerialScope&) = delete;
+};
 
 // Index of the calling thread inside a parallel region, and the team size.
 int thread_index();

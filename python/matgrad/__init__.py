@@ -12,6 +12,9 @@ from .kernels import get_num_threads, set_num_threads
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from . import ops  # binds the operators onto Tensor
 from .ops import add, div, linear, matmul, mean, mul, neg, relu, reshape, sub, sum, transpose
+from .ops import batch_norm, dropout, layer_norm
+from .ops import avg_pool2d, conv2d, max_pool2d
+from .ops import concat, exp, flatten, leaky_relu, log, log_softmax, pow, sigmoid, softmax, tanh
 from .losses import cross_entropy, mse_loss, svm_loss
 from . import data, nn, optim, random
 from .random import manual_seed
@@ -29,6 +32,9 @@ __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "float32", "float64",
     "matmul", "linear", "add", "sub", "mul", "neg", "div", "relu", "mean", "transpose", "reshape",  # mg.sum too, left
     # out of __all__ so that `from matgrad import *` does not shadow the builtin sum
+    "batch_norm", "layer_norm", "dropout", "conv2d", "max_pool2d", "avg_pool2d",
+    "tanh", "sigmoid", "exp", "log", "leaky_relu", "softmax", "log_softmax", "concat", "flatten",  # mg.pow
+    # too, left out like sum: it would shadow the builtin pow
     "cross_entropy", "svm_loss", "mse_loss",
     "nn", "optim", "manual_seed",  # also mg.data and mg.random, kept out of star imports
     "gradcheck", "jacobian", "GradcheckError", "to_dot", "save", "load",

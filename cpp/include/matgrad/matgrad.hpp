@@ -117,6 +117,97 @@ void cross_entropy_backward(int64_t n, int64_t c, const float* probs, const int6
 void cross_entropy_backward(int64_t n, int64_t c, const double* probs, const int64_t* labels,
                             double dloss, double* dscores);
 
+// ---- 2-D convolution (NCHW, cs231n's and PyTorch's layout) -----------------------
+//
+// x: [n×c×h×w], weights: [f×c×kh×kw], bias: [f] -> y: [n×f×oh×ow] with
+// oh = 1 + (h + 2·pad − kh) / stride (floored, as PyTorch), ow likewise.
+// The caller checks the shape (ConvShape::valid): every size > 0 except n,
+// which may be 0, stride ≥ 1, pad ≥ 0, kh ≤ h + 2·pad, kw ≤ w + 2·pad.
+struct ConvShape {
+    int64_t n = 0, c = 0, h = 0, w = 0;  // input
+    int64_t f = 0, kh = 0, kw = 0;       // filters
+    int64_t stride = 1, pad = 0;
+    int64_t out_h() const { return (h + 2 * pad - kh) / stride + 1; }
+    int64_t out_w() const { return (w + 2 * pad - kw) / stride + 1; }
+    int64_t col_rows() const { return c * kh * kw; }       // K of the GEMM
+    int64_t col_cols() const { return out_h() * out_w(); }  // output pixels of one image
+    bool valid() const {
+        return n >= 0 && c > 0 && h > 0 && w > 0 && f > 0 && kh > 0 && kw > 0 && stride > 0 &&
+               pad >= 0 && kh <= h + 2 * pad && kw <= w + 2 * pad;
+    }
+};
+
+// im2col: cols[i][(ci·kh + r)·kw + s][oy·ow + ox] = x[i][ci][oy·stride − pad + r][ox·stride − pad + s],
+// 0 in the padding.   x: [n×c×h×w] -> cols: [n×(c·kh·kw)×(oh·ow)]
+// col2im is its adjoint: each column entry is added back to the input pixel it
+// was copied from (overlapping windows sum).   cols -> dx: [n×c×h×w]
+// (dx overwritten, or added into when accumulate).
+void im2col(const ConvShape& s, const float* x, float* cols);
+void im2col(const ConvShape& s, const double* x, double* cols);
+void col2im(const ConvShape& s, const float* cols, float* dx, bool accumulate);
+void col2im(const ConvShape& s, const double* cols, double* dx, bool accumulate);
+
+// Forward: per image, cols_i = im2col(x_i), then one GEMM y_i = W·cols_i with
+// W the weights as [f×(c·kh·kw)]; y_i starts as the bias, and the ReLU (relu)
+// is applied as the GEMM writes it. cols [n×(c·kh·kw)×(oh·ow)] is written and
+// kept for the backward. Threads split the images (each runs its GEMMs on
+// one thread) when there are at least as many images as threads.
+//   x: [n×c×h×w], weights: [f×c×kh×kw], bias: [f] or null
+//   -> y: [n×f×oh×ow], cols: [n×(c·kh·kw)×(oh·ow)]
+void conv2d_forward(const ConvShape& s, const float* x, const float* weights, const float* bias,
+                    bool relu, float* cols, float* y);
+void conv2d_forward(const ConvShape& s, const double* x, const double* weights,
+                    const double* bias, bool relu, double* cols, double* y);
+
+// Backward, with g = dL/dy masked by y > 0 (relu; y the forward output) or dL/dy:
+//   dW = Σ_i g_i·cols_iᵀ      [f×(c·kh·kw)]  (the same columns as the forward)
+//   dx_i = col2im(Wᵀ·g_i)     [c×h×w]
+//   db = Σ_i Σ_pixels g_i     [f]
+// Each gradient may be null (skipped), and is added into when its accumulate
+// flag is set. dW and db are summed in a fixed order of image groups, so the
+// result does not depend on the thread count.
+template <class T>
+struct ConvGrads {
+    T* dx = nullptr;
+    T* dw = nullptr;
+    T* db = nullptr;
+    bool accumulate_dx = false, accumulate_dw = false, accumulate_db = false;
+};
+void conv2d_backward(const ConvShape& s, const float* dy, const float* y, bool relu,
+                     const float* cols, const float* weights, const ConvGrads<float>& grads);
+void conv2d_backward(const ConvShape& s, const double* dy, const double* y, bool relu,
+                     const double* cols, const double* weights, const ConvGrads<double>& grads);
+
+// ---- 2-D pooling (NCHW, no padding) ----------------------------------------------
+//
+// Windows of kh×kw moved by stride_h down and stride_w across each plane:
+// oh = 1 + (h − kh) / stride_h, ow = 1 + (w − kw) / stride_w.
+// Max: y = the window's maximum, argmax = its index in the plane (row·w + col);
+// ties go to the first maximum in row-major order, and a NaN in the window
+// wins (NaN propagates, as in PyTorch). Its backward routes each dy to its one
+// input (summing where windows overlap). Average: y = the window's mean; the
+// backward spreads dy / (kh·kw) over the window.
+//   x: [n×c×h×w] -> y, argmax: [n×c×oh×ow];  dy -> dx: [n×c×h×w]
+struct PoolShape {
+    int64_t n = 0, c = 0, h = 0, w = 0, kh = 0, kw = 0, stride_h = 1, stride_w = 1;
+    int64_t out_h() const { return (h - kh) / stride_h + 1; }
+    int64_t out_w() const { return (w - kw) / stride_w + 1; }
+    bool valid() const {
+        return n >= 0 && c >= 0 && h > 0 && w > 0 && kh > 0 && kw > 0 && stride_h > 0 &&
+               stride_w > 0 && kh <= h && kw <= w;
+    }
+};
+void max_pool2d_forward(const PoolShape& s, const float* x, float* y, int64_t* argmax);
+void max_pool2d_forward(const PoolShape& s, const double* x, double* y, int64_t* argmax);
+void max_pool2d_backward(const PoolShape& s, const float* dy, const int64_t* argmax, float* dx,
+                         bool accumulate);
+void max_pool2d_backward(const PoolShape& s, const double* dy, const int64_t* argmax, double* dx,
+                         bool accumulate);
+void avg_pool2d_forward(const PoolShape& s, const float* x, float* y);
+void avg_pool2d_forward(const PoolShape& s, const double* x, double* y);
+void avg_pool2d_backward(const PoolShape& s, const float* dy, float* dx, bool accumulate);
+void avg_pool2d_backward(const PoolShape& s, const double* dy, double* dx, bool accumulate);
+
 // ---- Threads ----------------------------------------------------------------
 // Starts at OpenMP's default (OMP_NUM_THREADS when set). n < 1 is an error.
 // A child process created by fork() starts with 1 thread: GNU libgomp's

@@ -7,19 +7,30 @@ gy's buffer, because nothing else holds it. The closure sends dL/d(input) to eac
 requires grad (and only to those) with ``_accumulate``, which adds into an existing gradient.
 
 Modules: ``linalg`` (matmul, linear), ``elementwise`` (arithmetic, activations), ``reduce`` (sum,
-mean), ``shape`` (transpose, reshape). The operators on Tensor (``@ + - * / -x .T``) and its methods
-are bound at the bottom of this file, the one place where Tensor learns about its ops.
+mean), ``shape`` (transpose, reshape), ``norm`` (batch_norm, layer_norm, dropout: one node each,
+with a fused backward), ``activations`` (tanh, sigmoid, exp, log, leaky_relu, pow, softmax,
+log_softmax), ``index`` (x[...], concat, flatten). The operators on Tensor
+(``@ + - * / ** -x .T x[...]``) and its methods are bound at the bottom of this file, the one
+place where Tensor learns about its ops.
 """
 
 from ..tensor import Tensor
+from .activations import exp, leaky_relu, log, log_softmax, pow, sigmoid, softmax, tanh
+from .conv import avg_pool2d, conv2d, max_pool2d
 from .elementwise import add, div, mul, neg, relu, sub
+from .index import concat, flatten, getitem
 from .linalg import linear, matmul
+from .norm import batch_norm, dropout, layer_norm
 from .reduce import mean, sum
 from .shape import reshape, transpose
 
 # ``sum`` shadows the builtin in this namespace, on purpose (mg.sum mirrors np.sum).
 __all__ = ["matmul", "add", "sub", "mul", "neg", "div", "relu", "sum", "mean", "transpose", "reshape",
-           "linear"]
+           "linear", "batch_norm", "layer_norm", "dropout"]
+# ``pow`` shadows the builtin here too, on purpose (mg.pow mirrors np.power).
+__all__ += ["tanh", "sigmoid", "exp", "log", "leaky_relu", "pow", "softmax", "log_softmax", "getitem",
+            "concat", "flatten"]
+__all__ += ["conv2d", "max_pool2d", "avg_pool2d"]
 
 
 def _rmatmul(self, other):
@@ -53,3 +64,21 @@ Tensor.relu = relu
 Tensor.sum = _method_sum
 Tensor.mean = _method_mean
 Tensor.reshape = reshape
+
+
+def _rtruediv(self, other):
+    return div(other, self)
+
+
+def _method_flatten(self, start_axis=1):
+    return flatten(self, start_axis)
+
+
+Tensor.__rtruediv__ = _rtruediv
+Tensor.__pow__ = pow
+Tensor.__getitem__ = getitem
+Tensor.tanh = tanh
+Tensor.sigmoid = sigmoid
+Tensor.exp = exp
+Tensor.log = log
+Tensor.flatten = _method_flatten

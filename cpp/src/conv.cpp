@@ -1,0 +1,248 @@
+// 2-D convolution as GEMMs on im2col columns (Caffe's and cs231n's scheme).
+//
+// One image at a time: its columns cols_i [K×P] (K = c·kh·kw, P = oh·ow) hold,
+// for every output pixel, the input values its window sees; then
+//   forward   y_i  = W·cols_i              [f×K]·[K×P] -> [f×P], lands in NCHW as is
+//   backward  dW  += g_i·cols_iᵀ           [f×P]·[P×K] -> [f×K]
+//             dx_i = col2im(Wᵀ·g_i)        [K×f]·[f×P] -> [K×P] -> [c×h×w]
+// The transposes are GEMM transpose flags: nothing is transposed in memory.
+// Threads split the images when there are enough of them (each image's GEMMs
+// then run on one thread); otherwise images go one by one, each GEMM threaded.
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+#include "gemm_internal.hpp"
+#include "matgrad/matgrad.hpp"
+#include "threads.hpp"
+
+namespace matgrad {
+namespace detail {
+namespace {
+
+// Below this many multiply-adds a whole convolution runs on one thread.
+constexpr int64_t kConvParallelMinMacs = int64_t{1} << 18;
+// dW and db are summed per group of this many images, then over the groups in
+// order: the same sums whatever the thread count.
+constexpr int64_t kImagesPerGroup = 4;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Output columns ox whose input column ox·stride − pad + s lies in [0, w).
+void valid_columns(const ConvShape& sh, int64_t s, int64_t* lo, int64_t* hi) {
+    const int64_t ow = sh.out_w(), first = sh.pad - s;  // ox·stride ≥ pad − s
+    *lo = first > 0 ? std::min(ow, ceil_div(first, sh.stride)) : 0;
+    const int64_t last = sh.w - 1 + sh.pad - s;  // ox·stride ≤ w − 1 + pad − s
+    *hi = last >= 0 ? std::min(ow, last / sh.stride + 1) : 0;
+    if (*hi < *lo) *hi = *lo;
+}
+
+// x: [c×h×w] -> cols: [K×P]
+template <class T>
+void im2col_image(const ConvShape& sh, const T* x, T* cols) {
+    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow;
+    for (int64_t ci = 0; ci < sh.c; ++ci)
+        for (int64_t r = 0; r < sh.kh; ++r)
+            for (int64_t s = 0; s < sh.kw; ++s) {
+                T* row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
+                int64_t lo, hi;
+                valid_columns(sh, s, &lo, &hi);
+                for (int64_t oy = 0; oy < oh; ++oy) {
+                    T* out = row + oy * ow;
+                    const int64_t iy = oy * sh.stride - sh.pad + r;
+                    if (iy < 0 || iy >= sh.h) {
+                        std::fill(out, out + ow, T(0));
+                        continue;
+                    }
+                    const T* in = x + (ci * sh.h + iy) * sh.w - sh.pad + s;  // in[ox·stride]
+                    std::fill(out, out + lo, T(0));
+                    if (sh.stride == 1) {
+                        if (hi > lo) std::memcpy(out + lo, in + lo, sizeof(T) * (hi - lo));
+                    } else {
+                        for (int64_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * sh.stride];
+                    }
+                    std::fill(out + hi, out + ow, T(0));
+                }
+            }
+}
+
+// cols: [K×P] -> dx: [c×h×w], added into (the caller zeroes it first)
+template <class T>
+void col2im_image(const ConvShape& sh, const T* cols, T* dx) {
+    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow;
+    for (int64_t ci = 0; ci < sh.c; ++ci)
+        for (int64_t r = 0; r < sh.kh; ++r)
+            for (int64_t s = 0; s < sh.kw; ++s) {
+                const T* row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
+                int64_t lo, hi;
+                valid_columns(sh, s, &lo, &hi);
+                for (int64_t oy = 0; oy < oh; ++oy) {
+                    const int64_t iy = oy * sh.stride - sh.pad + r;
+                    if (iy < 0 || iy >= sh.h) continue;
+                    const T* in = row + oy * ow;
+                    T* out = dx + (ci * sh.h + iy) * sh.w - sh.pad + s;
+                    if (sh.stride == 1) {
+                        for (int64_t ox = lo; ox < hi; ++ox) out[ox] += in[ox];
+                    } else {
+                        for (int64_t ox = lo; ox < hi; ++ox) out[ox * sh.stride] += in[ox];
+                    }
+                }
+            }
+}
+
+// Runs body(first_image, end_image) over the images, split over a team when
+// that pays, and rethrows on the caller's thread what a member threw (an
+// exception must not leave an OpenMP region).
+template <class Body>
+void for_images(const ConvShape& sh, int64_t group, const Body& body) {
+    const int64_t macs = sh.n * sh.f * sh.col_rows() * sh.col_cols();
+    const int threads = macs >= kConvParallelMinMacs ? max_threads() : 1;
+    const int64_t units = ceil_div(sh.n, group);  // split in whole groups
+    if (threads <= 1 || units < threads) {
+        body(int64_t{0}, sh.n, 0);
+        return;
+    }
+    std::exception_ptr error;
+    run_team(threads, [&](int tid, int team) {
+        SerialScope serial;  // one image's GEMMs per thread
+        const int64_t base = units / team, extra = units % team;
+        const int64_t u0 = tid * base + std::min<int64_t>(tid, extra);
+        const int64_t u1 = u0 + base + (tid < extra ? 1 : 0);
+        try {
+            body(std::min(sh.n, u0 * group), std::min(sh.n, u1 * group), tid);
+        } catch (...) {
+#if defined(_OPENMP)
+#pragma omp critical(matgrad_conv_error)
+#endif
+            if (!error) error = std::current_exception();
+        }
+    });
+    if (error) std::rethrow_exception(error);
+}
+
+template <class T>
+void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T* bias, bool relu,
+                         T* cols, T* y) {
+    const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
+    const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
+    for_images(sh, 1, [&](int64_t first, int64_t end, int) {
+        for (int64_t i = first; i < end; ++i) {
+            T* col = cols + i * K * P;
+            T* yi = y + i * y_image;
+            im2col_image(sh, x + i * x_image, col);
+            if (bias)  // y_i starts as the bias; the GEMM adds W·cols_i into it
+                for (int64_t fi = 0; fi < F; ++fi) std::fill(yi + fi * P, yi + (fi + 1) * P, bias[fi]);
+            // y_i = relu?(W·cols_i + y_i): [F×K]·[K×P]
+            gemm_fused<T>(F, P, K, wts, K, 1, col, P, 1, yi, P, bias != nullptr, nullptr, relu);
+        }
+    });
+}
+
+template <class T>
+void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool relu, const T* cols,
+                          const T* wts, const ConvGrads<T>& g) {
+    const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
+    const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
+    const int64_t groups = ceil_div(sh.n, kImagesPerGroup);
+    const int threads = std::max(1, max_threads());
+    // Per group: its share of dW and db. Per thread: the masked gradient and dcols.
+    std::vector<T> dw_parts(g.dw ? groups * F * K : 0), db_parts(g.db ? groups * F : 0);
+    std::vector<T> masked(relu ? threads * y_image : 0), dcols(g.dx ? threads * K * P : 0);
+    if (g.dx && !g.accumulate_dx) std::fill(g.dx, g.dx + sh.n * x_image, T(0));
+
+    for_images(sh, kImagesPerGroup, [&](int64_t first, int64_t end, int tid) {
+        T* gi_buf = relu ? masked.data() + tid * y_image : nullptr;
+        T* dcol = g.dx ? dcols.data() + tid * K * P : nullptr;
+        for (int64_t i = first; i < end; ++i) {
+            const int64_t group = i / kImagesPerGroup;
+            const bool group_start = i % kImagesPerGroup == 0;
+            const T* gi = dy + i * y_image;
+            if (relu) {  // y = relu(z)  ->  dL/dz = dL/dy where y > 0
+                const T* yi = y + i * y_image;
+                for (int64_t e = 0; e < y_image; ++e) gi_buf[e] = yi[e] > T(0) ? gi[e] : T(0);
+                gi = gi_buf;
+            }
+            if (g.db) {  // db[f] += Σ_p g_i[f, p]
+                T* db = db_parts.data() + group * F;
+                for (int64_t fi = 0; fi < F; ++fi) {
+                    T sum = 0;
+                    for (int64_t p = 0; p < P; ++p) sum += gi[fi * P + p];
+                    db[fi] = group_start ? sum : db[fi] + sum;
+                }
+            }
+            const T* col = cols + i * K * P;
+            if (g.dw)  // dW_group (+)= g_i·cols_iᵀ: [F×P]·[P×K], cols_i read transposed
+                gemm_fused<T>(F, K, P, gi, P, 1, col, 1, P, dw_parts.data() + group * F * K, K,
+                              !group_start, nullptr, false);
+            if (g.dx) {  // dcols = Wᵀ·g_i: [K×F]·[F×P], W read transposed; then col2im
+                gemm_fused<T>(K, P, F, wts, 1, K, gi, P, 1, dcol, P, false, nullptr, false);
+                col2im_image(sh, dcol, g.dx + i * x_image);
+            }
+        }
+    });
+    // The groups' shares, summed in order.
+    if (g.dw) {
+        const int64_t count = F * K;
+        if (!g.accumulate_dw) std::fill(g.dw, g.dw + count, T(0));
+        for (int64_t gr = 0; gr < groups; ++gr) {
+            const T* part = dw_parts.data() + gr * count;
+            for (int64_t e = 0; e < count; ++e) g.dw[e] += part[e];
+        }
+    }
+    if (g.db) {
+        if (!g.accumulate_db) std::fill(g.db, g.db + F, T(0));
+        for (int64_t gr = 0; gr < groups; ++gr)
+            for (int64_t fi = 0; fi < F; ++fi) g.db[fi] += db_parts[gr * F + fi];
+    }
+}
+
+template <class T>
+void im2col_impl(const ConvShape& sh, const T* x, T* cols) {
+    const int64_t x_image = sh.c * sh.h * sh.w, col_image = sh.col_rows() * sh.col_cols();
+    for_images(sh, 1, [&](int64_t first, int64_t end, int) {
+        for (int64_t i = first; i < end; ++i) im2col_image(sh, x + i * x_image, cols + i * col_image);
+    });
+}
+
+template <class T>
+void col2im_impl(const ConvShape& sh, const T* cols, T* dx, bool accumulate) {
+    const int64_t x_image = sh.c * sh.h * sh.w, col_image = sh.col_rows() * sh.col_cols();
+    for_images(sh, 1, [&](int64_t first, int64_t end, int) {
+        for (int64_t i = first; i < end; ++i) {
+            T* dxi = dx + i * x_image;
+            if (!accumulate) std::fill(dxi, dxi + x_image, T(0));
+            col2im_image(sh, cols + i * col_image, dxi);
+        }
+    });
+}
+
+}  // namespace
+}  // namespace detail
+
+void im2col(const ConvShape& s, const float* x, float* cols) { detail::im2col_impl(s, x, cols); }
+void im2col(const ConvShape& s, const double* x, double* cols) { detail::im2col_impl(s, x, cols); }
+void col2im(const ConvShape& s, const float* cols, float* dx, bool accumulate) {
+    detail::col2im_impl(s, cols, dx, accumulate);
+}
+void col2im(const ConvShape& s, const double* cols, double* dx, bool accumulate) {
+    detail::col2im_impl(s, cols, dx, accumulate);
+}
+void conv2d_forward(const ConvShape& s, const float* x, const float* weights, const float* bias,
+                    bool relu, float* cols, float* y) {
+    detail::conv2d_forward_impl(s, x, weights, bias, relu, cols, y);
+}
+void conv2d_forward(const ConvShape& s, const double* x, const double* weights,
+                    const double* bias, bool relu, double* cols, double* y) {
+    detail::conv2d_forward_impl(s, x, weights, bias, relu, cols, y);
+}
+void conv2d_backward(const ConvShape& s, const float* dy, const float* y, bool relu,
+                     const float* cols, const float* weights, const ConvGrads<float>& grads) {
+    detail::conv2d_backward_impl(s, dy, y, relu, cols, weights, grads);
+}
+void conv2d_backward(const ConvShape& s, const double* dy, const double* y, bool relu,
+                     const double* cols, const double* weights, const ConvGrads<double>& grads) {
+    detail::conv2d_backward_impl(s, dy, y, relu, cols, weights, grads);
+}
+
+}  // namespace matgrad

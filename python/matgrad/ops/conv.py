@@ -1,0 +1,254 @@
+"""2-D convolution and pooling (NCHW), each forward with its backward below it.
+
+conv2d is im2col and one GEMM per image in C++ (``kernels.conv2d_forward``); its backward is one
+GEMM for dL/dw over the same columns, one GEMM and a col2im for dL/dx, and a sum for dL/db
+(``kernels.conv2d_backward``). No Jacobian is formed: dL/dx comes back with x's shape.
+
+The columns (N, C·KH·KW, OH·OW) are the one large buffer a convolution needs. They live from the
+forward to its backward, then the buffer is reused by the next forward of the same size and dtype
+(see ``_Workspaces``), so a training loop does not allocate (and page-fault) them at every step.
+"""
+
+import threading
+import weakref
+
+import numpy as np
+
+from .. import kernels
+from ..tensor import Tensor, _accumulate, _const, _grad_mode, _node, _released
+from ._common import _NO_TARGET, _grad_target, _tensor_arg
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d"]
+
+_conv_forward = kernels.conv2d_forward
+_conv_backward = kernels.conv2d_backward
+_max_pool_forward = kernels.max_pool2d_forward
+_max_pool_backward = kernels.max_pool2d_backward
+_avg_pool_forward = kernels.avg_pool2d_forward
+_avg_pool_backward = kernels.avg_pool2d_backward
+
+
+# --------------------------------------------------------------------------------------------
+# the im2col buffers
+# --------------------------------------------------------------------------------------------
+
+
+class _Slot:
+    __slots__ = ("array", "owner")
+
+    def __init__(self, array):
+        self.array = array  # flat
+        self.owner = None  # None (free), _CLAIMED (a forward is filling it) or a weakref to the node
+
+    def is_free(self):
+        owner = self.owner
+        if owner is None:
+            return True
+        if owner is _CLAIMED:
+            return False
+        node = owner()
+        # the node is gone, or its backward ran and released the graph: nobody reads the columns
+        return node is None or node._backward is _released
+
+
+_CLAIMED = object()
+
+
+class _Workspaces:
+    """A few flat buffers, each lent to one convolution from its forward until its node is freed
+    or backpropagated (without retain_graph). A forward takes a free buffer of its dtype that is
+    large enough, or grows one, or makes a new one; at most ``limit`` are kept."""
+
+    def __init__(self, limit=4):
+        self._slots = []
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def take(self, shape, dtype):
+        count = int(np.prod(shape))
+        with self._lock:
+            free = [s for s in self._slots if s.array.dtype == dtype and s.is_free()]
+            fits = [s for s in free if s.array.size >= count]
+            if fits:
+                slot = min(fits, key=lambda s: s.array.size)
+            elif free:
+                slot = max(free, key=lambda s: s.array.size)
+                slot.array = np.empty(count, dtype)  # grown: the old buffer goes
+            else:
+                slot = _Slot(np.empty(count, dtype))
+                self._slots.append(slot)
+                if len(self._slots) > self._limit:
+                    idle = [s for s in self._slots if s is not slot and s.is_free()]
+                    if idle:
+                        self._slots.remove(idle[0])
+            slot.owner = _CLAIMED
+        return slot, slot.array[:count].reshape(shape)
+
+    def clear(self):
+        """Drop every buffer not in use (their memory is returned as their last view goes)."""
+        with self._lock:
+            self._slots = [s for s in self._slots if not s.is_free()]
+
+    def nbytes(self):
+        """Bytes held in buffers now."""
+        return sum(s.array.nbytes for s in self._slots)
+
+
+workspaces = _Workspaces()
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks
+# --------------------------------------------------------------------------------------------
+
+
+def _int_arg(op, name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{op}: {name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{op}: {name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _pair_arg(op, name, value, low):
+    """An int or a pair of ints (height, width)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{op}: {name} must be an integer or a pair of integers, got {value!r}")
+        return _int_arg(op, name, value[0], low), _int_arg(op, name, value[1], low)
+    v = _int_arg(op, name, value, low)
+    return v, v
+
+
+def _image_arg(op, x):
+    x = _tensor_arg(x)
+    if x.data.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D (N, C, H, W), got shape {x.data.shape}")
+    return x
+
+
+# --------------------------------------------------------------------------------------------
+# convolution
+# --------------------------------------------------------------------------------------------
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, relu=False):
+    """y = conv(x, w) + b (cross-correlation, as PyTorch and cs231n), then max(0, y) when ``relu``.
+
+    x is (N, C, H, W), w is (F, C, KH, KW), b is (F,) or None; y is (N, F, OH, OW) with
+    OH = 1 + (H + 2·padding − KH) // stride (floored when the stride does not tile the input,
+    as PyTorch), OW likewise. ``stride`` and ``padding`` are non-negative integers (stride ≥ 1).
+    """
+    stride = _int_arg("conv2d", "stride", stride, 1)
+    padding = _int_arg("conv2d", "padding", padding, 0)
+    x = _image_arg("conv2d", x)
+    if not isinstance(w, Tensor):
+        raise TypeError(f"conv2d: w must be a Tensor, got {type(w).__name__}")
+    if b is not None and not isinstance(b, Tensor):
+        raise TypeError(f"conv2d: b must be a Tensor or None, got {type(b).__name__}")
+    xd, wd = x.data, w.data
+    if wd.ndim != 4:
+        raise ValueError(f"conv2d: w must be 4-D (F, C, KH, KW), got shape {wd.shape}")
+    if xd.dtype != wd.dtype or (b is not None and b.data.dtype != wd.dtype):
+        kinds = f"x is {xd.dtype}, w is {wd.dtype}" + ("" if b is None else f", b is {b.data.dtype}")
+        raise TypeError(f"conv2d: dtypes differ: {kinds}")
+    n, c, h, width = xd.shape
+    f, wc, kh, kw = wd.shape
+    if wc != c:
+        raise ValueError(f"conv2d: x has {c} channels (shape {xd.shape}) but w expects {wc} "
+                         f"(shape {wd.shape})")
+    if kh > h + 2 * padding or kw > width + 2 * padding:
+        raise ValueError(f"conv2d: the {kh}x{kw} kernel (w of shape {wd.shape}) is larger than the padded "
+                         f"input {h + 2 * padding}x{width + 2 * padding} (x of shape {xd.shape}, "
+                         f"padding {padding})")
+    if b is not None and b.data.shape != (f,):
+        raise ValueError(f"conv2d: b has shape {b.data.shape}, expected ({f},) (one bias per filter)")
+    oh, ow = (h + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
+    slot, cols = workspaces.take((n, c * kh * kw, oh * ow), wd.dtype)
+    try:
+        # (N,C,H,W) * (F,C,KH,KW) -> (N,F,OH,OW), columns (N, C·KH·KW, OH·OW) kept for the backward
+        y, cols = _conv_forward(xd, wd, None if b is None else b.data, stride, padding, relu, cols)
+    except BaseException:
+        slot.owner = None
+        raise
+    rb = b is not None and b.requires_grad
+    if not (_grad_mode.enabled and (x.requires_grad or w.requires_grad or rb)):
+        slot.owner = None  # no backward will read the columns
+        return _const(y)
+
+    def backward(gy, own):  # gy = dL/dy: (N,F,OH,OW)
+        # y_i = relu?(W·cols_i + b)  ->  g = dL/dy ⊙ [y > 0];  dW = Σ_i g_i·cols_iᵀ;
+        # dx_i = col2im(Wᵀ·g_i);  db = Σ_{i,pixels} g
+        rx, rw, rb = x.requires_grad, w.requires_grad, b is not None and b.requires_grad
+        same = w is x  # conv2d(a, a): one buffer for a; its second share is added after
+        dx, acc_x = _grad_target(x) if rx else _NO_TARGET
+        dw, acc_w = _grad_target(w) if rw and not same else _NO_TARGET
+        db, acc_b = _grad_target(b) if rb else _NO_TARGET
+        gx, gw, gb = _conv_backward(gy, cols, wd, xd.shape, stride, padding, y if relu else None, relu,
+                                    rx, rw, rb, dx, dw, db, acc_x, acc_w, acc_b)
+        if rx:
+            x.grad = x._gown = gx
+        if rw:
+            if same:
+                _accumulate(w, gw, True)
+            else:
+                w.grad = w._gown = gw
+        if rb:
+            b.grad = b._gown = gb
+
+    node = _node(y, (x, w) if b is None else (x, w, b), backward, "conv2d_relu" if relu else "conv2d")
+    slot.owner = weakref.ref(node)
+    return node
+
+
+# --------------------------------------------------------------------------------------------
+# pooling
+# --------------------------------------------------------------------------------------------
+
+
+def _pool_args(op, x, kernel_size, stride):
+    x = _image_arg(op, x)
+    kh, kw = _pair_arg(op, "kernel_size", kernel_size, 1)
+    stride = (kh, kw) if stride is None else _pair_arg(op, "stride", stride, 1)
+    h, w = x.data.shape[2:]
+    if kh > h or kw > w:
+        raise ValueError(f"{op}: the {kh}x{kw} window is larger than the input {h}x{w} "
+                         f"(x of shape {x.data.shape})")
+    return x, kh, kw, stride
+
+
+def max_pool2d(x, kernel_size, stride=None):
+    """The maximum of each kernel_size window of x (N, C, H, W), moved by ``stride`` (default:
+    kernel_size); output (N, C, OH, OW) with OH = 1 + (H − KH) // stride. ``kernel_size`` and
+    ``stride`` are each an int or a pair (height, width). The forward keeps the
+    argmax, so the backward routes each gradient to its one input (ties: the first maximum in
+    row-major order; a NaN in a window propagates)."""
+    x, kh, kw, stride = _pool_args("max_pool2d", x, kernel_size, stride)
+    xd = x.data
+    y, argmax = _max_pool_forward(xd, kh, kw, stride)  # (N,C,H,W) -> (N,C,OH,OW) and where each max is
+    if not (_grad_mode.enabled and x.requires_grad):
+        return _const(y)
+
+    def backward(gy, own):
+        # y = x[argmax]  ->  dL/dx[argmax] += dL/dy (summed where windows overlap), 0 elsewhere
+        out, acc = _grad_target(x)
+        x.grad = x._gown = _max_pool_backward(gy, argmax, xd.shape, kh, kw, stride, out, acc)
+
+    return _node(y, (x,), backward, "max_pool2d")
+
+
+def avg_pool2d(x, kernel_size, stride=None):
+    """The mean of each kernel_size window of x (N, C, H, W), moved by ``stride`` (default:
+    kernel_size); output (N, C, OH, OW) with OH = 1 + (H − KH) // stride."""
+    x, kh, kw, stride = _pool_args("avg_pool2d", x, kernel_size, stride)
+    xd = x.data
+    y = _avg_pool_forward(xd, kh, kw, stride)  # (N,C,H,W) -> (N,C,OH,OW)
+    if not (_grad_mode.enabled and x.requires_grad):
+        return _const(y)
+
+    def backward(gy, own):
+        # y = Σ_window x / (KH·KW)  ->  dL/dx = dL/dy / (KH·KW) spread over each window
+        out, acc = _grad_target(x)
+        x.grad = x._gown = _avg_pool_backward(gy, xd.shape, kh, kw, stride, out, acc)
+
+    return _node(y, (x,), backward, "avg_pool2d")
