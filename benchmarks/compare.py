@@ -34,6 +34,8 @@ import subprocess
 import sys
 import time
 
+from conv_cases import conv_cases  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 LIBRARIES = ("matgrad", "numpy", "torch")
 
 
@@ -274,6 +276,7 @@ def cases(quick: bool, only: str | None = None):
         "train step MLP 64-64-64-10, batch 32": _mlp_step_case([64, 64, 64, 10], 32),
         "tiny graph 8×8 matmul-relu-sum-backward": _tiny_graph_case(),
     })
+    table.update(conv_cases(quick))
     if not quick:
         for m, n, k in OFF_GRID_SHAPES:
             for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
@@ -312,7 +315,9 @@ def worker(lib: str, quick: bool, threads: int, only: str | None = None) -> None
     for name, (build, _, _) in cases(quick, only).items():
         if name.startswith("copy") and lib != "numpy":
             continue  # the streaming reference is measured once
-        results[name] = time_call(build(lib))
+        fn = build(lib)
+        if fn is not None:  # None: this library has no version of the case
+            results[name] = time_call(fn)
     print(json.dumps(results))
 
 

@@ -33,3 +33,14 @@ def test_two_layer_net_example():
     assert accs[-1] > 90
     losses = [float(v) for v in re.findall(r"mean training loss (\d+\.\d+)", out)]
     assert len(losses) >= 3 and losses[-1] < losses[0] / 5
+
+
+def test_conv_net_example():
+    out = _run("conv_net.py")
+    assert "im2col: each column holds the 3×3 window one output pixel sees: (1, 9, 16)" in out
+    assert "equal to W·cols + b: True" in out
+    assert "dL/dx has the shape of x: (1, 1, 4, 4) ; dL/dw that of w: (2, 1, 3, 3)" in out
+    assert "dL/dw = dL/dy·colsᵀ: True" in out and "dL/dx = col2im(Wᵀ·dL/dy): True" in out
+    assert "dL/db = Σ dL/dy over pixels: [16. 16.]" in out
+    assert "[[ 4.  1.  1. -2.]\n [ 5.  1.  1. -3.]" in out  # dL/dx
+    assert "1.5 TiB" in out

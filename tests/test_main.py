@@ -49,6 +49,32 @@ def test_options_in_process(tmp_path, capsys):
     assert f"test accuracy: {100 * acc:.2f}%" == _last_line(out)  # the saved model is the one evaluated
 
 
+def test_cnn_default_run_reaches_98_5_percent():
+    done = subprocess.run([sys.executable, "-m", "matgrad", "--model", "cnn"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    found = LAST_LINE.match(_last_line(done.stdout))
+    assert found, done.stdout
+    assert float(found.group(1)) >= 98.5
+    assert "epoch 20/20: 100%" in done.stderr
+
+
+def test_cnn_learns_in_a_short_run(capsys):
+    assert main(["--model", "cnn", "--epochs", "2", "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "CNN conv3x3(16)-conv3x3(32)-maxpool2-linear(10)" in out and "adam lr 0.003 (x0.25 every 8 epochs)" in out
+    found = LAST_LINE.match(_last_line(out))
+    assert found, out
+    assert float(found.group(1)) > 60.0  # chance is 10%; the default 20 epochs reach ~99%
+
+
+def test_hidden_applies_to_the_mlp_only(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "cnn", "--hidden", "32"])
+    assert exc.value.code == 2
+    assert "--hidden sets the MLP's layers; it does not apply to --model cnn" in capsys.readouterr().err
+
+
 def test_same_seed_same_result(capsys):
     main(["--epochs", "1", "--seed", "7"])
     first = _last_line(capsys.readouterr().out)

@@ -9,7 +9,6 @@
 // Threads split the images when there are enough of them (each image's GEMMs
 // then run on one thread); otherwise images go one by one, each GEMM threaded.
 #include <algorithm>
-#include <cstring>
 #include <exception>
 #include <vector>
 
@@ -29,59 +28,67 @@ constexpr int64_t kImagesPerGroup = 4;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Output columns ox whose input column ox·stride − pad + s lies in [0, w).
-void valid_columns(const ConvShape& sh, int64_t s, int64_t* lo, int64_t* hi) {
-    const int64_t ow = sh.out_w(), first = sh.pad - s;  // ox·stride ≥ pad − s
-    *lo = first > 0 ? std::min(ow, ceil_div(first, sh.stride)) : 0;
-    const int64_t last = sh.w - 1 + sh.pad - s;  // ox·stride ≤ w − 1 + pad − s
-    *hi = last >= 0 ? std::min(ow, last / sh.stride + 1) : 0;
-    if (*hi < *lo) *hi = *lo;
-}
+// For each kernel column s, the output columns ox whose input column
+// ox·stride − pad + s lies in [0, w): [lo[s], hi[s]). Computed once per call
+// (the divisions cost more than the short rows they bound).
+struct ValidColumns {
+    std::vector<int64_t> lo, hi;
+    explicit ValidColumns(const ConvShape& sh) : lo(sh.kw), hi(sh.kw) {
+        const int64_t ow = sh.out_w();
+        for (int64_t s = 0; s < sh.kw; ++s) {
+            const int64_t first = sh.pad - s;  // ox·stride ≥ pad − s
+            lo[s] = first > 0 ? std::min(ow, ceil_div(first, sh.stride)) : 0;
+            const int64_t last = sh.w - 1 + sh.pad - s;  // ox·stride ≤ w − 1 + pad − s
+            hi[s] = std::max(lo[s], last >= 0 ? std::min(ow, last / sh.stride + 1) : int64_t{0});
+        }
+    }
+};
 
 // x: [c×h×w] -> cols: [K×P]
 template <class T>
-void im2col_image(const ConvShape& sh, const T* x, T* cols) {
-    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow;
+void im2col_image(const ConvShape& sh, const ValidColumns& valid, const T* __restrict x,
+                  T* __restrict cols) {
+    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, stride = sh.stride;
     for (int64_t ci = 0; ci < sh.c; ++ci)
         for (int64_t r = 0; r < sh.kh; ++r)
             for (int64_t s = 0; s < sh.kw; ++s) {
-                T* row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
-                int64_t lo, hi;
-                valid_columns(sh, s, &lo, &hi);
+                T* __restrict row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
+                const int64_t lo = valid.lo[s], hi = valid.hi[s];
                 for (int64_t oy = 0; oy < oh; ++oy) {
-                    T* out = row + oy * ow;
-                    const int64_t iy = oy * sh.stride - sh.pad + r;
+                    T* __restrict out = row + oy * ow;
+                    const int64_t iy = oy * stride - sh.pad + r;
                     if (iy < 0 || iy >= sh.h) {
-                        std::fill(out, out + ow, T(0));
+                        for (int64_t ox = 0; ox < ow; ++ox) out[ox] = T(0);
                         continue;
                     }
-                    const T* in = x + (ci * sh.h + iy) * sh.w - sh.pad + s;  // in[ox·stride]
-                    std::fill(out, out + lo, T(0));
-                    if (sh.stride == 1) {
-                        if (hi > lo) std::memcpy(out + lo, in + lo, sizeof(T) * (hi - lo));
+                    const T* __restrict in = x + (ci * sh.h + iy) * sh.w - sh.pad + s;  // in[ox·stride]
+                    for (int64_t ox = 0; ox < lo; ++ox) out[ox] = T(0);
+                    // rows are short (a few dozen values): a loop the compiler vectorises beats memcpy calls
+                    if (stride == 1) {
+                        for (int64_t ox = lo; ox < hi; ++ox) out[ox] = in[ox];
                     } else {
-                        for (int64_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * sh.stride];
+                        for (int64_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * stride];
                     }
-                    std::fill(out + hi, out + ow, T(0));
+                    for (int64_t ox = hi; ox < ow; ++ox) out[ox] = T(0);
                 }
             }
 }
 
 // cols: [K×P] -> dx: [c×h×w], added into (the caller zeroes it first)
 template <class T>
-void col2im_image(const ConvShape& sh, const T* cols, T* dx) {
+void col2im_image(const ConvShape& sh, const ValidColumns& valid, const T* __restrict cols,
+                  T* __restrict dx) {
     const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow;
     for (int64_t ci = 0; ci < sh.c; ++ci)
         for (int64_t r = 0; r < sh.kh; ++r)
             for (int64_t s = 0; s < sh.kw; ++s) {
                 const T* row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
-                int64_t lo, hi;
-                valid_columns(sh, s, &lo, &hi);
+                const int64_t lo = valid.lo[s], hi = valid.hi[s];
                 for (int64_t oy = 0; oy < oh; ++oy) {
                     const int64_t iy = oy * sh.stride - sh.pad + r;
                     if (iy < 0 || iy >= sh.h) continue;
-                    const T* in = row + oy * ow;
-                    T* out = dx + (ci * sh.h + iy) * sh.w - sh.pad + s;
+                    const T* __restrict in = row + oy * ow;
+                    T* __restrict out = dx + (ci * sh.h + iy) * sh.w - sh.pad + s;
                     if (sh.stride == 1) {
                         for (int64_t ox = lo; ox < hi; ++ox) out[ox] += in[ox];
                     } else {
@@ -89,6 +96,19 @@ void col2im_image(const ConvShape& sh, const T* cols, T* dx) {
                     }
                 }
             }
+}
+
+// Σ x[0..n) in 8 interleaved partial sums (a fixed order, so the same bits on
+// every thread count), which the compiler can keep in vector registers.
+template <class T>
+T row_sum(const T* __restrict x, int64_t n) {
+    T part[8] = {};
+    int64_t e = 0;
+    for (; e + 8 <= n; e += 8)
+        for (int j = 0; j < 8; ++j) part[j] += x[e + j];
+    T sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    for (; e < n; ++e) sum += x[e];
+    return sum;
 }
 
 // Runs body(first_image, end_image) over the images, split over a team when
@@ -124,13 +144,14 @@ void for_images(const ConvShape& sh, int64_t group, const Body& body) {
 template <class T>
 void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T* bias, bool relu,
                          T* cols, T* y) {
+    const ValidColumns valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
     for_images(sh, 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) {
             T* col = cols + i * K * P;
             T* yi = y + i * y_image;
-            im2col_image(sh, x + i * x_image, col);
+            im2col_image(sh, valid, x + i * x_image, col);
             if (bias)  // y_i starts as the bias; the GEMM adds W·cols_i into it
                 for (int64_t fi = 0; fi < F; ++fi) std::fill(yi + fi * P, yi + (fi + 1) * P, bias[fi]);
             // y_i = relu?(W·cols_i + y_i): [F×K]·[K×P]
@@ -142,6 +163,7 @@ void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T*
 template <class T>
 void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool relu, const T* cols,
                           const T* wts, const ConvGrads<T>& g) {
+    const ValidColumns valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
     const int64_t groups = ceil_div(sh.n, kImagesPerGroup);
@@ -166,8 +188,7 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
             if (g.db) {  // db[f] += Σ_p g_i[f, p]
                 T* db = db_parts.data() + group * F;
                 for (int64_t fi = 0; fi < F; ++fi) {
-                    T sum = 0;
-                    for (int64_t p = 0; p < P; ++p) sum += gi[fi * P + p];
+                    const T sum = row_sum(gi + fi * P, P);
                     db[fi] = group_start ? sum : db[fi] + sum;
                 }
             }
@@ -177,7 +198,7 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
                               !group_start, nullptr, false);
             if (g.dx) {  // dcols = Wᵀ·g_i: [K×F]·[F×P], W read transposed; then col2im
                 gemm_fused<T>(K, P, F, wts, 1, K, gi, P, 1, dcol, P, false, nullptr, false);
-                col2im_image(sh, dcol, g.dx + i * x_image);
+                col2im_image(sh, valid, dcol, g.dx + i * x_image);
             }
         }
     });
@@ -199,20 +220,22 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
 
 template <class T>
 void im2col_impl(const ConvShape& sh, const T* x, T* cols) {
+    const ValidColumns valid(sh);
     const int64_t x_image = sh.c * sh.h * sh.w, col_image = sh.col_rows() * sh.col_cols();
     for_images(sh, 1, [&](int64_t first, int64_t end, int) {
-        for (int64_t i = first; i < end; ++i) im2col_image(sh, x + i * x_image, cols + i * col_image);
+        for (int64_t i = first; i < end; ++i) im2col_image(sh, valid, x + i * x_image, cols + i * col_image);
     });
 }
 
 template <class T>
 void col2im_impl(const ConvShape& sh, const T* cols, T* dx, bool accumulate) {
+    const ValidColumns valid(sh);
     const int64_t x_image = sh.c * sh.h * sh.w, col_image = sh.col_rows() * sh.col_cols();
     for_images(sh, 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) {
             T* dxi = dx + i * x_image;
             if (!accumulate) std::fill(dxi, dxi + x_image, T(0));
-            col2im_image(sh, cols + i * col_image, dxi);
+            col2im_image(sh, valid, cols + i * col_image, dxi);
         }
     });
 }

@@ -1,0 +1,212 @@
+// Convolution and pooling against direct loops over the definition (the oracle):
+// odd sizes, strides, padding, kernels as large as the padded input, 1×1, the
+// fused ReLU, accumulation, zero images, both dtypes, and 1 vs 2 threads.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "matgrad/matgrad.hpp"
+
+namespace {
+
+int failures = 0;
+
+template <class T>
+void expect_close(const char* what, const std::vector<T>& got, const std::vector<T>& want, double tol) {
+    double worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        const double err = std::fabs(double(got[i]) - double(want[i])) / (1.0 + std::fabs(double(want[i])));
+        if (!(err <= worst)) worst = err, at = i;  // NaN counts as the worst
+    }
+    if (got.size() != want.size() || !(worst <= tol)) {
+        std::printf("FAIL %s: error %.3g at %zu (got %.9g, want %.9g)\n", what, worst, at,
+                    double(got[at]), double(want[at]));
+        ++failures;
+    }
+}
+
+template <class T>
+std::vector<T> random_vector(size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> dist;
+    std::vector<T> v(n);
+    for (auto& e : v) e = T(dist(rng));
+    return v;
+}
+
+// x(i, c, y, x) with zero padding outside.
+template <class T>
+T at(const matgrad::ConvShape& s, const std::vector<T>& x, int64_t i, int64_t c, int64_t y, int64_t xx) {
+    if (y < 0 || y >= s.h || xx < 0 || xx >= s.w) return T(0);
+    return x[((i * s.c + c) * s.h + y) * s.w + xx];
+}
+
+template <class T>
+void check_conv(matgrad::ConvShape s, bool relu, bool with_bias, double tol, unsigned seed) {
+    const int64_t oh = s.out_h(), ow = s.out_w(), K = s.col_rows(), P = s.col_cols();
+    const auto x = random_vector<T>(s.n * s.c * s.h * s.w, seed);
+    const auto w = random_vector<T>(s.f * K, seed + 1);
+    const auto b = random_vector<T>(s.f, seed + 2);
+    const auto dy = random_vector<T>(s.n * s.f * P, seed + 3);
+
+    // forward by the definition
+    std::vector<T> want_y(s.n * s.f * P);
+    for (int64_t i = 0; i < s.n; ++i)
+        for (int64_t f = 0; f < s.f; ++f)
+            for (int64_t oy = 0; oy < oh; ++oy)
+                for (int64_t ox = 0; ox < ow; ++ox) {
+                    double sum = with_bias ? b[f] : 0;
+                    for (int64_t c = 0; c < s.c; ++c)
+                        for (int64_t r = 0; r < s.kh; ++r)
+                            for (int64_t q = 0; q < s.kw; ++q)
+                                sum += double(w[((f * s.c + c) * s.kh + r) * s.kw + q]) *
+                                       at(s, x, i, c, oy * s.stride - s.pad + r, ox * s.stride - s.pad + q);
+                    want_y[((i * s.f + f) * oh + oy) * ow + ox] = T(relu && sum < 0 ? 0 : sum);
+                }
+    // backward by the definition: each output pixel sends g·w to its window and g·x to w
+    std::vector<double> dx(x.size()), dw(w.size()), db(s.f);
+    for (int64_t i = 0; i < s.n; ++i)
+        for (int64_t f = 0; f < s.f; ++f)
+            for (int64_t oy = 0; oy < oh; ++oy)
+                for (int64_t ox = 0; ox < ow; ++ox) {
+                    const int64_t o = ((i * s.f + f) * oh + oy) * ow + ox;
+                    const double g = (relu && !(want_y[o] > 0)) ? 0 : dy[o];
+                    db[f] += g;
+                    for (int64_t c = 0; c < s.c; ++c)
+                        for (int64_t r = 0; r < s.kh; ++r)
+                            for (int64_t q = 0; q < s.kw; ++q) {
+                                const int64_t yy = oy * s.stride - s.pad + r, xx = ox * s.stride - s.pad + q;
+                                const int64_t wi = ((f * s.c + c) * s.kh + r) * s.kw + q;
+                                dw[wi] += g * at(s, x, i, c, yy, xx);
+                                if (yy >= 0 && yy < s.h && xx >= 0 && xx < s.w)
+                                    dx[((i * s.c + c) * s.h + yy) * s.w + xx] += g * w[wi];
+                            }
+                }
+
+    for (int threads : {1, 2}) {
+        matgrad::set_num_threads(threads);
+        std::vector<T> y(want_y.size()), cols(s.n * K * P);
+        matgrad::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, relu, cols.data(), y.data());
+        expect_close("conv2d_forward", y, want_y, tol);
+        // accumulate: start every gradient at 1 and expect the sum plus 1
+        std::vector<T> gx(x.size(), T(1)), gw(w.size(), T(1)), gb(s.f, T(1));
+        matgrad::ConvGrads<T> grads;
+        grads.dx = gx.data(), grads.dw = gw.data(), grads.db = gb.data();
+        grads.accumulate_dx = grads.accumulate_dw = grads.accumulate_db = true;
+        matgrad::conv2d_backward(s, dy.data(), y.data(), relu, cols.data(), w.data(), grads);
+        auto plus_one = [](const std::vector<double>& v) {
+            std::vector<T> out(v.size());
+            for (size_t e = 0; e < v.size(); ++e) out[e] = T(v[e] + 1);
+            return out;
+        };
+        expect_close("conv2d_backward dx", gx, plus_one(dx), tol);
+        expect_close("conv2d_backward dw", gw, plus_one(dw), tol);
+        expect_close("conv2d_backward db", gb, plus_one(db), tol);
+        // overwrite, dx only
+        std::vector<T> gx2(x.size(), T(7));
+        matgrad::ConvGrads<T> only_dx;
+        only_dx.dx = gx2.data();
+        matgrad::conv2d_backward(s, dy.data(), y.data(), relu, cols.data(), w.data(), only_dx);
+        std::vector<T> want_dx(dx.begin(), dx.end());
+        expect_close("conv2d_backward dx overwritten", gx2, want_dx, tol);
+    }
+}
+
+template <class T>
+void check_pools(matgrad::PoolShape s, double tol, unsigned seed) {
+    const int64_t oh = s.out_h(), ow = s.out_w();
+    const auto x = random_vector<T>(s.n * s.c * s.h * s.w, seed);
+    const auto dy = random_vector<T>(s.n * s.c * oh * ow, seed + 1);
+    std::vector<T> want_max(dy.size()), want_avg(dy.size());
+    std::vector<double> want_dmax(x.size()), want_davg(x.size());
+    for (int64_t p = 0; p < s.n * s.c; ++p)
+        for (int64_t oy = 0; oy < oh; ++oy)
+            for (int64_t ox = 0; ox < ow; ++ox) {
+                const int64_t o = (p * oh + oy) * ow + ox;
+                T best = x[p * s.h * s.w + oy * s.stride_h * s.w + ox * s.stride_w];
+                int64_t best_at = oy * s.stride_h * s.w + ox * s.stride_w;
+                double sum = 0;
+                for (int64_t r = 0; r < s.kh; ++r)
+                    for (int64_t q = 0; q < s.kw; ++q) {
+                        const int64_t in = (oy * s.stride_h + r) * s.w + ox * s.stride_w + q;
+                        const T v = x[p * s.h * s.w + in];
+                        sum += v;
+                        if (v > best) best = v, best_at = in;
+                    }
+                want_max[o] = best;
+                want_avg[o] = T(sum / double(s.kh * s.kw));
+                want_dmax[p * s.h * s.w + best_at] += dy[o];
+                for (int64_t r = 0; r < s.kh; ++r)
+                    for (int64_t q = 0; q < s.kw; ++q)
+                        want_davg[p * s.h * s.w + (oy * s.stride_h + r) * s.w + ox * s.stride_w + q] +=
+                            dy[o] / double(s.kh * s.kw);
+            }
+    for (int threads : {1, 2}) {
+        matgrad::set_num_threads(threads);
+        std::vector<T> y(dy.size()), dx(x.size(), T(5));
+        std::vector<int64_t> argmax(dy.size());
+        matgrad::max_pool2d_forward(s, x.data(), y.data(), argmax.data());
+        expect_close("max_pool2d_forward", y, want_max, 0);
+        matgrad::max_pool2d_backward(s, dy.data(), argmax.data(), dx.data(), false);
+        expect_close("max_pool2d_backward", dx, std::vector<T>(want_dmax.begin(), want_dmax.end()), tol);
+        matgrad::avg_pool2d_forward(s, x.data(), y.data());
+        expect_close("avg_pool2d_forward", y, want_avg, tol);
+        std::fill(dx.begin(), dx.end(), T(1));
+        matgrad::avg_pool2d_backward(s, dy.data(), dx.data(), true);
+        std::vector<T> want(x.size());
+        for (size_t e = 0; e < want.size(); ++e) want[e] = T(want_davg[e] + 1);
+        expect_close("avg_pool2d_backward accumulate", dx, want, tol);
+    }
+}
+
+matgrad::ConvShape conv(int64_t n, int64_t c, int64_t h, int64_t w, int64_t f, int64_t kh, int64_t kw,
+                        int64_t stride, int64_t pad) {
+    matgrad::ConvShape s;
+    s.n = n, s.c = c, s.h = h, s.w = w, s.f = f, s.kh = kh, s.kw = kw, s.stride = stride, s.pad = pad;
+    if (!s.valid()) std::abort();
+    return s;
+}
+
+matgrad::PoolShape pool(int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                        int64_t sw) {
+    matgrad::PoolShape s;
+    s.n = n, s.c = c, s.h = h, s.w = w, s.kh = kh, s.kw = kw, s.stride_h = sh, s.stride_w = sw;
+    if (!s.valid()) std::abort();
+    return s;
+}
+
+}  // namespace
+
+int main() {
+    const matgrad::ConvShape shapes[] = {
+        conv(2, 3, 7, 5, 4, 3, 3, 1, 1),   conv(3, 2, 9, 9, 5, 3, 3, 2, 1),
+        conv(1, 1, 6, 6, 2, 3, 3, 3, 2),   conv(2, 4, 5, 8, 3, 1, 1, 1, 0),
+        conv(2, 2, 4, 3, 3, 6, 5, 1, 1),   conv(9, 3, 11, 10, 6, 5, 4, 2, 2),  // 9 images: groups of 4 split
+        conv(0, 2, 5, 5, 3, 3, 3, 1, 1),   conv(17, 5, 12, 12, 8, 3, 3, 1, 1),  // enough work for 2 threads
+    };
+    unsigned seed = 1;
+    for (const auto& s : shapes)
+        for (bool relu : {false, true})
+            for (bool bias : {false, true}) {
+                check_conv<double>(s, relu, bias, 1e-12, seed);
+                check_conv<float>(s, relu, bias, 1e-4, seed);  // dW sums up to 2,448 products in float32
+                seed += 10;
+            }
+    const matgrad::PoolShape pools[] = {pool(2, 3, 7, 8, 2, 2, 2, 2), pool(2, 3, 7, 8, 3, 3, 2, 2),
+                                        pool(1, 2, 5, 6, 3, 2, 1, 1), pool(3, 1, 9, 9, 2, 3, 1, 3),
+                                        pool(0, 2, 4, 4, 2, 2, 2, 2), pool(8, 16, 32, 32, 3, 3, 2, 2)};
+    for (const auto& s : pools) {
+        check_pools<double>(s, 1e-12, seed);
+        check_pools<float>(s, 1e-5, seed);
+        seed += 10;
+    }
+    if (failures) {
+        std::printf("%d failures\n", failures);
+        return 1;
+    }
+    std::printf("conv and pooling match the definition\n");
+    return 0;
+}
