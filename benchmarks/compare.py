@@ -34,8 +34,6 @@ import subprocess
 import sys
 import time
 
-from conv_cases import conv_cases  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-
 LIBRARIES = ("matgrad", "numpy", "torch")
 
 
@@ -249,6 +247,15 @@ OFF_GRID_SHAPES = ((1000, 1000, 1000), (777, 1023, 513), (1999, 61, 1500), (100,
                    (33, 2047, 1025))
 
 
+def _conv_cases(quick: bool):
+    """The convolution rows, from benchmarks/conv_cases.py (found beside this file however it runs)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from conv_cases import conv_cases
+    return conv_cases(quick)
+
+
 def cases(quick: bool, only: str | None = None):
     """The benchmark table: name -> (build, work per call, unit). ``only``: a regex on names."""
     import re
@@ -276,7 +283,7 @@ def cases(quick: bool, only: str | None = None):
         "train step MLP 64-64-64-10, batch 32": _mlp_step_case([64, 64, 64, 10], 32),
         "tiny graph 8×8 matmul-relu-sum-backward": _tiny_graph_case(),
     })
-    table.update(conv_cases(quick))
+    table.update(_conv_cases(quick))
     if not quick:
         for m, n, k in OFF_GRID_SHAPES:
             for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):

@@ -2,8 +2,9 @@
 
 A Tensor wraps one float32 or float64 ndarray (``.data``). An op's output remembers its inputs
 (``_prev``) and a closure ``_backward(gy, own)`` that sends dL/dy to those inputs; leaves have
-``_backward is None``. The ops themselves, and the operators (``@ + - * -x .T``) bound onto Tensor,
-live in ``ops.py``: this module imports nothing from there, so the imports run one way.
+``_backward is None``. The ops themselves, and the operators (``@ + - * / ** -x .T x[...]``) bound
+onto Tensor, live in the ``ops`` package: this module imports nothing from there, so the imports
+run one way.
 
 Gradient buffers. During a backward pass every tensor's ``.grad`` slot is its accumulator. A
 buffer is either *owned* (``t._gown is t.grad``: matgrad made it for this tensor, so later passes
@@ -134,8 +135,9 @@ class Tensor:
     """An ndarray plus what reverse mode needs: ``.grad``, ``.requires_grad`` and the op that made it.
 
     Build one with ``mg.tensor(...)``. The operators and methods that record the graph
-    (``@``, ``+``, ``-``, ``*``, ``/`` by a number, unary ``-``, ``.T``, ``.reshape``, ``.relu``,
-    ``.sum``, ``.mean``) are bound onto this class by ``matgrad.ops``.
+    (``@``, ``+``, ``-``, ``*``, ``/``, ``**``, unary ``-``, indexing, ``.T``, ``.reshape``,
+    ``.flatten``, ``.relu``, ``.tanh``, ``.sigmoid``, ``.exp``, ``.log``, ``.sum``, ``.mean``) are
+    bound onto this class by ``matgrad.ops``.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_prev", "_backward", "_op", "_gown", "_spare", "_seq",
@@ -264,7 +266,7 @@ def tensor(data, dtype=None, requires_grad=False):
 
 
 # --------------------------------------------------------------------------------------------
-# helpers for ops.py: building nodes and accumulating gradients
+# helpers for the ops: building nodes and accumulating gradients
 # --------------------------------------------------------------------------------------------
 
 _new = object.__new__
