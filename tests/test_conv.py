@@ -232,10 +232,6 @@ def test_conv_pool_network_matches_pytorch_in_float64():
 # ---- bad input -----------------------------------------------------------------------------
 
 
-def _unchanged(*tensors):
-    return all(t.grad is None for t in tensors)
-
-
 @pytest.mark.parametrize("make, exc, match", [
     (lambda x, w: mg.conv2d(x.reshape(3, 6, 6), w), ValueError, r"x must be 4-D \(N, C, H, W\), got shape \(3, 6, 6\)"),
     (lambda x, w: mg.conv2d(x, w.reshape(4, 27)), ValueError, r"w must be 4-D \(F, C, KH, KW\)"),
@@ -253,6 +249,8 @@ def _unchanged(*tensors):
     (lambda x, w: mg.max_pool2d(x, 2, stride=0), ValueError, "stride must be >= 1"),
     (lambda x, w: mg.max_pool2d(x, 2.0), TypeError, "kernel_size must be an integer"),
     (lambda x, w: mg.avg_pool2d(x.reshape(1, 3, 36), 2), ValueError, "x must be 4-D"),
+    (lambda x, w: mg.conv2d(x, w, stride=2**63 - 1, padding=2), ValueError, r"stride must be < 2\*\*31"),
+    (lambda x, w: mg.conv2d(x, w, padding=2**62), ValueError, r"padding must be < 2\*\*31"),
 ])
 def test_bad_input_is_a_clear_error_and_changes_nothing(make, exc, match):
     x = mg.tensor(rand(1, 3, 6, 6), requires_grad=True)
@@ -260,7 +258,6 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(make, exc, match):
     before = x.data.copy(), w.data.copy()
     with pytest.raises(exc, match=match):
         make(x, w)
-    assert _unchanged(x, w)
     np.testing.assert_array_equal(x.data, before[0])
     np.testing.assert_array_equal(w.data, before[1])
 
@@ -268,19 +265,62 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(make, exc, match):
 def test_kernel_errors_name_the_kernel():
     with pytest.raises(ValueError, match="conv2d_forward: x has 2 channels"):
         kernels.conv2d_forward(rand(1, 2, 5, 5), rand(3, 4, 3, 3))
+    with pytest.raises(ValueError, match=r"im2col: stride must be < 2\*\*31"):
+        kernels.im2col(rand(1, 1, 4, 4), 3, 3, 2**63 - 1, 2)
+    with pytest.raises(ValueError, match=r"col2im: padding must be < 2\*\*31"):
+        kernels.col2im(rand(1, 4, 1), (1, 1, 1, 1), 2, 2, 1, 2**31)
+    with pytest.raises(ValueError, match="would have more than 2\\*\\*63 elements"):
+        kernels.im2col(rand(1, 1, 1, 1), 2, 2, 1, 2**31 - 1)
+    with pytest.raises(ValueError, match=r"conv2d_forward: padding must be < 2\*\*31"):
+        kernels.conv2d_forward(rand(1, 1, 4, 4), rand(1, 1, 1, 1), padding=2**63 - 1)
     with pytest.raises(ValueError, match="conv2d_backward: cols has shape"):
         kernels.conv2d_backward(rand(1, 3, 3, 3), rand(1, 5, 9), rand(3, 2, 3, 3), (1, 2, 5, 5))
     with pytest.raises(ValueError, match="max_pool2d_backward: argmax holds 99"):
         kernels.max_pool2d_backward(rand(1, 1, 1, 1), np.array([[[[99]]]]), (1, 1, 2, 2), 2, 2, 2)
 
 
+def test_kernel_outputs_must_not_overlap():
+    x, w = rand(1, 2, 5, 5), rand(3, 2, 3, 3, seed=1)
+    y, cols = kernels.conv2d_forward(x, w, padding=1)
+    dw = np.zeros_like(w)
+    with pytest.raises(ValueError, match="conv2d_backward: dw and db overlap"):
+        kernels.conv2d_backward(np.ones_like(y), cols, w, x.shape, 1, 1, dw=dw, db=dw.reshape(-1)[:3])
+    np.testing.assert_array_equal(dw, 0.0)
+    # a pooling gradient written over the argmax it reads: refused (the indices would change under it)
+    buf = np.zeros(32)
+    dx = buf[:16].reshape(1, 1, 4, 4)
+    argmax = buf[16:20].view(np.int64).reshape(1, 1, 2, 2)
+    argmax[...] = [[[[0, 2], [8, 10]]]]
+    with pytest.raises(ValueError, match="max_pool2d_backward: out overlaps argmax"):
+        kernels.max_pool2d_backward(np.ones((1, 1, 2, 2)), argmax, (1, 1, 4, 4), 2, 2, 2, out=buf[12:28].reshape(1, 1, 4, 4))
+    out = kernels.max_pool2d_backward(np.ones((1, 1, 2, 2)), argmax, (1, 1, 4, 4), 2, 2, 2, out=dx)
+    assert out is dx and dx.sum() == 4 and dx[0, 0, 0, 0] == 1 and dx[0, 0, 2, 2] == 1
+
+
+def test_given_gradients_are_overwritten_without_accumulate():
+    x, w = rand(2, 2, 5, 5), rand(3, 2, 3, 3, seed=1)
+    y, cols = kernels.conv2d_forward(x, w, padding=1)
+    gy = rand(*y.shape, seed=2)
+    fresh = kernels.conv2d_backward(gy, cols, w, x.shape, 1, 1)
+    given = [np.full(x.shape, 9.0), np.full(w.shape, 9.0), np.full(3, 9.0)]
+    out = kernels.conv2d_backward(gy, cols, w, x.shape, 1, 1, dx=given[0], dw=given[1], db=given[2],
+                                  accumulate_dx=False, accumulate_dw=False, accumulate_db=False)
+    for o, g, f in zip(out, given, fresh):
+        assert o is g
+        np.testing.assert_array_equal(o, f)
+    out = kernels.conv2d_backward(gy, cols, w, x.shape, 1, 1, dx=given[0], dw=given[1], db=given[2])
+    for o, f in zip(out, fresh):
+        np.testing.assert_allclose(o, 2 * f, rtol=1e-12)
+
+
 # ---- threads and the columns buffer --------------------------------------------------------
 
 
 def _conv_step(seed=0, dtype=np.float32):
-    x = mg.tensor(rand(6, 3, 12, 12, seed=seed, dtype=dtype), requires_grad=True)
-    w = mg.tensor(rand(8, 3, 3, 3, seed=seed + 1, dtype=dtype), requires_grad=True)
-    b = mg.tensor(rand(8, seed=seed + 2, dtype=dtype), requires_grad=True)
+    # 2.6M multiply-adds and 16 images in 8 groups: enough for the threads to split the images
+    x = mg.tensor(rand(16, 8, 12, 12, seed=seed, dtype=dtype), requires_grad=True)
+    w = mg.tensor(rand(16, 8, 3, 3, seed=seed + 1, dtype=dtype), requires_grad=True)
+    b = mg.tensor(rand(16, seed=seed + 2, dtype=dtype), requires_grad=True)
     y = mg.max_pool2d(mg.conv2d(x, w, b, 1, 1, relu=True), 3, 2)
     y.backward(rand(*y.shape, seed=seed + 3, dtype=dtype))
     return y.data, x.grad, w.grad, b.grad
@@ -306,6 +346,39 @@ def test_the_columns_buffer_is_reused_across_steps():
         gc.collect()
         held.append(conv_ops.workspaces.nbytes())
     assert held[0] == held[1] == held[2] == 4 * 27 * 100 * 4  # one buffer of N·K·P floats, kept
+
+
+def test_a_copy_of_the_output_keeps_the_columns_lent():
+    import copy
+
+    x1, x2 = mg.tensor(rand(2, 3, 6, 6, seed=1)), mg.tensor(rand(2, 3, 6, 6, seed=2))
+    w = mg.tensor(rand(4, 3, 3, 3, seed=3), requires_grad=True)
+    gy = rand(2, 4, 6, 6, seed=4)
+    mg.conv2d(x1, w, padding=1).backward(gy)
+    want = w.grad.copy()
+    w.grad = None
+    y = mg.conv2d(x1, w, padding=1)
+    y_copy = copy.copy(y)  # shares y's backward, and with it the columns
+    del y
+    gc.collect()
+    mg.conv2d(x2, w, padding=1)  # must not be given the same buffer
+    y_copy.backward(gy)
+    np.testing.assert_array_equal(w.grad, want)
+
+
+def test_the_pool_keeps_at_most_four_buffers_and_no_grad_does_not_grow_it():
+    conv_ops.workspaces.clear()
+    w = mg.tensor(rand(4, 3, 3, 3), requires_grad=True)
+    kept = [mg.conv2d(mg.tensor(rand(2, 3, 6, 6, seed=i)), w, padding=1) for i in range(10)]
+    assert len(conv_ops.workspaces._slots) == 10  # all lent: each output may still be backpropagated
+    del kept
+    gc.collect()
+    mg.conv2d(mg.tensor(rand(2, 3, 6, 6)), w, padding=1)
+    assert len(conv_ops.workspaces._slots) <= 4
+    held = conv_ops.workspaces.nbytes()
+    with mg.no_grad():
+        mg.conv2d(mg.tensor(rand(50, 3, 6, 6)), w, padding=1)  # larger than any buffer kept
+    assert conv_ops.workspaces.nbytes() == held
 
 
 def test_two_forwards_before_a_backward_do_not_share_columns():

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -23,8 +24,12 @@ py::array require_4d(const char* fn, const char* name, const py::handle& obj, co
     return arr;
 }
 
+constexpr int64_t kMaxSize = int64_t{1} << 31;  // for strides, paddings and windows (ConvShape::valid)
+
 int64_t require_positive(const char* fn, const char* name, int64_t v) {
     if (v < 1) fail_value(std::string(fn) + ": " + name + " must be >= 1, got " + std::to_string(v));
+    if (v >= kMaxSize)
+        fail_value(std::string(fn) + ": " + name + " must be < 2**31, got " + std::to_string(v));
     return v;
 }
 
@@ -49,6 +54,8 @@ matgrad::ConvShape conv_shape(const char* fn, const Shape& xs, const Shape& ws, 
                    shape_str(ws) + " expects " + std::to_string(ws[1]));
     require_positive(fn, "stride", stride);
     if (pad < 0) fail_value(std::string(fn) + ": padding must be >= 0, got " + std::to_string(pad));
+    if (pad >= kMaxSize)
+        fail_value(std::string(fn) + ": padding must be < 2**31, got " + std::to_string(pad));
     matgrad::ConvShape s;
     s.n = xs[0], s.c = xs[1], s.h = xs[2], s.w = xs[3];
     s.f = ws[0], s.kh = ws[2], s.kw = ws[3], s.stride = stride, s.pad = pad;
@@ -59,6 +66,10 @@ matgrad::ConvShape conv_shape(const char* fn, const Shape& xs, const Shape& ws, 
                    " (w of shape " + shape_str(ws) + ") is larger than the padded input " +
                    std::to_string(s.h + 2 * pad) + "x" + std::to_string(s.w + 2 * pad) +
                    " (x of shape " + shape_str(xs) + ", padding " + std::to_string(pad) + ")");
+    if (!s.valid())
+        fail_value(std::string(fn) + ": x of shape " + shape_str(xs) + " with w of shape " + shape_str(ws) +
+                   ", stride " + std::to_string(stride) + " and padding " + std::to_string(pad) +
+                   ": an array of this convolution would have more than 2**63 elements");
     return s;
 }
 
@@ -145,8 +156,12 @@ py::tuple conv2d_backward(const py::handle& dy_obj, const py::handle& cols_obj,
     GradOut gdx = grad_out(fn, "dx", need_dx, dx_obj, accumulate_dx, w, xs, inputs);
     GradOut gdw = grad_out(fn, "dw", need_dw, dw_obj, accumulate_dw, w, shape_of(w), inputs);
     GradOut gdb = grad_out(fn, "db", need_db, db_obj, accumulate_db, w, Shape{s.f}, inputs);
-    if (gdx.array && gdw.array && overlaps(*gdx.array, *gdw.array))
-        fail_value(std::string(fn) + ": dx and dw overlap");
+    const std::pair<const char*, const GradOut*> outs[] = {{"dx", &gdx}, {"dw", &gdw}, {"db", &gdb}};
+    for (int i = 0; i < 3; ++i)
+        for (int j = i + 1; j < 3; ++j)
+            if (outs[i].second->array && outs[j].second->array &&
+                overlaps(*outs[i].second->array, *outs[j].second->array))
+                fail_value(std::string(fn) + ": " + outs[i].first + " and " + outs[j].first + " overlap");
     const void *dyp = dy.data(), *cp = cols.data(), *wp = w.data(), *yp = y ? y->data() : nullptr;
     void *dxp = gdx.data(), *dwp = gdw.data(), *dbp = gdb.data();
     {
@@ -236,6 +251,7 @@ matgrad::PoolShape pool_shape(const char* fn, const Shape& xs, int64_t kh, int64
         fail_value(std::string(fn) + ": window " + std::to_string(kh) + "x" + std::to_string(kw) +
                    " is larger than the input " + std::to_string(s.h) + "x" + std::to_string(s.w) +
                    " (x of shape " + shape_str(xs) + ")");
+    if (!s.valid()) fail_value(std::string(fn) + ": x of shape " + shape_str(xs) + " is too large");
     return s;
 }
 
@@ -277,13 +293,18 @@ py::array pool_backward(const char* fn, const py::handle& dy_obj, const py::hand
     require_shape(fn, "grad_y", dy, pooled_shape(s), "(the shape of the forward output)");
     dy = contiguous(dy);
     std::optional<py::array_t<int64_t>> argmax;
+    std::optional<py::array> argmax_given;
     if (argmax_obj) {
         py::array a = require_ndarray(fn, "argmax", *argmax_obj);
+        argmax_given = a;
         if (!a.dtype().equal(py::dtype::of<int64_t>()))
             fail_type(std::string(fn) + ": argmax has dtype " + dtype_str(a) + "; expected int64");
         require_shape(fn, "argmax", a, pooled_shape(s), "(the forward's argmax)");
-        argmax = py::array_t<int64_t, py::array::c_style>::ensure(a);
-        // Each index must point into its plane: the kernel writes dx there.
+        // A private copy, validated: the kernel writes dx at these indices, so neither
+        // another thread (the GIL is released) nor a dx overlapping them may change them.
+        argmax.emplace(pooled_shape(s));
+        std::memcpy(argmax->mutable_data(), py::array_t<int64_t, py::array::c_style>::ensure(a).data(),
+                    sizeof(int64_t) * argmax->size());
         const int64_t plane = s.h * s.w, count = argmax->size();
         const int64_t* ap = argmax->data();
         for (int64_t i = 0; i < count; ++i)
@@ -298,6 +319,7 @@ py::array pool_backward(const char* fn, const py::handle& dy_obj, const py::hand
     } else {
         dx = check_out(fn, "out", out_obj, dy, xs);
         if (overlaps(dx, dy)) fail_value(std::string(fn) + ": out overlaps grad_y");
+        if (argmax_given && overlaps(dx, *argmax_given)) fail_value(std::string(fn) + ": out overlaps argmax");
     }
     const void* dyp = dy.data();
     const int64_t* ap = argmax ? argmax->data() : nullptr;

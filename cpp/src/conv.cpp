@@ -9,6 +9,8 @@
 // Threads split the images when there are enough of them (each image's GEMMs
 // then run on one thread); otherwise images go one by one, each GEMM threaded.
 #include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 #include <exception>
 #include <vector>
 
@@ -22,11 +24,13 @@ namespace {
 
 // Below this many multiply-adds a whole convolution runs on one thread.
 constexpr int64_t kConvParallelMinMacs = int64_t{1} << 18;
-// dW and db are summed per group of this many images, then over the groups in
-// order: the same sums whatever the thread count.
-constexpr int64_t kImagesPerGroup = 4;
+// dW and db are summed per group of images (at most this many groups, each of
+// ceil(n / groups) images), then over the groups in order: the same sums
+// whatever the thread count, and at most this many partial dW in memory.
+constexpr int64_t kMaxGroups = 8;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// ceil(a / b) for a ≥ 0, b > 0, without the overflow of (a + b − 1) / b.
+int64_t ceil_div(int64_t a, int64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
 
 // For each kernel column s, the output columns ox whose input column
 // ox·stride − pad + s lies in [0, w): [lo[s], hi[s]). Computed once per call
@@ -111,14 +115,20 @@ T row_sum(const T* __restrict x, int64_t n) {
     return sum;
 }
 
-// Runs body(first_image, end_image) over the images, split over a team when
-// that pays, and rethrows on the caller's thread what a member threw (an
-// exception must not leave an OpenMP region).
+// The threads a convolution uses: read once per call, since the per-thread
+// scratch is sized by it (another Python thread may change the count meanwhile).
+int conv_threads(const ConvShape& sh) {
+    const double macs = double(sh.n) * double(sh.f) * double(sh.col_rows()) * double(sh.col_cols());
+    return macs >= double(kConvParallelMinMacs) ? std::max(1, max_threads()) : 1;
+}
+
+// Runs body(first_image, end_image, tid) over the images, split in whole groups
+// over a team of at most `threads` when there are enough groups (else on the
+// calling thread, whose GEMMs may then use the threads), and rethrows on the
+// caller's thread what a member threw (an exception must not leave an OpenMP region).
 template <class Body>
-void for_images(const ConvShape& sh, int64_t group, const Body& body) {
-    const int64_t macs = sh.n * sh.f * sh.col_rows() * sh.col_cols();
-    const int threads = macs >= kConvParallelMinMacs ? max_threads() : 1;
-    const int64_t units = ceil_div(sh.n, group);  // split in whole groups
+void for_images(const ConvShape& sh, int threads, int64_t group, const Body& body) {
+    const int64_t units = ceil_div(sh.n, group);
     if (threads <= 1 || units < threads) {
         body(int64_t{0}, sh.n, 0);
         return;
@@ -147,7 +157,7 @@ void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T*
     const ValidColumns valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
-    for_images(sh, 1, [&](int64_t first, int64_t end, int) {
+    for_images(sh, conv_threads(sh), 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) {
             T* col = cols + i * K * P;
             T* yi = y + i * y_image;
@@ -166,19 +176,20 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
     const ValidColumns valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
-    const int64_t groups = ceil_div(sh.n, kImagesPerGroup);
-    const int threads = std::max(1, max_threads());
+    const int64_t per_group = std::max<int64_t>(1, ceil_div(sh.n, kMaxGroups));  // images per group
+    const int64_t groups = ceil_div(sh.n, per_group);
+    const int threads = conv_threads(sh);
     // Per group: its share of dW and db. Per thread: the masked gradient and dcols.
     std::vector<T> dw_parts(g.dw ? groups * F * K : 0), db_parts(g.db ? groups * F : 0);
     std::vector<T> masked(relu ? threads * y_image : 0), dcols(g.dx ? threads * K * P : 0);
     if (g.dx && !g.accumulate_dx) std::fill(g.dx, g.dx + sh.n * x_image, T(0));
 
-    for_images(sh, kImagesPerGroup, [&](int64_t first, int64_t end, int tid) {
+    for_images(sh, threads, per_group, [&](int64_t first, int64_t end, int tid) {
         T* gi_buf = relu ? masked.data() + tid * y_image : nullptr;
         T* dcol = g.dx ? dcols.data() + tid * K * P : nullptr;
         for (int64_t i = first; i < end; ++i) {
-            const int64_t group = i / kImagesPerGroup;
-            const bool group_start = i % kImagesPerGroup == 0;
+            const int64_t group = i / per_group;
+            const bool group_start = i % per_group == 0;
             const T* gi = dy + i * y_image;
             if (relu) {  // y = relu(z)  ->  dL/dz = dL/dy where y > 0
                 const T* yi = y + i * y_image;
@@ -222,7 +233,7 @@ template <class T>
 void im2col_impl(const ConvShape& sh, const T* x, T* cols) {
     const ValidColumns valid(sh);
     const int64_t x_image = sh.c * sh.h * sh.w, col_image = sh.col_rows() * sh.col_cols();
-    for_images(sh, 1, [&](int64_t first, int64_t end, int) {
+    for_images(sh, conv_threads(sh), 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) im2col_image(sh, valid, x + i * x_image, cols + i * col_image);
     });
 }
@@ -231,7 +242,7 @@ template <class T>
 void col2im_impl(const ConvShape& sh, const T* cols, T* dx, bool accumulate) {
     const ValidColumns valid(sh);
     const int64_t x_image = sh.c * sh.h * sh.w, col_image = sh.col_rows() * sh.col_cols();
-    for_images(sh, 1, [&](int64_t first, int64_t end, int) {
+    for_images(sh, conv_threads(sh), 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) {
             T* dxi = dx + i * x_image;
             if (!accumulate) std::fill(dxi, dxi + x_image, T(0));
@@ -241,7 +252,29 @@ void col2im_impl(const ConvShape& sh, const T* cols, T* dx, bool accumulate) {
 }
 
 }  // namespace
+
+// a·b·… ≤ INT64_MAX for non-negative factors.
+bool product_fits(std::initializer_list<int64_t> factors) {
+    int64_t p = 1;
+    for (const int64_t v : factors) {
+        if (v != 0 && p > INT64_MAX / v) return false;
+        p *= v;
+    }
+    return true;
+}
+
 }  // namespace detail
+
+bool ConvShape::valid() const {
+    constexpr int64_t kLimit = int64_t{1} << 31;
+    for (const int64_t v : {n, c, h, w, f, kh, kw, stride, pad})
+        if (v < 0 || v >= kLimit) return false;
+    if (c == 0 || h == 0 || w == 0 || f == 0 || kh == 0 || kw == 0 || stride == 0) return false;
+    if (kh > h + 2 * pad || kw > w + 2 * pad) return false;  // sums of values < 2³¹: no overflow
+    const int64_t oh = out_h(), ow = out_w();
+    return detail::product_fits({n, c, h, w}) && detail::product_fits({f, c, kh, kw}) &&
+           detail::product_fits({n, f, oh, ow}) && detail::product_fits({n, c, kh, kw, oh, ow});
+}
 
 void im2col(const ConvShape& s, const float* x, float* cols) { detail::im2col_impl(s, x, cols); }
 void im2col(const ConvShape& s, const double* x, double* cols) { detail::im2col_impl(s, x, cols); }

@@ -119,6 +119,16 @@ void avg_backward(const PoolShape& s, const T* dy, T* dx, bool accumulate) {
 }  // namespace
 }  // namespace detail
 
+bool PoolShape::valid() const {
+    constexpr int64_t kLimit = int64_t{1} << 31;
+    for (const int64_t v : {n, c, h, w, kh, kw, stride_h, stride_w})
+        if (v < 0 || v >= kLimit) return false;
+    if (h == 0 || w == 0 || kh == 0 || kw == 0 || stride_h == 0 || stride_w == 0) return false;
+    if (kh > h || kw > w) return false;
+    const double count = double(n) * double(c) * double(h) * double(w);  // y has fewer
+    return count < 9.0e18;
+}
+
 void max_pool2d_forward(const PoolShape& s, const float* x, float* y, int64_t* argmax) {
     detail::max_forward(s, x, y, argmax);
 }

@@ -86,6 +86,7 @@ void check_conv(matgrad::ConvShape s, bool relu, bool with_bias, double tol, uns
                             }
                 }
 
+    std::vector<T> first_y, first_dx, first_dw, first_db;  // the 1-thread results, to compare bits
     for (int threads : {1, 2}) {
         matgrad::set_num_threads(threads);
         std::vector<T> y(want_y.size()), cols(s.n * K * P);
@@ -105,6 +106,12 @@ void check_conv(matgrad::ConvShape s, bool relu, bool with_bias, double tol, uns
         expect_close("conv2d_backward dx", gx, plus_one(dx), tol);
         expect_close("conv2d_backward dw", gw, plus_one(dw), tol);
         expect_close("conv2d_backward db", gb, plus_one(db), tol);
+        if (threads == 1) {
+            first_y = y, first_dx = gx, first_dw = gw, first_db = gb;
+        } else if (y != first_y || gx != first_dx || gw != first_dw || gb != first_db) {
+            std::printf("FAIL conv n=%lld: 1 and 2 threads give different bits\n", static_cast<long long>(s.n));
+            ++failures;
+        }
         // overwrite, dx only
         std::vector<T> gx2(x.size(), T(7));
         matgrad::ConvGrads<T> only_dx;
@@ -184,8 +191,9 @@ int main() {
     const matgrad::ConvShape shapes[] = {
         conv(2, 3, 7, 5, 4, 3, 3, 1, 1),   conv(3, 2, 9, 9, 5, 3, 3, 2, 1),
         conv(1, 1, 6, 6, 2, 3, 3, 3, 2),   conv(2, 4, 5, 8, 3, 1, 1, 1, 0),
-        conv(2, 2, 4, 3, 3, 6, 5, 1, 1),   conv(9, 3, 11, 10, 6, 5, 4, 2, 2),  // 9 images: groups of 4 split
-        conv(0, 2, 5, 5, 3, 3, 3, 1, 1),   conv(17, 5, 12, 12, 8, 3, 3, 1, 1),  // enough work for 2 threads
+        conv(2, 2, 4, 3, 3, 6, 5, 1, 1),   conv(9, 3, 11, 10, 6, 5, 4, 2, 2),  // 9 images: dW in 5 groups (4 of 2, 1 of 1)
+        conv(0, 2, 5, 5, 3, 3, 3, 1, 1),
+        conv(17, 5, 12, 12, 8, 3, 3, 1, 1),  // 881k multiply-adds, 6 groups: 2 threads split the images
     };
     unsigned seed = 1;
     for (const auto& s : shapes)

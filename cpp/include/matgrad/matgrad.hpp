@@ -121,8 +121,9 @@ void cross_entropy_backward(int64_t n, int64_t c, const double* probs, const int
 //
 // x: [n×c×h×w], weights: [f×c×kh×kw], bias: [f] -> y: [n×f×oh×ow] with
 // oh = 1 + (h + 2·pad − kh) / stride (floored, as PyTorch), ow likewise.
-// The caller checks the shape (ConvShape::valid): every size > 0 except n,
-// which may be 0, stride ≥ 1, pad ≥ 0, kh ≤ h + 2·pad, kw ≤ w + 2·pad.
+// The caller checks the shape with valid(): every size > 0 except n, which may
+// be 0, stride ≥ 1, pad ≥ 0, each below 2³¹, kh ≤ h + 2·pad, kw ≤ w + 2·pad,
+// and every array's element count (x, weights, y, cols) within int64.
 struct ConvShape {
     int64_t n = 0, c = 0, h = 0, w = 0;  // input
     int64_t f = 0, kh = 0, kw = 0;       // filters
@@ -131,10 +132,7 @@ struct ConvShape {
     int64_t out_w() const { return (w + 2 * pad - kw) / stride + 1; }
     int64_t col_rows() const { return c * kh * kw; }       // K of the GEMM
     int64_t col_cols() const { return out_h() * out_w(); }  // output pixels of one image
-    bool valid() const {
-        return n >= 0 && c > 0 && h > 0 && w > 0 && f > 0 && kh > 0 && kw > 0 && stride > 0 &&
-               pad >= 0 && kh <= h + 2 * pad && kw <= w + 2 * pad;
-    }
+    bool valid() const;
 };
 
 // im2col: cols[i][(ci·kh + r)·kw + s][oy·ow + ox] = x[i][ci][oy·stride − pad + r][ox·stride − pad + s],
@@ -150,8 +148,10 @@ void col2im(const ConvShape& s, const double* cols, double* dx, bool accumulate)
 // Forward: per image, cols_i = im2col(x_i), then one GEMM y_i = W·cols_i with
 // W the weights as [f×(c·kh·kw)]; y_i starts as the bias, and the ReLU (relu)
 // is applied as the GEMM writes it. cols [n×(c·kh·kw)×(oh·ow)] is written and
-// kept for the backward. Threads split the images (each runs its GEMMs on
-// one thread) when there are at least as many images as threads.
+// kept for the backward. When the work is large enough, threads split the
+// images (each runs its GEMMs on one thread) if there are at least as many
+// images as threads (in the backward: groups of images, at most 8 groups);
+// otherwise the images go one by one, each GEMM threaded.
 //   x: [n×c×h×w], weights: [f×c×kh×kw], bias: [f] or null
 //   -> y: [n×f×oh×ow], cols: [n×(c·kh·kw)×(oh·ow)]
 void conv2d_forward(const ConvShape& s, const float* x, const float* weights, const float* bias,
@@ -164,8 +164,8 @@ void conv2d_forward(const ConvShape& s, const double* x, const double* weights,
 //   dx_i = col2im(Wᵀ·g_i)     [c×h×w]
 //   db = Σ_i Σ_pixels g_i     [f]
 // Each gradient may be null (skipped), and is added into when its accumulate
-// flag is set. dW and db are summed in a fixed order of image groups, so the
-// result does not depend on the thread count.
+// flag is set. dW and db are summed in a fixed order of image groups (at most
+// 8, of ceil(n/8) images), so the results do not depend on the thread count.
 template <class T>
 struct ConvGrads {
     T* dx = nullptr;
@@ -192,10 +192,9 @@ struct PoolShape {
     int64_t n = 0, c = 0, h = 0, w = 0, kh = 0, kw = 0, stride_h = 1, stride_w = 1;
     int64_t out_h() const { return (h - kh) / stride_h + 1; }
     int64_t out_w() const { return (w - kw) / stride_w + 1; }
-    bool valid() const {
-        return n >= 0 && c >= 0 && h > 0 && w > 0 && kh > 0 && kw > 0 && stride_h > 0 &&
-               stride_w > 0 && kh <= h && kw <= w;
-    }
+    // n, c ≥ 0, the other sizes > 0, each below 2³¹, kh ≤ h, kw ≤ w, and the
+    // element counts of x and y within int64.
+    bool valid() const;
 };
 void max_pool2d_forward(const PoolShape& s, const float* x, float* y, int64_t* argmax);
 void max_pool2d_forward(const PoolShape& s, const double* x, double* y, int64_t* argmax);

@@ -7,6 +7,7 @@ GEMM for dL/dw over the same columns, one GEMM and a col2im for dL/dx, and a sum
 The columns (N, C·KH·KW, OH·OW) are the one large buffer a convolution needs. They live from the
 forward to its backward, then the buffer is reused by the next forward of the same size and dtype
 (see ``_Workspaces``), so a training loop does not allocate (and page-fault) them at every step.
+The backward closure holds a ``_Lease``: while it lives, no other forward is given the buffer.
 """
 
 import threading
@@ -15,7 +16,7 @@ import weakref
 import numpy as np
 
 from .. import kernels
-from ..tensor import Tensor, _accumulate, _const, _grad_mode, _node, _released
+from ..tensor import Tensor, _accumulate, _const, _grad_mode, _node
 from ._common import _NO_TARGET, _grad_target, _tensor_arg
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d"]
@@ -33,55 +34,62 @@ _avg_pool_backward = kernels.avg_pool2d_backward
 # --------------------------------------------------------------------------------------------
 
 
+class _Lease:
+    """What a convolution's backward closure holds while it may still read its columns: the slot
+    is busy exactly as long as this object lives (the closure, or a copy of the node sharing it)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class _Slot:
-    __slots__ = ("array", "owner")
+    __slots__ = ("array", "lease")
 
     def __init__(self, array):
         self.array = array  # flat
-        self.owner = None  # None (free), _CLAIMED (a forward is filling it) or a weakref to the node
+        self.lease = None  # None (free), _CLAIMED (a forward is filling it) or a weakref to a _Lease
 
     def is_free(self):
-        owner = self.owner
-        if owner is None:
+        lease = self.lease
+        if lease is None:
             return True
-        if owner is _CLAIMED:
-            return False
-        node = owner()
-        # the node is gone, or its backward ran and released the graph: nobody reads the columns
-        return node is None or node._backward is _released
+        return lease is not _CLAIMED and lease() is None
 
 
 _CLAIMED = object()
 
 
 class _Workspaces:
-    """A few flat buffers, each lent to one convolution from its forward until its node is freed
-    or backpropagated (without retain_graph). A forward takes a free buffer of its dtype that is
-    large enough, or grows one, or makes a new one; at most ``limit`` are kept."""
+    """A few flat buffers, each lent to one convolution from its forward until the backward
+    closure that reads it is gone (backpropagated without retain_graph, or freed). A forward takes
+    a free buffer of its dtype that is large enough, or grows one, or makes a new one; at most
+    ``limit`` buffers are kept. A forward whose columns no backward will read (no_grad) uses a free
+    buffer that fits, or a temporary one: it never grows the pool."""
 
     def __init__(self, limit=4):
         self._slots = []
         self._limit = limit
         self._lock = threading.Lock()
 
-    def take(self, shape, dtype):
+    def take(self, shape, dtype, keep):
+        """(slot or None, a C-contiguous array of ``shape``). ``keep``: a backward will read it."""
         count = int(np.prod(shape))
         with self._lock:
             free = [s for s in self._slots if s.array.dtype == dtype and s.is_free()]
             fits = [s for s in free if s.array.size >= count]
             if fits:
                 slot = min(fits, key=lambda s: s.array.size)
+            elif not keep:
+                return None, np.empty(shape, dtype)
             elif free:
                 slot = max(free, key=lambda s: s.array.size)
                 slot.array = np.empty(count, dtype)  # grown: the old buffer goes
             else:
                 slot = _Slot(np.empty(count, dtype))
                 self._slots.append(slot)
-                if len(self._slots) > self._limit:
-                    idle = [s for s in self._slots if s is not slot and s.is_free()]
-                    if idle:
-                        self._slots.remove(idle[0])
-            slot.owner = _CLAIMED
+            slot.lease = _CLAIMED
+            idle = [s for s in self._slots if s.is_free()]
+            while len(self._slots) > self._limit and idle:
+                self._slots.remove(idle.pop(0))
         return slot, slot.array[:count].reshape(shape)
 
     def clear(self):
@@ -102,11 +110,16 @@ workspaces = _Workspaces()
 # --------------------------------------------------------------------------------------------
 
 
+_MAX_SIZE = 1 << 31  # strides, paddings and windows: the kernels' limit (ConvShape::valid)
+
+
 def _int_arg(op, name, value, low):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{op}: {name} must be an integer, got {value!r}")
     if value < low:
         raise ValueError(f"{op}: {name} must be >= {low}, got {value}")
+    if value >= _MAX_SIZE:
+        raise ValueError(f"{op}: {name} must be < 2**31, got {value}")
     return int(value)
 
 
@@ -164,19 +177,23 @@ def conv2d(x, w, b=None, stride=1, padding=0, relu=False):
     if b is not None and b.data.shape != (f,):
         raise ValueError(f"conv2d: b has shape {b.data.shape}, expected ({f},) (one bias per filter)")
     oh, ow = (h + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
-    slot, cols = workspaces.take((n, c * kh * kw, oh * ow), wd.dtype)
+    rb = b is not None and b.requires_grad
+    record = _grad_mode.enabled and (x.requires_grad or w.requires_grad or rb)
+    slot, cols = workspaces.take((n, c * kh * kw, oh * ow), wd.dtype, keep=record)
     try:
         # (N,C,H,W) * (F,C,KH,KW) -> (N,F,OH,OW), columns (N, C·KH·KW, OH·OW) kept for the backward
         y, cols = _conv_forward(xd, wd, None if b is None else b.data, stride, padding, relu, cols)
     except BaseException:
-        slot.owner = None
+        if slot is not None:
+            slot.lease = None
         raise
-    rb = b is not None and b.requires_grad
-    if not (_grad_mode.enabled and (x.requires_grad or w.requires_grad or rb)):
-        slot.owner = None  # no backward will read the columns
+    if not record:
+        if slot is not None:
+            slot.lease = None  # no backward will read the columns
         return _const(y)
+    lease = _Lease()  # the slot stays claimed until the lease is in place (no other thread takes it)
 
-    def backward(gy, own):  # gy = dL/dy: (N,F,OH,OW)
+    def backward(gy, own, lease=lease):  # gy = dL/dy: (N,F,OH,OW); the lease keeps cols ours
         # y_i = relu?(W·cols_i + b)  ->  g = dL/dy ⊙ [y > 0];  dW = Σ_i g_i·cols_iᵀ;
         # dx_i = col2im(Wᵀ·g_i);  db = Σ_{i,pixels} g
         rx, rw, rb = x.requires_grad, w.requires_grad, b is not None and b.requires_grad
@@ -196,9 +213,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, relu=False):
         if rb:
             b.grad = b._gown = gb
 
-    node = _node(y, (x, w) if b is None else (x, w, b), backward, "conv2d_relu" if relu else "conv2d")
-    slot.owner = weakref.ref(node)
-    return node
+    if slot is not None:
+        slot.lease = weakref.ref(lease)
+    return _node(y, (x, w) if b is None else (x, w, b), backward, "conv2d_relu" if relu else "conv2d")
 
 
 # --------------------------------------------------------------------------------------------
