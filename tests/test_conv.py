@@ -442,3 +442,38 @@ def test_a_small_cnn_gradchecks_end_to_end():
     x = mg.tensor(rand(2, 1, 6, 6), requires_grad=True)
     labels = np.array([0, 2])
     assert mg.gradcheck(lambda x, *ps: mg.cross_entropy(model(x), labels), x, *model.parameters())
+
+
+def test_conv_batchnorm_layernorm_network_matches_pytorch_in_float64():
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+    mg.manual_seed(5)
+    d = np.float64
+    net = mg.nn.Sequential(mg.nn.Conv2d(2, 4, 3, padding=1, dtype=d), mg.nn.BatchNorm2d(4, dtype=d), mg.nn.ReLU(),
+                           mg.nn.MaxPool2d(2), mg.nn.Flatten(), mg.nn.LayerNorm(4 * 9, dtype=d),
+                           mg.nn.Linear(4 * 9, 3, dtype=d))
+    ref = tnn.Sequential(tnn.Conv2d(2, 4, 3, padding=1), tnn.BatchNorm2d(4), tnn.ReLU(), tnn.MaxPool2d(2),
+                         tnn.Flatten(), tnn.LayerNorm(4 * 9), tnn.Linear(4 * 9, 3)).double()
+    rng = np.random.default_rng(8)
+    with torch.no_grad():  # the same parameters, with non-trivial norms' affine parts
+        for name, p in net.named_parameters():
+            p.data[...] = rng.standard_normal(p.data.shape)
+            tp = dict(ref.named_parameters())[name]
+            tp.copy_(torch.from_numpy(p.data.T.copy() if name == "6.weight" else p.data))  # Linear is (in, out)
+    xs = rng.standard_normal((5, 2, 6, 7))
+    upstream = rng.standard_normal((5, 3))
+    x = mg.tensor(xs, requires_grad=True)
+    net(x).backward(upstream)
+    tx = torch.tensor(xs, requires_grad=True)
+    ref(tx).backward(torch.tensor(upstream))
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+    tparams = dict(ref.named_parameters())
+    for name, p in net.named_parameters():
+        want = tparams[name].grad.numpy()
+        np.testing.assert_allclose(p.grad, want.T if name == "6.weight" else want, rtol=1e-9, atol=1e-11,
+                                   err_msg=name)
+    np.testing.assert_allclose(net[1].running_mean, ref[1].running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(net[1].running_var, ref[1].running_var.numpy(), rtol=1e-12)
+    net.eval(), ref.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(net(mg.tensor(xs)).data, ref(torch.tensor(xs)).numpy(), rtol=1e-10, atol=1e-12)
