@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,20 @@ class UsageExit(Exception):
     def __init__(self, code, message):
         super().__init__(message)
         self.code = code
+
+
+DATA_DIR = Path(tempfile.gettempdir()) / "matgrad-contract-data"  # a fixed path: the messages name it
+
+
+def data_file(name, text=None, arrays=None):
+    """A file for --data cases, written when the case is built."""
+    DATA_DIR.mkdir(exist_ok=True)
+    path = DATA_DIR / name
+    if arrays is not None:
+        np.savez(path, **arrays)
+    elif text is not None:
+        path.write_text(text)
+    return str(path)
 
 
 def cli(*argv, hide=()):
@@ -505,6 +520,29 @@ CASES = [
     (X, "cli-missing-value", "--epochs", lambda: cli("--epochs")),
     (X, "cli-plot-without-matplotlib", "--plot curves.png  (matplotlib not installed)",
      lambda: cli("--plot", "curves.png", hide=("matplotlib",))),
+    (X, "cli-data-missing", "--data /tmp/matgrad-contract-data/none.csv", lambda: cli("--data", data_file("none.csv"))),
+    (X, "cli-data-type", "--data /tmp/matgrad-contract-data/table.txt", lambda: cli("--data", data_file("table.txt", "a,b\n1,2\n"))),
+    (X, "cli-data-empty", "--data /tmp/matgrad-contract-data/empty.csv  (an empty file)", lambda: cli("--data", data_file("empty.csv", ""))),
+    (X, "cli-data-no-rows", "--data /tmp/matgrad-contract-data/header.csv  (a header only)",
+     lambda: cli("--data", data_file("header.csv", "a,b,label\n"))),
+    (X, "cli-data-non-numeric", "--data /tmp/matgrad-contract-data/text.csv  (column b holds 'high' at row 2)",
+     lambda: cli("--data", data_file("text.csv", "a,b,label\n1,2,x\n3,high,y\n"))),
+    (X, "cli-data-nan", "--data /tmp/matgrad-contract-data/nan.csv  (column a holds nan at row 2)",
+     lambda: cli("--data", data_file("nan.csv", "a,b,label\n1,2,x\nnan,4,y\n"))),
+    (X, "cli-data-one-class", "--data /tmp/matgrad-contract-data/one.csv  (every label is x)",
+     lambda: cli("--data", data_file("one.csv", "a,b,label\n1,2,x\n3,4,x\n"))),
+    (X, "cli-data-target", "--data /tmp/matgrad-contract-data/ok.csv --target kind",
+     lambda: cli("--data", data_file("ok.csv", "a,b,label\n1,2,x\n3,4,y\n"), "--target", "kind")),
+    (X, "cli-data-npz-no-y", "--data /tmp/matgrad-contract-data/noy.npz  (only X)",
+     lambda: cli("--data", data_file("noy.npz", arrays={"X": np.zeros((3, 2))}))),
+    (X, "cli-data-npz-lengths", "--data /tmp/matgrad-contract-data/len.npz  (X 3 rows, y 2)",
+     lambda: cli("--data", data_file("len.npz", arrays={"X": np.zeros((3, 2)), "y": np.array([0, 1])}))),
+    (X, "cli-data-and-dataset", "--data t.csv --dataset iris", lambda: cli("--data", "t.csv", "--dataset", "iris")),
+    (X, "cli-target-without-data", "--target label", lambda: cli("--target", "label")),
+    (X, "cli-cnn-with-data", "--model cnn --dataset iris", lambda: cli("--model", "cnn", "--dataset", "iris")),
+    (X, "cli-test-size-range", "--test-size 1.5", lambda: cli("--test-size", "1.5")),
+    (X, "cli-dataset-without-sklearn", "--dataset wine  (scikit-learn not installed)",
+     lambda: cli("--dataset", "wine", hide=("sklearn",))),
     (X, "cli-save-missing-dir", "--save /nonexistent/dir/model.npz",
      lambda: cli("--epochs", "1", "--hidden", "8", "--save", "/nonexistent/dir/model.npz")),
     (X, "cli-plot-missing-dir", "--plot /nonexistent/dir/curves.png",

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 import matgrad as mg
+from matgrad.data.files import SKLEARN_DATASETS, DataError, load_sklearn, load_table, standardize, stratified_split
 
 _DEFAULT_LR = {("mlp", "adam"): 3e-3, ("mlp", "sgd"): 0.05, ("cnn", "adam"): 3e-3, ("cnn", "sgd"): 0.02}
 # The CNN's learning rate falls by _CNN_LR_DECAY every _CNN_LR_STEP epochs (mg.optim.StepLR):
@@ -59,6 +60,16 @@ def _output_path(text):
     return text
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (exclusive), got {text!r}")
+    return value
+
+
 def _non_negative_int(text):
     try:
         value = int(text)
@@ -72,10 +83,22 @@ def _non_negative_int(text):
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m matgrad",
-        description="Train an MLP or a CNN on the bundled UCI handwritten digits (8x8, 10 classes) with matgrad.")
+        description="Train an MLP or a CNN on the bundled UCI handwritten digits (8x8, 10 classes) with matgrad, "
+                    "or an MLP on your own table (--data) or a bundled one (--dataset).")
     p.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
                    help="mlp: linear/ReLU layers (--hidden); cnn: conv 3x3 (16) -> ReLU -> conv 3x3 (32) -> "
                         "ReLU -> max pool 2 -> linear, on (N, 1, 8, 8) images (default: mlp)")
+    p.add_argument("--data", metavar="FILE", default=None,
+                   help="train on your own table instead: .npz with arrays X (N, D) and y (N,), or .csv with a "
+                        "header row, the label in the last column (or --target); features are standardised "
+                        "with the training split's statistics")
+    p.add_argument("--target", metavar="NAME", default=None, help="the label column of a --data .csv")
+    p.add_argument("--dataset", choices=["digits", *SKLEARN_DATASETS], default=None,
+                   help="a bundled table: digits (default), or scikit-learn's iris, wine, breast_cancer "
+                        "(needs scikit-learn)")
+    p.add_argument("--test-size", type=_fraction, default=None, metavar="FRACTION",
+                   help="the test share of a stratified, seeded split (default: 0.2; the digits keep their "
+                        "fixed split unless this is given)")
     p.add_argument("--hidden", type=_hidden_sizes, default=None, metavar="SIZES",
                    help="hidden layer sizes of the MLP, comma-separated (default: 128)")
     p.add_argument("--epochs", type=_positive_int, default=20, help="passes over the training set (default: 20)")
@@ -94,6 +117,23 @@ def build_parser():
     p.add_argument("--plot", metavar="FILE", type=_output_path, default=None,
                    help="save loss and accuracy curves as a PNG (needs matplotlib: pip install 'matgrad[plot]')")
     return p
+
+
+def _load_data(args, dtype):
+    """(x_train, y_train, x_test, y_test, classes or None, what the rows are) for the options."""
+    if args.data is None and args.dataset in (None, "digits"):
+        if args.test_size is None:
+            return (*mg.data.load_digits_split(dtype), None, "digits")
+        x, y = mg.data.load_digits(dtype)
+        train, test = stratified_split(y, args.test_size, args.seed)
+        return x[train], y[train], x[test], y[test], None, "digits"
+    table = load_table(args.data, args.target) if args.data is not None else load_sklearn(args.dataset)
+    train, test = stratified_split(table.y, 0.2 if args.test_size is None else args.test_size, args.seed)
+    if len(test) == 0:
+        raise DataError(f"{args.data or args.dataset}: {len(table.y)} rows are too few to split off a test set")
+    x_train, x_test = standardize(table.x[train], table.x[test])
+    source = f"rows of {args.data}" if args.data is not None else f"rows of {args.dataset}"
+    return (x_train.astype(dtype), table.y[train], x_test.astype(dtype), table.y[test], table.classes, source)
 
 
 def _accuracy(model, x, y):
@@ -128,6 +168,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.hidden is not None and args.model != "mlp":
         parser.error("--hidden sets the MLP's layers; it does not apply to --model cnn")
+    if args.data is not None and args.dataset is not None:
+        parser.error("--data and --dataset each choose the training data: give one")
+    if args.target is not None and args.data is None:
+        parser.error("--target names the label column of a --data .csv file")
+    if args.model == "cnn" and (args.data is not None or args.dataset not in (None, "digits")):
+        parser.error("--model cnn needs the 8x8 images of the bundled digits; use --model mlp for other data")
     if args.hidden is None:
         args.hidden = [128]
     if args.plot is not None:
@@ -142,7 +188,12 @@ def main(argv=None):
         mg.set_num_threads(args.threads)
     dtype = np.dtype(args.dtype)
     lr = args.lr if args.lr is not None else _DEFAULT_LR[args.model, args.optimizer]
-    x_train, y_train, x_test, y_test = mg.data.load_digits_split(dtype)
+    try:
+        x_train, y_train, x_test, y_test, classes, source = _load_data(args, dtype)
+    except DataError as e:
+        parser.error(str(e))
+    if classes is not None:
+        print("classes: " + ", ".join(f"{k} = {c}" for k, c in enumerate(classes)))
 
     mg.manual_seed(args.seed)
     shuffle = np.random.default_rng(args.seed)
@@ -151,7 +202,7 @@ def main(argv=None):
         model = mg.nn.digits_cnn(dtype=dtype)
         name = "CNN conv3x3(16)-conv3x3(32)-maxpool2-linear(10)"
     else:
-        sizes = [x_train.shape[1], *args.hidden, 10]
+        sizes = [x_train.shape[1], *args.hidden, int(max(y_train.max(), y_test.max(initial=0))) + 1]
         model = mg.nn.MLP(sizes, dtype=dtype)
         name = f"MLP {'-'.join(map(str, sizes))}"
     if args.optimizer == "adam":
@@ -161,7 +212,7 @@ def main(argv=None):
     schedule = mg.optim.StepLR(opt, _CNN_LR_STEP, _CNN_LR_DECAY) if args.model == "cnn" else None
     decay = f" (x{_CNN_LR_DECAY:g} every {_CNN_LR_STEP} epochs)" if schedule else ""
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
-    print(f"{name} on {len(x_train)} training / {len(x_test)} test digits: "
+    print(f"{name} on {len(x_train)} training / {len(x_test)} test {source}: "
           f"{args.optimizer} lr {lr:g}{decay}, batch {args.batch_size}, {epochs}, {dtype}, threads: {mg.get_num_threads()}")
 
     history = {"loss": [], "train_acc": [], "test_acc": []}
