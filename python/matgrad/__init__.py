@@ -9,7 +9,7 @@ import numpy as np
 
 from . import kernels
 from .kernels import get_num_threads, set_num_threads
-from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from .tensor import Tensor, enable_grad, from_dlpack, is_grad_enabled, no_grad, tensor
 from . import ops  # binds the operators onto Tensor
 from .ops import add, div, linear, matmul, mean, mul, neg, relu, reshape, sub, sum, transpose
 from .ops import batch_norm, dropout, layer_norm
@@ -29,7 +29,7 @@ float64 = np.float64
 
 __all__ = [
     "kernels", "set_num_threads", "get_num_threads", "__version__",
-    "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "float32", "float64",
+    "Tensor", "tensor", "from_dlpack", "no_grad", "enable_grad", "is_grad_enabled", "float32", "float64",
     "matmul", "linear", "add", "sub", "mul", "neg", "div", "relu", "mean", "transpose", "reshape",  # mg.sum too, left
     # out of __all__ so that `from matgrad import *` does not shadow the builtin sum
     "batch_norm", "layer_norm", "dropout", "conv2d", "max_pool2d", "avg_pool2d",

@@ -22,10 +22,11 @@ import itertools
 import operator
 import sys
 import threading
+from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled"]
+__all__ = ["Tensor", "tensor", "from_dlpack", "no_grad", "enable_grad", "is_grad_enabled"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -104,6 +105,8 @@ def _as_array(data, dtype=None):
             raise TypeError(f"tensor: dtype must be float32 or float64, got {dtype}")
     if isinstance(data, Tensor):
         data = data.data
+    elif not isinstance(data, (np.ndarray, np.generic)) and hasattr(type(data), "__dlpack__"):
+        data = _import_dlpack(data, "tensor")  # a torch tensor & co: shared, then the ndarray rules
     if isinstance(data, np.ndarray):
         arr = data if type(data) is np.ndarray else np.asarray(data)  # np.matrix & co: plain arrays
         if arr.dtype in _FLOATS:
@@ -131,6 +134,40 @@ def _as_array(data, dtype=None):
     return np.asarray(arr, dtype=np.float32 if dtype is None else dtype, order="C")
 
 
+_DLPACK_CPU = (1, 0)  # (kDLCPU, device 0): where every matgrad tensor lives
+
+
+def _numpy_dlpack_keywords():
+    """The keywords this numpy's ``ndarray.__dlpack__`` accepts besides ``stream``: numpy >= 2.1
+    takes ``max_version``, ``dl_device`` and ``copy``; 1.22 to 2.0 take ``stream`` only."""
+    probe = np.empty(0)
+    accepted = set()
+    for name, value in (("max_version", (1, 0)), ("dl_device", _DLPACK_CPU), ("copy", None)):
+        try:
+            probe.__dlpack__(**{name: value})  # the capsule, never consumed, frees itself
+        except TypeError:
+            continue
+        accepted.add(name)
+    return frozenset(accepted)
+
+
+_NP_DLPACK_KW = _numpy_dlpack_keywords()
+
+
+def _import_dlpack(obj, who):
+    """``np.from_dlpack(obj)``: an ndarray sharing obj's memory (read-only when obj exports it so),
+    with the exporter's refusals turned into TypeErrors that say what to do."""
+    try:
+        return np.from_dlpack(obj)
+    except (BufferError, RuntimeError, TypeError, ValueError) as e:
+        name = type(obj).__name__
+        if getattr(obj, "requires_grad", False) is True:  # torch will not export what autograd tracks
+            raise TypeError(f"{who}: this {name} requires grad, and its library refuses to export it through "
+                            f"DLPack ({e}); pass obj.detach() (matgrad does not see the other library's "
+                            "graph: the result is a new leaf either way)") from e
+        raise TypeError(f"{who}: cannot import this {name} through DLPack: {e}") from e
+
+
 class Tensor:
     """An ndarray plus what reverse mode needs: ``.grad``, ``.requires_grad`` and the op that made it.
 
@@ -138,6 +175,11 @@ class Tensor:
     (``@``, ``+``, ``-``, ``*``, ``/``, ``**``, unary ``-``, indexing, ``.T``, ``.reshape``,
     ``.flatten``, ``.relu``, ``.tanh``, ``.sigmoid``, ``.exp``, ``.log``, ``.sum``, ``.mean``) are
     bound onto this class by ``matgrad.ops``.
+
+    Interop: ``np.asarray(t)`` (``__array__``) and DLPack consumers such as ``torch.from_dlpack(t)``
+    (``__dlpack__``) see ``t.data`` itself, not a copy, whether or not t requires grad (as
+    ``t.numpy()`` does): writes through them change t, outside the graph. ``float(t)``, ``int(t)``,
+    ``len(t)`` and ``for row in t`` behave as they do on the ndarray, the rows being recorded ops.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_prev", "_backward", "_op", "_gown", "_spare", "_seq",
@@ -195,6 +237,102 @@ class Tensor:
     def zero_grad(self):
         """Drop the accumulated gradient (``.grad = None``); see ``_drop_grad``."""
         _drop_grad(self)
+
+    # ---- interop: numpy, DLPack, Python scalars and sequences --------------------------------
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray:
+        """``np.asarray(t)`` / ``np.array(t)``, with NumPy 2's ``copy`` semantics.
+
+        ``copy=None`` (``np.asarray``) returns ``t.data`` itself when no conversion is asked, else a
+        converted copy; ``copy=True`` (``np.array``) always returns a fresh array; ``copy=False``
+        never copies, and raises ValueError when ``dtype`` differs from t's (a conversion is a copy).
+        """
+        data = self.data
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            if copy is False:
+                raise ValueError(f"Tensor.__array__: converting this {data.dtype} tensor to {np.dtype(dtype)} "
+                                 "needs a copy, and copy=False forbids one; use np.asarray(t, dtype=...) "
+                                 "to allow it, or ask for the tensor's own dtype")
+            return data.astype(dtype)
+        return data.copy() if copy else data
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Optional[Tuple[int, int]] = None,
+                   dl_device: Optional[Tuple[int, int]] = None, copy: Optional[bool] = None) -> Any:
+        """Export ``t.data`` as a DLPack capsule (the array API's protocol): ``torch.from_dlpack(t)``,
+        ``np.from_dlpack(t)`` and the like then share t's memory, outside the graph.
+
+        Delegates to ``ndarray.__dlpack__``, passing on the keywords this numpy accepts. ``stream``
+        must be None (the CPU has no streams; anything else is a ValueError); ``dl_device``, when
+        given, must be the CPU, ``(1, 0)`` (else BufferError). ``copy=True`` exports a fresh copy,
+        ``copy=False`` and ``None`` export the data itself (never copied). A read-only array is
+        exported read-only, which needs ``max_version >= (1, 0)``: numpy raises BufferError for a
+        legacy (unversioned) export of one.
+        """
+        if stream is not None:
+            raise ValueError(f"__dlpack__: matgrad tensors live on the CPU, which has no streams; stream must "
+                             f"be None, got {stream!r}")
+        kwargs = {}
+        if dl_device is not None:
+            try:
+                device = tuple(int(v) for v in dl_device)
+            except (TypeError, ValueError):
+                raise TypeError(f"__dlpack__: dl_device must be a (device_type, device_id) pair, "
+                                f"got {dl_device!r}") from None
+            if device != _DLPACK_CPU:
+                raise BufferError(f"__dlpack__: matgrad tensors live on the CPU, device {_DLPACK_CPU}; they "
+                                  f"cannot be exported to device {device}")
+            if "dl_device" in _NP_DLPACK_KW:
+                kwargs["dl_device"] = dl_device
+        if max_version is not None and "max_version" in _NP_DLPACK_KW:
+            kwargs["max_version"] = max_version  # older numpy: a legacy capsule, which the standard allows
+        data = self.data
+        if copy is not None:
+            if "copy" in _NP_DLPACK_KW:
+                kwargs["copy"] = copy
+            elif copy:
+                data = data.copy()  # older numpy cannot copy for us
+        return data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> Tuple[int, int]:
+        """Where the data lives, as DLPack's (device_type, device_id): always the CPU, ``(1, 0)``."""
+        return _DLPACK_CPU
+
+    def _scalar(self, kind):
+        if self.data.size != 1:
+            raise TypeError(f"{kind}(): only a tensor with exactly one element can be converted to a Python "
+                            f"scalar; this one has shape {self.data.shape} ({self.data.size} elements)")
+        return self.data.item()
+
+    def __float__(self) -> float:
+        """``float(t)`` for a tensor with one element, of any shape (``()``, ``(1,)``, ``(1, 1)``...);
+        TypeError naming the shape otherwise. Not recorded in the graph (a Python float is a constant)."""
+        return float(self._scalar("float"))
+
+    def __int__(self) -> int:
+        """``int(t)`` for a tensor with one element: its value truncated toward zero, as ``int()`` of
+        a float; TypeError naming the shape otherwise (ValueError for NaN, OverflowError for inf)."""
+        return int(self._scalar("int"))
+
+    def __len__(self) -> int:
+        """The length of the first axis; TypeError for a 0-d tensor, as numpy."""
+        if not self.data.ndim:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self) -> Iterator["Tensor"]:
+        """Iterate over the first axis: yields ``t[0], t[1], ...``, each a getitem op recorded in the
+        graph (gradients flow back to t), a constant under ``no_grad``. TypeError for a 0-d tensor.
+
+        Each row's backward scatters into zeros of t's shape, so backpropagating through all n rows
+        costs n times t's size: fine for a few rows, slow for thousands (use slicing or matmul).
+        """
+        if not self.data.ndim:
+            raise TypeError("iteration over a 0-d tensor")
+        return map(self.__getitem__, range(self.data.shape[0]))
+
+    def __bool__(self) -> bool:
+        """Always True, as before Tensor had ``__len__`` (which would otherwise decide truth): a
+        tensor's truth is not its values; compare ``t.item()`` or ``t.data`` instead."""
+        return True
 
     def __repr__(self):
         body = np.array2string(self.data, prefix="tensor(", separator=", ")
@@ -261,8 +399,45 @@ def tensor(data, dtype=None, requires_grad=False):
 
     float32/float64 ndarrays are kept as they are (no copy when C-contiguous); Python numbers,
     lists and integer arrays become float32 unless ``dtype`` (float32 or float64) says otherwise.
+
+    Any DLPack exporter (an object with ``__dlpack__``: a torch tensor, a JAX array...) is read with
+    ``np.from_dlpack`` and then follows the same rules: a C-contiguous, aligned float32/float64
+    one is shared, not copied (writes on either side show on the other); a non-contiguous one
+    (a transposed torch tensor) is copied into a C-contiguous array; integer and bool ones become
+    float32 copies. A torch tensor that requires grad is refused (TypeError): pass ``.detach()``.
+
+    A read-only array (``writeable=False``, or a read-only DLPack export such as JAX's) is kept
+    as it is: the ops only read their inputs and write their own outputs and gradients, so
+    everything works on it except writing into ``t.data`` (optimizers refuse such parameters).
     """
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def from_dlpack(obj: Any, *, copy: Optional[bool] = None, requires_grad: bool = False) -> Tensor:
+    """A leaf Tensor over a DLPack exporter's memory (``np.from_dlpack``): a torch tensor, a numpy
+    array, another matgrad tensor... Writes through either side are seen by the other.
+
+    The data follows ``mg.tensor``'s rules: shared when it is a C-contiguous, aligned float32 or
+    float64 array; otherwise (another dtype, non-contiguous strides) ``copy=None`` converts it to a
+    C-contiguous float32 (integers, bools) copy, ``copy=False`` raises ValueError, and ``copy=True``
+    always copies. A read-only export stays read-only (see ``mg.tensor``). A torch tensor that
+    requires grad is refused with a TypeError: pass ``.detach()``.
+    """
+    if copy is not None and not isinstance(copy, bool):
+        raise TypeError(f"from_dlpack: copy must be True, False or None, got {copy!r}")
+    if not hasattr(type(obj), "__dlpack__"):
+        raise TypeError(f"from_dlpack: expected an object with __dlpack__ (a DLPack exporter), "
+                        f"got {type(obj).__name__}; use mg.tensor for lists, numbers and buffers")
+    shared = _import_dlpack(obj, "from_dlpack")
+    data = _as_array(shared)
+    if copy is False and data is not shared:
+        why = (f"its dtype is {shared.dtype}" if data.dtype != shared.dtype else
+               "it is not C-contiguous" if not shared.flags.c_contiguous else "it is not aligned")
+        raise ValueError(f"from_dlpack: copy=False, but the data cannot be shared: {why} (matgrad keeps "
+                         "C-contiguous, aligned float32/float64 arrays); pass copy=None to allow a copy")
+    if copy and data is shared:
+        data = data.copy()
+    return Tensor(data, requires_grad=requires_grad)
 
 
 # --------------------------------------------------------------------------------------------
