@@ -131,3 +131,40 @@ def test_help_lists_every_option(capsys):
     for opt in ["--hidden", "--epochs", "--lr", "--batch-size", "--optimizer", "--threads", "--seed", "--dtype",
                 "--save", "--plot"]:
         assert opt in out
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_resuming_equals_training_straight_through(tmp_path, capsys, model):
+    threads = mg.get_num_threads()
+    straight, half = tmp_path / "straight.npz", tmp_path / "half.npz"
+    common = ["--model", model, "--threads", "1", "--seed", "4"]
+    try:
+        main([*common, "--epochs", "10", "--save", str(straight)])
+        main([*common, "--epochs", "5", "--save", str(half)])
+        capsys.readouterr()
+        main([*common, "--epochs", "10", "--resume", str(half), "--save", str(half)])
+    finally:
+        mg.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert f"resumed from {half} after epoch 5" in out
+    with np.load(straight) as a, np.load(half) as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:  # parameters, optimizer moments and step counts, the data order, history
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_resume_checks_the_checkpoint_and_the_options(tmp_path, capsys):
+    ckpt = tmp_path / "c.npz"
+    main(["--epochs", "1", "--save", str(ckpt)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--epochs", "2", "--resume", str(ckpt), "--batch-size", "64"])
+    assert f"--resume: {ckpt} was trained with batch_size 32; this run has 64" in capsys.readouterr().err
+    plain = tmp_path / "plain.npz"
+    mg.save(mg.nn.MLP([64, 128, 10]), plain)  # parameters only
+    with pytest.raises(SystemExit):
+        main(["--resume", str(plain)])
+    assert f"--resume: load: {str(plain)!r} holds no optimizer state" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--resume", str(ckpt), "--hidden", "32"])
+    assert "does not match the module" in capsys.readouterr().err

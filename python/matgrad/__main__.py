@@ -70,6 +70,12 @@ def _fraction(text):
     return value
 
 
+def _existing_file(text):
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return text
+
+
 def _non_negative_int(text):
     try:
         value = int(text)
@@ -113,7 +119,11 @@ def build_parser():
                    help="seed for initialisation and shuffling (default: 0)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(default: float32)")
     p.add_argument("--save", metavar="PATH", type=_output_path, default=None,
-                   help="save the trained parameters (.npz)")
+                   help="save a checkpoint (.npz: parameters, optimizer state, epoch, data order) at the end "
+                        "of every epoch, atomically; mg.load reads its parameters")
+    p.add_argument("--resume", metavar="PATH", type=_existing_file, default=None,
+                   help="continue from a --save checkpoint: same options, training goes on from its epoch "
+                        "with the same data order and optimizer state")
     p.add_argument("--plot", metavar="FILE", type=_output_path, default=None,
                    help="save loss and accuracy curves as a PNG (needs matplotlib: pip install 'matgrad[plot]')")
     return p
@@ -134,6 +144,28 @@ def _load_data(args, dtype):
     x_train, x_test = standardize(table.x[train], table.x[test])
     source = f"rows of {args.data}" if args.data is not None else f"rows of {args.dataset}"
     return (x_train.astype(dtype), table.y[train], x_test.astype(dtype), table.y[test], table.classes, source)
+
+
+def _resume(parser, path, model, opt, schedule, shuffle, config):
+    """Restore a --save checkpoint into the run; returns (first epoch to train, history)."""
+    try:
+        extra = mg.load_checkpoint(path, model, opt)
+    except (mg.CheckpointError, OSError) as e:
+        parser.error(f"--resume: {e}")
+    keys = ("epoch", "config", "history", "shuffle", "init", "schedule")
+    if any(k not in extra for k in keys):
+        parser.error(f"--resume: {path} holds parameters but not the training state of python -m matgrad "
+                     f"--save (missing {[k for k in keys if k not in extra]})")
+    for key, value in config.items():
+        saved = extra["config"].get(key)
+        if saved != value:
+            parser.error(f"--resume: {path} was trained with {key} {saved!r}; this run has {value!r} "
+                         "(resume with the same options)")
+    shuffle.bit_generator.state = extra["shuffle"]
+    mg.random.generator().bit_generator.state = extra["init"]
+    if schedule is not None:
+        schedule.load_state_dict(extra["schedule"])
+    return int(extra["epoch"]) + 1, {k: list(v) for k, v in extra["history"].items()}
 
 
 def _accuracy(model, x, y):
@@ -216,9 +248,17 @@ def main(argv=None):
           f"{args.optimizer} lr {lr:g}{decay}, batch {args.batch_size}, {epochs}, {dtype}, threads: {mg.get_num_threads()}")
 
     history = {"loss": [], "train_acc": [], "test_acc": []}
+    # What a checkpoint must agree on to be resumed (the epoch count may grow).
+    config = {"model": args.model, "hidden": list(args.hidden), "optimizer": args.optimizer, "lr": lr,
+              "batch_size": args.batch_size, "seed": args.seed, "dtype": args.dtype, "data": args.data,
+              "dataset": args.dataset, "target": args.target, "test_size": args.test_size}
+    first_epoch = 1
+    if args.resume is not None:
+        first_epoch, history = _resume(parser, args.resume, model, opt, schedule, shuffle, config)
+        print(f"resumed from {args.resume} after epoch {first_epoch - 1}")
     n = len(x_train)
     start = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(first_epoch, args.epochs + 1):
         order = shuffle.permutation(n)
         total_loss, correct, seen = 0.0, 0, 0
         steps = range(0, n, args.batch_size)
@@ -247,15 +287,21 @@ def main(argv=None):
         bar.close()
         if schedule is not None:
             schedule.step()
+        if args.save is not None:  # every epoch, atomically: a crash leaves the last one whole
+            mg.save(model, args.save, optimizer=opt, extra={
+                "epoch": epoch, "config": config, "history": history, "classes": classes,
+                "shuffle": shuffle.bit_generator.state, "init": mg.random.generator().bit_generator.state,
+                "schedule": None if schedule is None else schedule.state_dict()})
     elapsed = time.perf_counter() - start
     print(f"trained in {elapsed:.2f} s")
 
     if args.save is not None:
-        mg.save(model, args.save)
-        print(f"saved the parameters to {args.save}")
+        print(f"saved the checkpoint to {args.save}")
     if args.plot is not None:
         _plot(history, args.plot)
         print(f"saved the curves to {args.plot}")
+    if not history["test_acc"]:  # resumed at or past the last epoch: nothing was trained
+        history["test_acc"].append(_accuracy(model, x_test, y_test))
     print(f"test accuracy: {100 * history['test_acc'][-1]:.2f}%")
     return 0
 

@@ -3,9 +3,24 @@ place, and the StepLR learning-rate schedule.
 
 The update rules are PyTorch's (and the textbooks'); each is a few vectorised numpy expressions per
 parameter. Parameters whose ``.grad`` is None are skipped.
+
+Every optimizer (and StepLR) has ``state_dict()``, a dict of plain Python values and ndarray copies
+(hyper-parameters such as ``lr``, and a list ``state`` with one dict per parameter, in parameter
+order), and ``load_state_dict(state)``, which checks every key, type, shape, dtype and the parameter
+count before it writes anything, then copies the values in (nothing is shared with ``state``).
+``mg.save`` / ``mg.load`` store it in a checkpoint next to the module's parameters. Per-parameter
+state, by optimizer (PyTorch's names):
+
+- SGD: ``momentum_buffer``: the velocity, an ndarray, or None before the parameter's first step
+  (always None with momentum 0).
+- Adam: ``step`` (an int: the parameter's step count), ``exp_avg`` (m), ``exp_avg_sq`` (v).
+- RMSprop: ``square_avg`` (v) and ``momentum_buffer`` (None before the first step, and always with
+  momentum 0).
 """
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +39,49 @@ def _check_number(name, value, low=0.0, high=None, open_low=False):
         bound = f"{'>' if open_low else '>='} {low}" + (f" and < {high}" if high is not None else "")
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+def _check_keys(where, got, expected):
+    """KeyError (the wording of Module.load_state_dict) unless mapping ``got`` has exactly the keys
+    ``expected``."""
+    if not isinstance(got, Mapping):
+        raise TypeError(f"{where} must be a dict, got {type(got).__name__}")
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    if missing or unexpected:
+        raise KeyError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
+
+
+def _check_count(where, value, low):
+    """An int (not a bool) >= low, as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{where} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_flag(where, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _copy_state_array(where, value, param, index, allow_none=False):
+    """A C-contiguous copy of ``value`` in ``param``'s dtype, once its type (an ndarray; None too
+    when ``allow_none``), shape (the parameter's) and dtype kind (floating point) are checked."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, np.ndarray):
+        wanted = "an ndarray or None" if allow_none else "an ndarray"
+        raise TypeError(f"{where} must be {wanted}, got {type(value).__name__}")
+    if value.shape != param.data.shape:
+        raise ValueError(f"{where} has shape {value.shape}, parameter {index}'s is {param.data.shape}")
+    if value.dtype.kind != "f":
+        raise TypeError(f"{where} has dtype {value.dtype}; expected floating point")
+    return np.array(value, dtype=param.data.dtype, order="C", copy=True)
+
+
+def _copy_or_none(a):
+    return None if a is None else a.copy()
 
 
 class Optimizer:
@@ -50,6 +108,54 @@ class Optimizer:
 
     def step(self):
         raise NotImplementedError
+
+    # ---- state ---------------------------------------------------------------------------------
+    # A subclass lists its hyper-parameters in _HYPER and its per-parameter keys in _PARAM_KEYS,
+    # and defines _hyper_state, _check_hyper, _param_state, _check_param_state and _install.
+    _HYPER: tuple = ()
+    _PARAM_KEYS: tuple = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state as plain values and ndarray copies: ``type`` (the class name),
+        the hyper-parameters (``lr``, ...) and ``state``, a list with one dict per parameter (see
+        the module docstring). Changing the result changes nothing in the optimizer."""
+        if not self._PARAM_KEYS:
+            raise NotImplementedError(f"{type(self).__name__} does not define state_dict")
+        state = {"type": type(self).__name__}
+        state.update(self._hyper_state())
+        state["state"] = [self._param_state(i) for i in range(len(self.params))]
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()`` of the same optimizer class over as many parameters of the
+        same shapes: the hyper-parameters (lr included) and every parameter's state. Every key,
+        type, value, shape and dtype kind is checked before anything is written (KeyError,
+        TypeError or ValueError, nothing changed); arrays are copied, in the parameters' dtype."""
+        self._install(*self._prepare_state(state))
+
+    def _prepare_state(self, state):
+        """The checked, copied contents of ``state``, ready for ``_install``; writes nothing."""
+        name = type(self).__name__
+        where = f"{name}.load_state_dict"
+        if not self._PARAM_KEYS:
+            raise NotImplementedError(f"{name} does not define load_state_dict")
+        kind = state.get("type") if isinstance(state, Mapping) else None
+        if kind is not None and not (isinstance(kind, str) and kind == name):  # before the keys
+            raise ValueError(f"{where}: the state is for {state['type']!r}, this optimizer is a {name}")
+        _check_keys(where, state, ("type",) + self._HYPER + ("state",))
+        hyper = self._check_hyper(where, state)
+        entries = state["state"]
+        if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
+            raise TypeError(f"{where}: state['state'] must be a list, got {type(entries).__name__}")
+        if len(entries) != len(self.params):
+            raise ValueError(f"{where}: the state is for {len(entries)} parameters, "
+                             f"this optimizer has {len(self.params)}")
+        per_param = []
+        for i, (p, entry) in enumerate(zip(self.params, entries)):
+            at = f"{where}: state[{i}]"
+            _check_keys(at, entry, self._PARAM_KEYS)
+            per_param.append(self._check_param_state(at, i, p, entry, hyper))
+        return hyper, per_param
 
 
 class SGD(Optimizer):
@@ -104,6 +210,36 @@ class SGD(Optimizer):
                     g = v
             _axpy(-lr, g, p.data)  # p = p - lr·v, one pass
 
+    _HYPER = ("lr", "momentum", "weight_decay", "nesterov")
+    _PARAM_KEYS = ("momentum_buffer",)
+
+    def _hyper_state(self):
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
+                "nesterov": self.nesterov}
+
+    def _check_hyper(self, where, state):
+        hyper = {"lr": _check_number(f"{where}: lr", state["lr"], open_low=True),
+                 "momentum": _check_number(f"{where}: momentum", state["momentum"]),
+                 "weight_decay": _check_number(f"{where}: weight_decay", state["weight_decay"]),
+                 "nesterov": _check_flag(f"{where}: nesterov", state["nesterov"])}
+        if hyper["nesterov"] and hyper["momentum"] <= 0:
+            raise ValueError(f"{where}: nesterov requires momentum > 0, got momentum={state['momentum']!r}")
+        return hyper
+
+    def _param_state(self, i):
+        return {"momentum_buffer": _copy_or_none(self._velocity[i])}
+
+    def _check_param_state(self, at, i, p, entry, hyper):
+        buf = _copy_state_array(f"{at}['momentum_buffer']", entry["momentum_buffer"], p, i, allow_none=True)
+        if buf is not None and not hyper["momentum"]:
+            raise ValueError(f"{at}['momentum_buffer'] must be None with momentum 0")
+        return buf
+
+    def _install(self, hyper, buffers):
+        self.lr, self.momentum = hyper["lr"], hyper["momentum"]
+        self.weight_decay, self.nesterov = hyper["weight_decay"], hyper["nesterov"]
+        self._velocity = buffers
+
 
 class Adam(Optimizer):
     """g = grad + weight_decay·p;  m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;
@@ -153,6 +289,37 @@ class Adam(Optimizer):
             s *= lr / (1.0 - b1 ** t)
             p.data -= s
 
+    _HYPER = ("lr", "betas", "eps", "weight_decay")
+    _PARAM_KEYS = ("step", "exp_avg", "exp_avg_sq")
+
+    def _hyper_state(self):
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def _check_hyper(self, where, state):
+        betas = state["betas"]
+        if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
+            raise ValueError(f"{where}: betas must be a pair (beta1, beta2), got {betas!r}")
+        return {"lr": _check_number(f"{where}: lr", state["lr"], open_low=True),
+                "betas": (_check_number(f"{where}: beta1", betas[0], high=1.0),
+                          _check_number(f"{where}: beta2", betas[1], high=1.0)),
+                "eps": _check_number(f"{where}: eps", state["eps"]),
+                "weight_decay": _check_number(f"{where}: weight_decay", state["weight_decay"])}
+
+    def _param_state(self, i):
+        return {"step": self._t[i], "exp_avg": self._m[i].copy(), "exp_avg_sq": self._v[i].copy()}
+
+    def _check_param_state(self, at, i, p, entry, hyper):
+        return (_check_count(f"{at}['step']", entry["step"], 0),
+                _copy_state_array(f"{at}['exp_avg']", entry["exp_avg"], p, i),
+                _copy_state_array(f"{at}['exp_avg_sq']", entry["exp_avg_sq"], p, i))
+
+    def _install(self, hyper, per_param):
+        self.lr, self.betas = hyper["lr"], hyper["betas"]
+        self.eps, self.weight_decay = hyper["eps"], hyper["weight_decay"]
+        self._t = [t for t, _, _ in per_param]
+        self._m = [m for _, m, _ in per_param]
+        self._v = [v for _, _, v in per_param]
+
 
 class RMSprop(Optimizer):
     """PyTorch's RMSprop: g = grad + weight_decay·p;  v = α·v + (1-α)·g²  (v starts at 0);
@@ -166,7 +333,7 @@ class RMSprop(Optimizer):
         self.weight_decay = _check_number("RMSprop: weight_decay", weight_decay)
         self.momentum = _check_number("RMSprop: momentum", momentum)
         self._v = [np.zeros_like(p.data) for p in self.params]
-        self._buf = [np.zeros_like(p.data) for p in self.params] if self.momentum else None
+        self._buf = [None] * len(self.params)  # momentum buffers, made at a parameter's first step
         self._scratch = [None] * len(self.params)
 
     def step(self):
@@ -189,10 +356,42 @@ class RMSprop(Optimizer):
             np.divide(g, s, out=s)
             if mu:
                 b = self._buf[i]
+                if b is None:  # b starts at 0
+                    b = self._buf[i] = np.zeros_like(p.data)
                 b *= mu  # b = μ·b + g/(√v + eps)
                 b += s
                 s = b
             _axpy(-lr, s, p.data)  # p = p - lr·step
+
+    _HYPER = ("lr", "alpha", "eps", "weight_decay", "momentum")
+    _PARAM_KEYS = ("square_avg", "momentum_buffer")
+
+    def _hyper_state(self):
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
+                "momentum": self.momentum}
+
+    def _check_hyper(self, where, state):
+        return {"lr": _check_number(f"{where}: lr", state["lr"], open_low=True),
+                "alpha": _check_number(f"{where}: alpha", state["alpha"], high=1.0),
+                "eps": _check_number(f"{where}: eps", state["eps"]),
+                "weight_decay": _check_number(f"{where}: weight_decay", state["weight_decay"]),
+                "momentum": _check_number(f"{where}: momentum", state["momentum"])}
+
+    def _param_state(self, i):
+        return {"square_avg": self._v[i].copy(), "momentum_buffer": _copy_or_none(self._buf[i])}
+
+    def _check_param_state(self, at, i, p, entry, hyper):
+        v = _copy_state_array(f"{at}['square_avg']", entry["square_avg"], p, i)
+        buf = _copy_state_array(f"{at}['momentum_buffer']", entry["momentum_buffer"], p, i, allow_none=True)
+        if buf is not None and not hyper["momentum"]:
+            raise ValueError(f"{at}['momentum_buffer'] must be None with momentum 0")
+        return v, buf
+
+    def _install(self, hyper, per_param):
+        self.lr, self.alpha, self.eps = hyper["lr"], hyper["alpha"], hyper["eps"]
+        self.weight_decay, self.momentum = hyper["weight_decay"], hyper["momentum"]
+        self._v = [v for v, _ in per_param]
+        self._buf = [b for _, b in per_param]
 
 
 class StepLR:
@@ -219,3 +418,27 @@ class StepLR:
         """The learning rates now in use, as a list (one per parameter group, as in PyTorch: matgrad's
         optimizers have one)."""
         return [self.optimizer.lr]
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"type": "StepLR", "step_size", "gamma", "base_lrs": [initial lr], "last_epoch"}``:
+        plain values (JSON-able: ``mg.save(..., extra={"scheduler": sched.state_dict()})``)."""
+        return {"type": "StepLR", "step_size": self.step_size, "gamma": self.gamma,
+                "base_lrs": [self.base_lr], "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()``, every key and value checked first (KeyError, TypeError or
+        ValueError, nothing changed). The optimizer's lr is left alone: the optimizer's own state
+        holds the lr in use."""
+        where = "StepLR.load_state_dict"
+        kind = state.get("type") if isinstance(state, Mapping) else None
+        if kind is not None and not (isinstance(kind, str) and kind == "StepLR"):
+            raise ValueError(f"{where}: the state is for {state['type']!r}, this scheduler is a StepLR")
+        _check_keys(where, state, ("type", "step_size", "gamma", "base_lrs", "last_epoch"))
+        step_size = _check_count(f"{where}: step_size", state["step_size"], 1)
+        gamma = _check_number(f"{where}: gamma", state["gamma"], open_low=True)
+        base_lrs = state["base_lrs"]
+        if isinstance(base_lrs, (str, bytes)) or not isinstance(base_lrs, Sequence) or len(base_lrs) != 1:
+            raise ValueError(f"{where}: base_lrs must be a list of one learning rate, got {base_lrs!r}")
+        base_lr = _check_number(f"{where}: base_lrs[0]", base_lrs[0], open_low=True)
+        last_epoch = _check_count(f"{where}: last_epoch", state["last_epoch"], 0)
+        self.step_size, self.gamma, self.base_lr, self.last_epoch = step_size, gamma, base_lr, last_epoch
