@@ -17,10 +17,11 @@ from .ops import avg_pool2d, conv2d, max_pool2d
 from .ops import concat, exp, flatten, leaky_relu, log, log_softmax, pow, sigmoid, softmax, tanh
 from .losses import cross_entropy, mse_loss, svm_loss
 from . import data, nn, optim, random
+from . import onnx  # mg.onnx.export; the onnx package itself is imported only by export
 from .random import manual_seed
 from .checks import GradcheckError, gradcheck, jacobian
 from .viz import to_dot
-from .serialization import load, save
+from .serialization import CheckpointError, load, load_checkpoint, save
 
 __version__ = "0.1.0"
 
@@ -37,5 +38,5 @@ __all__ = [
     # too, left out like sum: it would shadow the builtin pow
     "cross_entropy", "svm_loss", "mse_loss",
     "nn", "optim", "manual_seed",  # also mg.data and mg.random, kept out of star imports
-    "gradcheck", "jacobian", "GradcheckError", "to_dot", "save", "load",
+    "gradcheck", "jacobian", "GradcheckError", "to_dot", "save", "load", "load_checkpoint", "CheckpointError",
 ]

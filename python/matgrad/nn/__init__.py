@@ -14,8 +14,10 @@ from .models import digits_cnn
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d, Dropout, LayerNorm
 from .utils import clip_grad_norm
+from ..interop_torch import load_torch_state_dict, to_torch_state_dict
 
 __all__ = ["Module", "Linear", "ReLU", "Sequential", "MLP", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
            "clip_grad_norm"]
 __all__ += ["Tanh", "Sigmoid", "LeakyReLU", "Flatten"]
 __all__ += ["Conv2d", "MaxPool2d", "AvgPool2d", "digits_cnn"]
+__all__ += ["to_torch_state_dict", "load_torch_state_dict"]
