@@ -164,6 +164,39 @@ def _load_state_dict(edit):
     return make
 
 
+def _model(edit_args):
+    """A case on a fresh MLP([3, 4, 2]): ``edit_args(model)`` returns (function, arguments)."""
+    def make():
+        mg.manual_seed(0)
+        model = mg.nn.MLP([3, 4, 2])
+        fn, args = edit_args(model)
+        return (lambda: fn(*args)), [model, list(args)]
+    return make
+
+
+class _Custom(mg.nn.Module):
+    """A user's own layer: no ONNX counterpart."""
+
+    def forward(self, x):
+        return x
+
+
+_Custom.__module__, _Custom.__qualname__ = "user", "Custom"  # the same name in the message however run
+
+
+def _bad_checkpoint(kind):
+    def edit(model):
+        path = DATA_DIR / f"{kind}.npz"
+        DATA_DIR.mkdir(exist_ok=True)
+        if kind == "truncated":
+            mg.save(model, path)
+            path.write_bytes(path.read_bytes()[:100])
+            return mg.load, (model, str(path))
+        mg.save(model, path)  # parameters only
+        return mg.load, (model, str(path), mg.optim.SGD(model.parameters(), lr=0.1))
+    return edit
+
+
 def _drop_key(state):
     del state["2.bias"]
 
@@ -478,6 +511,22 @@ CASES = [
     (N, "load-missing-key", "model.load_state_dict(state without '2.bias')", _load_state_dict(_drop_key)),
     (N, "load-shape", "model.load_state_dict(state with '0.weight' of shape (4, 3))", _load_state_dict(_reshape_key)),
     (N, "load-dtype", "model.load_state_dict(state with an int64 '0.bias')", _load_state_dict(_int_key)),
+    (T, "array-copy-false", "np.asarray(t32(2, 3), dtype=np.float64, copy=False)",
+     lambda: call(np.asarray, t32(2, 3), dtype=np.float64, copy=False)),
+    (T, "from-dlpack-not-exporter", "mg.from_dlpack([1, 2])", lambda: call(mg.from_dlpack, [1, 2])),
+    (T, "float-many", "float(t32(2, 3))", lambda: call(float, t32(2, 3))),
+    (T, "len-0d", "len(mg.tensor(1.0))", lambda: call(len, mg.tensor(1.0))),
+    (N, "torch-state-missing", "mg.nn.load_torch_state_dict(model, {})",
+     _model(lambda m: (mg.nn.load_torch_state_dict, (m, {})))),
+    (N, "torch-state-shape", "mg.nn.load_torch_state_dict(model, state with '0.weight' of shape (3, 4))",
+     _model(lambda m: (mg.nn.load_torch_state_dict,
+                       (m, {**mg.nn.to_torch_state_dict(m), "0.weight": np.zeros((3, 4), np.float32)})))),
+    (N, "onnx-unsupported-layer", "mg.onnx.export(Sequential(model, Custom()), '/tmp/matgrad-contract-data/m.onnx', f32(1, 3))",
+     _model(lambda m: (mg.onnx.export, (mg.nn.Sequential(m, _Custom()), str(DATA_DIR / "m.onnx"), f32(1, 3))))),
+    (N, "checkpoint-truncated", "mg.load(model, '/tmp/matgrad-contract-data/truncated.npz')  (cut after 100 bytes)",
+     _model(_bad_checkpoint("truncated"))),
+    (N, "checkpoint-no-optimizer", "mg.load(model, '/tmp/matgrad-contract-data/plain.npz', optimizer)  (saved without one)",
+     _model(_bad_checkpoint("plain"))),
     (N, "manual-seed-negative", "mg.manual_seed(-1)", lambda: call(mg.manual_seed, -1)),
     (N, "manual-seed-float", "mg.manual_seed(1.5)", lambda: call(mg.manual_seed, 1.5)),
     (N, "to_dot-not-tensor", "mg.to_dot(f32(2))", lambda: call(mg.to_dot, f32(2))),
