@@ -5,10 +5,13 @@ Fixed train/test split (1,438 / 359 images), a tqdm bar per epoch with the loss 
 and the test accuracy as the last line printed: ``test accuracy: NN.NN%``.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -22,7 +25,7 @@ _CNN_LR_STEP, _CNN_LR_DECAY = 8, 0.25
 _SGD_MOMENTUM = 0.9
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -32,7 +35,7 @@ def _positive_int(text):
     return value
 
 
-def _hidden_sizes(text):
+def _hidden_sizes(text: str) -> List[int]:
     try:
         sizes = [int(s) for s in text.split(",")]
     except ValueError:
@@ -42,7 +45,7 @@ def _hidden_sizes(text):
     return sizes
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -52,7 +55,7 @@ def _positive_float(text):
     return value
 
 
-def _output_path(text):
+def _output_path(text: str) -> str:
     """A file to write after training: its folder must exist now, not only after the work."""
     directory = os.path.dirname(text)
     if directory and not os.path.isdir(directory):
@@ -60,7 +63,7 @@ def _output_path(text):
     return text
 
 
-def _fraction(text):
+def _fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -70,13 +73,13 @@ def _fraction(text):
     return value
 
 
-def _existing_file(text):
+def _existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"no such file: {text!r}")
     return text
 
 
-def _non_negative_int(text):
+def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -86,7 +89,7 @@ def _non_negative_int(text):
     return value
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m matgrad",
         description="Train an MLP or a CNN on the bundled UCI handwritten digits (8x8, 10 classes) with matgrad, "
@@ -129,7 +132,8 @@ def build_parser():
     return p
 
 
-def _load_data(args, dtype):
+def _load_data(args: argparse.Namespace, dtype: np.dtype) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                                 Optional[List[Any]], str]:
     """(x_train, y_train, x_test, y_test, classes or None, what the rows are) for the options."""
     if args.data is None and args.dataset in (None, "digits"):
         if args.test_size is None:
@@ -146,7 +150,9 @@ def _load_data(args, dtype):
     return (x_train.astype(dtype), table.y[train], x_test.astype(dtype), table.y[test], table.classes, source)
 
 
-def _resume(parser, path, model, opt, schedule, shuffle, config):
+def _resume(parser: argparse.ArgumentParser, path: str, model: mg.nn.Module, opt: mg.optim.Optimizer,
+            schedule: Optional[mg.optim.StepLR], shuffle: np.random.Generator,
+            config: Dict[str, Any]) -> Tuple[int, Dict[str, List[float]]]:
     """Restore a --save checkpoint into the run; returns (first epoch to train, history)."""
     try:
         extra = mg.load_checkpoint(path, model, opt)
@@ -168,7 +174,7 @@ def _resume(parser, path, model, opt, schedule, shuffle, config):
     return int(extra["epoch"]) + 1, {k: list(v) for k, v in extra["history"].items()}
 
 
-def _accuracy(model, x, y):
+def _accuracy(model: mg.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     model.eval()  # dropout off, batch norm on its running statistics
     try:
         with mg.no_grad():
@@ -177,7 +183,7 @@ def _accuracy(model, x, y):
         model.train()
 
 
-def _plot(history, path):
+def _plot(history: Dict[str, List[float]], path: str) -> None:
     from matplotlib.figure import Figure  # no pyplot: no global backend state
     from matplotlib.ticker import MaxNLocator
 
@@ -195,7 +201,7 @@ def _plot(history, path):
     fig.savefig(path, dpi=100)
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.hidden is not None and args.model != "mlp":
@@ -237,6 +243,7 @@ def main(argv=None):
         sizes = [x_train.shape[1], *args.hidden, int(max(y_train.max(), y_test.max(initial=0))) + 1]
         model = mg.nn.MLP(sizes, dtype=dtype)
         name = f"MLP {'-'.join(map(str, sizes))}"
+    opt: mg.optim.Optimizer
     if args.optimizer == "adam":
         opt = mg.optim.Adam(model.parameters(), lr=lr)
     else:
@@ -247,7 +254,7 @@ def main(argv=None):
     print(f"{name} on {len(x_train)} training / {len(x_test)} test {source}: "
           f"{args.optimizer} lr {lr:g}{decay}, batch {args.batch_size}, {epochs}, {dtype}, threads: {mg.get_num_threads()}")
 
-    history = {"loss": [], "train_acc": [], "test_acc": []}
+    history: Dict[str, List[float]] = {"loss": [], "train_acc": [], "test_acc": []}
     # What a checkpoint must agree on to be resumed (the epoch count may grow).
     config = {"model": args.model, "hidden": list(args.hidden), "optimizer": args.optimizer, "lr": lr,
               "batch_size": args.batch_size, "seed": args.seed, "dtype": args.dtype, "data": args.data,

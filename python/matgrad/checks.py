@@ -5,6 +5,10 @@ Both leave every leaf of the graph as they found it: gradients are saved and res
 inputs perturbed by gradcheck get their exact original values back.
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
 import numpy as np
 
 from .tensor import Tensor, _graph, enable_grad, no_grad
@@ -16,12 +20,13 @@ class GradcheckError(AssertionError):
     """Backprop and finite differences disagree."""
 
 
-def _leaves(y):
+def _leaves(y: Tensor) -> List[Tensor]:
     """The leaves that require grad behind ``y``."""
     return _graph(y)[1] if y.requires_grad else []
 
 
-def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
+def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3) -> bool:
     """Compare backprop with central differences for every input Tensor that requires grad.
 
     ``fn(*inputs)`` must return a Tensor; when it has more than one element the check uses
@@ -48,7 +53,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
         u = np.random.default_rng(0).standard_normal(y.data.shape)
 
     # backprop, with every leaf's gradient saved and restored
-    analytic = {}
+    analytic: Dict[int, Optional[np.ndarray]] = {}
     if y.requires_grad:
         leaves = _leaves(y)
         saved = [(leaf, leaf.grad, leaf._gown) for leaf in leaves]
@@ -62,7 +67,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
             for leaf, g, own in saved:
                 leaf.grad, leaf._gown = g, own
 
-    def objective():
+    def objective() -> float:
         with no_grad():
             out = fn(*inputs)
         return float(np.sum(u * out.data))
@@ -94,7 +99,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
     return True
 
 
-def _size(nbytes):
+def _size(nbytes: int) -> str:
     """A byte count for people: 800 bytes, 1.5 MiB, 256 GiB, 16,384 GiB (16 TiB)."""
     if nbytes < 2**20:
         return f"{nbytes:,} bytes"
@@ -106,7 +111,7 @@ def _size(nbytes):
     return f"{gib:,.0f} GiB ({nbytes / 2**40:.4g} TiB)"
 
 
-def jacobian(fn, x, max_bytes=2**30):
+def jacobian(fn: Callable[[Tensor], Tensor], x: Any, max_bytes: int = 2**30) -> np.ndarray:
     """The explicit Jacobian of y = fn(x) in the lecture's layout: an array of shape
     ``x.shape + y.shape`` whose entry [i, j] is ∂y_j/∂x_i, so that dL/dx = J contracted with dL/dy.
 

@@ -6,7 +6,12 @@ while a kernel runs, except for tiny calls (under 16k multiply-adds or elements)
 where releasing it would cost more than the kernel. See the docstrings of each function.
 """
 
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._core import (  # noqa: F401  (re-exported API)
@@ -36,7 +41,7 @@ from ._core import (  # noqa: F401  (re-exported API)
 
 
 
-def config():
+def config() -> Dict[str, Any]:
     """What the kernels run with on this machine, as a dict.
 
     ``isa``: the kernel set in use; ``threads``: kernel threads; ``openmp``: whether the
@@ -64,7 +69,7 @@ def config():
 _MAX_BLOCK = 1 << 20  # kMaxBlock in cpp/src/blocking.hpp
 
 
-def set_blocking(kc=None, nc=None, mc=None):
+def set_blocking(kc: Optional[int] = None, nc: Optional[int] = None, mc: Optional[int] = None) -> None:
     """Override the GEMM's cache blocks for both dtypes and every kernel set.
 
     Each of ``kc`` (K slice), ``nc`` (columns of the packed B block) and ``mc`` (rows
@@ -88,7 +93,8 @@ def set_blocking(kc=None, nc=None, mc=None):
     _core.set_blocking(*values)
 
 
-def fma_peak(isa=None, dtype=np.float32, threads=None, seconds=0.2):
+def fma_peak(isa: Optional[str] = None, dtype: npt.DTypeLike = np.float32, threads: Optional[int] = None,
+             seconds: float = 0.2) -> float:
     """The FMA peak of a kernel set in GFLOP/s, measured now.
 
     Each of ``threads`` threads (default: the kernel thread count) runs independent

@@ -5,12 +5,17 @@ dtype, length and range, non-finite values — and a bad one raises a ValueError
 says what is wrong; nothing is recorded then.
 """
 
+from __future__ import annotations
+
+from typing import Tuple
+
 import numpy as np
+import numpy.typing as npt
 
 from .ops._common import _wrap
 from .kernels import cross_entropy_backward as _cross_entropy_backward
 from .kernels import cross_entropy_forward as _cross_entropy_forward
-from .tensor import Tensor, _accumulate, _const, _grad_mode, _node
+from .tensor import Operand, Tensor, _accumulate, _const, _grad_mode, _node
 
 __all__ = ["cross_entropy", "svm_loss", "mse_loss"]
 
@@ -20,7 +25,7 @@ __all__ = ["cross_entropy", "svm_loss", "mse_loss"]
 # --------------------------------------------------------------------------------------------
 
 
-def _check_finite(a, what, op):
+def _check_finite(a: np.ndarray, what: str, op: str) -> None:
     if not np.isfinite(a).all():
         bad = ~np.isfinite(a)
         first = tuple(int(i) for i in np.unravel_index(np.argmax(bad), a.shape))
@@ -28,7 +33,7 @@ def _check_finite(a, what, op):
                          f"the first at index {first} is {a[first]}")
 
 
-def _check_scores(scores, op, check_finite=True):
+def _check_scores(scores: Tensor, op: str, check_finite: bool = True) -> np.ndarray:
     if not isinstance(scores, Tensor):
         raise TypeError(f"{op}: scores must be a Tensor of shape (N, C), got {type(scores).__name__}")
     s = scores.data
@@ -40,7 +45,7 @@ def _check_scores(scores, op, check_finite=True):
     return s
 
 
-def _check_labels(labels, n, c, op):
+def _check_labels(labels: npt.ArrayLike, n: int, c: int, op: str) -> np.ndarray:
     if isinstance(labels, Tensor):
         raise TypeError(f"{op}: labels must be an integer array, got a Tensor of dtype {labels.data.dtype}")
     y = np.asarray(labels)
@@ -56,7 +61,7 @@ def _check_labels(labels, n, c, op):
     return y
 
 
-def _labels_as_int64(labels, n, c, op):
+def _labels_as_int64(labels: npt.ArrayLike, n: int, c: int, op: str) -> np.ndarray:
     """The labels as an (n,) int64 array, the kernels' type. An int64 array of the right shape is
     passed as it is (the kernel checks the range); anything else is checked here, then converted."""
     if type(labels) is np.ndarray and labels.dtype == np.int64 and labels.shape == (n,):
@@ -64,7 +69,7 @@ def _labels_as_int64(labels, n, c, op):
     return _check_labels(labels, n, c, op).astype(np.int64)  # other integer types: N integers
 
 
-def _scores_and_labels(scores, labels, op):
+def _scores_and_labels(scores: Tensor, labels: npt.ArrayLike, op: str) -> Tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """The checked (N, C) scores array, the (N,) labels, N, and arange(N) for row indexing."""
     s = _check_scores(scores, op)
     y = _check_labels(labels, s.shape[0], s.shape[1], op)
@@ -76,7 +81,7 @@ def _scores_and_labels(scores, labels, op):
 # --------------------------------------------------------------------------------------------
 
 
-def cross_entropy(logits, labels):
+def cross_entropy(logits: Tensor, labels: npt.ArrayLike) -> Tensor:
     """Mean over the batch of -log softmax(logits)[n, labels[n]]; logits (N, C), labels (N,) ints.
 
     The softmax, the loss and the backward run in the ``cross_entropy_forward`` /
@@ -108,7 +113,7 @@ def cross_entropy(logits, labels):
 # --------------------------------------------------------------------------------------------
 
 
-def svm_loss(scores, labels):
+def svm_loss(scores: Tensor, labels: npt.ArrayLike) -> Tensor:
     """Mean over the batch of Σ_{j≠y_n} max(0, s[n,j] - s[n,y_n] + 1); scores (N, C), labels (N,)."""
     op = "svm_loss"
     s, y, n, rows = _scores_and_labels(scores, labels, op)  # (N,C), (N,), N, arange(N)
@@ -135,7 +140,7 @@ def svm_loss(scores, labels):
 # --------------------------------------------------------------------------------------------
 
 
-def mse_loss(pred, target):
+def mse_loss(pred: Tensor, target: Operand) -> Tensor:
     """Mean over all elements of (pred - target)²; target is a Tensor or an array of pred's shape."""
     op = "mse_loss"
     if not isinstance(pred, Tensor):

@@ -26,7 +26,7 @@ The ``onnx`` package is imported only when ``export`` runs: ``pip install 'matgr
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 import numpy as np
 
@@ -48,7 +48,7 @@ _IR_VERSION = 8  # the IR version that came with opset 17: readable by older run
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _import_onnx():
+def _import_onnx() -> Tuple[Any, Any, Any]:
     try:
         import onnx  # the package: this module is matgrad.onnx, imports are absolute
         from onnx import helper, numpy_helper
@@ -61,7 +61,7 @@ def _display(path: str) -> str:
     return repr(path) if path else "<root>"
 
 
-def _exportable(layer: Module, cls: type) -> bool:
+def _exportable(layer: Module, cls: Type[Module]) -> bool:
     """``layer`` is a ``cls`` that computes what ``cls`` computes (no overridden forward/__call__)."""
     t = type(layer)
     return isinstance(layer, cls) and t.forward is cls.forward and t.__call__ is Module.__call__
@@ -71,7 +71,7 @@ _LEAVES = (Linear, ReLU, Tanh, Sigmoid, LeakyReLU, Conv2d, MaxPool2d, AvgPool2d,
            BatchNorm2d, LayerNorm, Flatten, Dropout)
 
 
-def _leaf_class(layer: Module) -> Optional[type]:
+def _leaf_class(layer: Module) -> Optional[Type[Module]]:
     for cls in _LEAVES:
         if _exportable(layer, cls):
             return cls
@@ -106,7 +106,7 @@ def _module_dtype(module: Module, x: np.ndarray) -> np.dtype:
 class _Graph:
     """The nodes and initializers being built, and the running name of the current value."""
 
-    def __init__(self, helper, numpy_helper, dtype: np.dtype):
+    def __init__(self, helper: Any, numpy_helper: Any, dtype: np.dtype) -> None:
         self.helper, self.numpy_helper, self.dtype = helper, numpy_helper, dtype
         self.nodes: List[Any] = []
         self.initializers: List[Any] = []
@@ -123,14 +123,14 @@ class _Graph:
         self.initializers.append(self.numpy_helper.from_array(a, name))
         return name
 
-    def node(self, op: str, inputs: List[str], path: str, **attrs) -> str:
+    def node(self, op: str, inputs: List[str], path: str, **attrs: Any) -> str:
         base = path or "root"
         out = self.name(f"{base}/{op}")
         self.nodes.append(self.helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
 
-def _emit_leaf(g: _Graph, cls: type, layer: Any, path: str, x: str, shape: Tuple[int, ...]) -> str:
+def _emit_leaf(g: _Graph, cls: Type[Module], layer: Any, path: str, x: str, shape: Tuple[int, ...]) -> str:
     """Add the nodes for one layer reading value ``x`` of (traced) ``shape``; returns its output."""
     p = f"{path}." if path else ""
     if cls is Linear:
@@ -190,9 +190,10 @@ def _trace(g: _Graph, module: Module, path: str, x: str, value: Tensor, batch: b
         return x, value, batch
     cls = _leaf_class(module)
     shape = tuple(value.data.shape)
-    y = _emit_leaf(g, cls, module, path, x, shape)
+    y = _emit_leaf(g, cls, module, path, x, shape)  # type: ignore[arg-type]  # _check_supported: a leaf class
     value = module(value)
-    if cls is Flatten and (module.start_axis == 0 or module.start_axis == -len(shape)):
+    if cls is Flatten and (module.start_axis == 0  # type: ignore[attr-defined]  # module is a Flatten
+                           or module.start_axis == -len(shape)):  # type: ignore[attr-defined]
         batch = False  # the batch axis was merged with the others
     return y, value, batch
 
@@ -203,7 +204,7 @@ def _eval_flags(module: Module) -> Callable[[], None]:
     saved = [(m, m.__dict__.get("training", missing)) for m in module.modules()]
     module.eval()
 
-    def restore():
+    def restore() -> None:
         for m, flag in saved:
             if flag is missing:
                 m.__dict__.pop("training", None)

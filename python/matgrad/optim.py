@@ -18,9 +18,11 @@ state, by optimizer (PyTorch's names):
   momentum 0).
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -30,7 +32,8 @@ from .tensor import Tensor, _drop_grad
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "StepLR"]
 
 
-def _check_number(name, value, low=0.0, high=None, open_low=False):
+def _check_number(name: str, value: Any, low: float = 0.0, high: Optional[float] = None,
+                  open_low: bool = False) -> float:
     ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
           and math.isfinite(value))
     if ok:
@@ -41,7 +44,7 @@ def _check_number(name, value, low=0.0, high=None, open_low=False):
     return float(value)
 
 
-def _check_keys(where, got, expected):
+def _check_keys(where: str, got: Any, expected: Sequence[str]) -> None:
     """KeyError (the wording of Module.load_state_dict) unless mapping ``got`` has exactly the keys
     ``expected``."""
     if not isinstance(got, Mapping):
@@ -52,20 +55,21 @@ def _check_keys(where, got, expected):
         raise KeyError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
 
 
-def _check_count(where, value, low):
+def _check_count(where: str, value: Any, low: int) -> int:
     """An int (not a bool) >= low, as a Python int."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{where} must be an integer >= {low}, got {value!r}")
     return int(value)
 
 
-def _check_flag(where, value):
+def _check_flag(where: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{where} must be True or False, got {value!r}")
     return bool(value)
 
 
-def _copy_state_array(where, value, param, index, allow_none=False):
+def _copy_state_array(where: str, value: Any, param: Tensor, index: int,
+                      allow_none: bool = False) -> Optional[np.ndarray]:
     """A C-contiguous copy of ``value`` in ``param``'s dtype, once its type (an ndarray; None too
     when ``allow_none``), shape (the parameter's) and dtype kind (floating point) are checked."""
     if value is None and allow_none:
@@ -80,14 +84,16 @@ def _copy_state_array(where, value, param, index, allow_none=False):
     return np.array(value, dtype=param.data.dtype, order="C", copy=True)
 
 
-def _copy_or_none(a):
+def _copy_or_none(a: Optional[np.ndarray]) -> Optional[np.ndarray]:
     return None if a is None else a.copy()
 
 
 class Optimizer:
     """Holds the parameters; ``zero_grad()`` drops their gradients, ``step()`` updates them."""
 
-    def __init__(self, params):
+    lr: float  # set by every subclass (StepLR changes it)
+
+    def __init__(self, params: Iterable[Tensor]) -> None:
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -100,28 +106,36 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.data.shape}) is read-only")
         self.params = params
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Drop the parameters' gradients (``.grad = None``; an unreferenced buffer is kept for
         the next backward to write into)."""
         for p in self.params:
             _drop_grad(p)
 
-    def step(self):
+    def step(self) -> None:
         raise NotImplementedError
 
     # ---- state ---------------------------------------------------------------------------------
     # A subclass lists its hyper-parameters in _HYPER and its per-parameter keys in _PARAM_KEYS,
     # and defines _hyper_state, _check_hyper, _param_state, _check_param_state and _install.
-    _HYPER: tuple = ()
-    _PARAM_KEYS: tuple = ()
+    _HYPER: Tuple[str, ...] = ()
+    _PARAM_KEYS: Tuple[str, ...] = ()
 
-    def state_dict(self) -> dict[str, Any]:
+    if TYPE_CHECKING:  # what each subclass defines (signatures only)
+        def _hyper_state(self) -> Dict[str, Any]: ...
+        def _check_hyper(self, where: str, state: Mapping[str, Any]) -> Dict[str, Any]: ...
+        def _param_state(self, i: int) -> Dict[str, Any]: ...
+        def _check_param_state(self, at: str, i: int, p: Tensor, entry: Mapping[str, Any],
+                               hyper: Dict[str, Any]) -> Any: ...
+        def _install(self, hyper: Dict[str, Any], per_param: List[Any]) -> None: ...
+
+    def state_dict(self) -> Dict[str, Any]:
         """The optimizer's state as plain values and ndarray copies: ``type`` (the class name),
         the hyper-parameters (``lr``, ...) and ``state``, a list with one dict per parameter (see
         the module docstring). Changing the result changes nothing in the optimizer."""
         if not self._PARAM_KEYS:
             raise NotImplementedError(f"{type(self).__name__} does not define state_dict")
-        state = {"type": type(self).__name__}
+        state: Dict[str, Any] = {"type": type(self).__name__}
         state.update(self._hyper_state())
         state["state"] = [self._param_state(i) for i in range(len(self.params))]
         return state
@@ -133,7 +147,7 @@ class Optimizer:
         TypeError or ValueError, nothing changed); arrays are copied, in the parameters' dtype."""
         self._install(*self._prepare_state(state))
 
-    def _prepare_state(self, state):
+    def _prepare_state(self, state: Mapping[str, Any]) -> Tuple[Dict[str, Any], List[Any]]:
         """The checked, copied contents of ``state``, ready for ``_install``; writes nothing."""
         name = type(self).__name__
         where = f"{name}.load_state_dict"
@@ -165,7 +179,8 @@ class SGD(Optimizer):
     p -= lr·(g + momentum·v), with v updated first.
     """
 
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False) -> None:
         super().__init__(params)
         self.lr = _check_number("SGD: lr", lr, open_low=True)
         self.momentum = _check_number("SGD: momentum", momentum)
@@ -175,10 +190,10 @@ class SGD(Optimizer):
         if nesterov and self.momentum <= 0:
             raise ValueError(f"SGD: nesterov requires momentum > 0, got momentum={momentum!r}")
         self.nesterov = bool(nesterov)
-        self._velocity = [None] * len(self.params)
-        self._scratch = [None] * len(self.params)  # per parameter: no temporaries at each step
+        self._velocity: List[Optional[np.ndarray]] = [None] * len(self.params)
+        self._scratch: List[Optional[np.ndarray]] = [None] * len(self.params)  # per parameter: no temporaries
 
-    def step(self):
+    def step(self) -> None:
         lr, mu, wd, nesterov = self.lr, self.momentum, self.weight_decay, self.nesterov
         for i, p in enumerate(self.params):
             g = p.grad
@@ -213,11 +228,11 @@ class SGD(Optimizer):
     _HYPER = ("lr", "momentum", "weight_decay", "nesterov")
     _PARAM_KEYS = ("momentum_buffer",)
 
-    def _hyper_state(self):
+    def _hyper_state(self) -> Dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
                 "nesterov": self.nesterov}
 
-    def _check_hyper(self, where, state):
+    def _check_hyper(self, where: str, state: Mapping[str, Any]) -> Dict[str, Any]:
         hyper = {"lr": _check_number(f"{where}: lr", state["lr"], open_low=True),
                  "momentum": _check_number(f"{where}: momentum", state["momentum"]),
                  "weight_decay": _check_number(f"{where}: weight_decay", state["weight_decay"]),
@@ -226,16 +241,17 @@ class SGD(Optimizer):
             raise ValueError(f"{where}: nesterov requires momentum > 0, got momentum={state['momentum']!r}")
         return hyper
 
-    def _param_state(self, i):
+    def _param_state(self, i: int) -> Dict[str, Any]:
         return {"momentum_buffer": _copy_or_none(self._velocity[i])}
 
-    def _check_param_state(self, at, i, p, entry, hyper):
+    def _check_param_state(self, at: str, i: int, p: Tensor, entry: Mapping[str, Any],
+                           hyper: Dict[str, Any]) -> Any:
         buf = _copy_state_array(f"{at}['momentum_buffer']", entry["momentum_buffer"], p, i, allow_none=True)
         if buf is not None and not hyper["momentum"]:
             raise ValueError(f"{at}['momentum_buffer'] must be None with momentum 0")
         return buf
 
-    def _install(self, hyper, buffers):
+    def _install(self, hyper: Dict[str, Any], buffers: List[Any]) -> None:
         self.lr, self.momentum = hyper["lr"], hyper["momentum"]
         self.weight_decay, self.nesterov = hyper["weight_decay"], hyper["nesterov"]
         self._velocity = buffers
@@ -245,7 +261,8 @@ class Adam(Optimizer):
     """g = grad + weight_decay·p;  m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;
     p -= lr · m̂ / (√v̂ + eps) with m̂ = m/(1-β1^t), v̂ = v/(1-β2^t), t the parameter's step count."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params)
         self.lr = _check_number("Adam: lr", lr, open_low=True)
         try:
@@ -258,9 +275,9 @@ class Adam(Optimizer):
         self._m = [np.zeros_like(p.data) for p in self.params]
         self._v = [np.zeros_like(p.data) for p in self.params]
         self._t = [0] * len(self.params)
-        self._scratch = [None] * len(self.params)
+        self._scratch: List[Optional[np.ndarray]] = [None] * len(self.params)
 
-    def step(self):
+    def step(self) -> None:
         lr, eps, wd = self.lr, self.eps, self.weight_decay
         b1, b2 = self.betas
         for i, p in enumerate(self.params):
@@ -292,10 +309,10 @@ class Adam(Optimizer):
     _HYPER = ("lr", "betas", "eps", "weight_decay")
     _PARAM_KEYS = ("step", "exp_avg", "exp_avg_sq")
 
-    def _hyper_state(self):
+    def _hyper_state(self) -> Dict[str, Any]:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
 
-    def _check_hyper(self, where, state):
+    def _check_hyper(self, where: str, state: Mapping[str, Any]) -> Dict[str, Any]:
         betas = state["betas"]
         if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
             raise ValueError(f"{where}: betas must be a pair (beta1, beta2), got {betas!r}")
@@ -305,15 +322,16 @@ class Adam(Optimizer):
                 "eps": _check_number(f"{where}: eps", state["eps"]),
                 "weight_decay": _check_number(f"{where}: weight_decay", state["weight_decay"])}
 
-    def _param_state(self, i):
+    def _param_state(self, i: int) -> Dict[str, Any]:
         return {"step": self._t[i], "exp_avg": self._m[i].copy(), "exp_avg_sq": self._v[i].copy()}
 
-    def _check_param_state(self, at, i, p, entry, hyper):
+    def _check_param_state(self, at: str, i: int, p: Tensor, entry: Mapping[str, Any],
+                           hyper: Dict[str, Any]) -> Any:
         return (_check_count(f"{at}['step']", entry["step"], 0),
                 _copy_state_array(f"{at}['exp_avg']", entry["exp_avg"], p, i),
                 _copy_state_array(f"{at}['exp_avg_sq']", entry["exp_avg_sq"], p, i))
 
-    def _install(self, hyper, per_param):
+    def _install(self, hyper: Dict[str, Any], per_param: List[Any]) -> None:
         self.lr, self.betas = hyper["lr"], hyper["betas"]
         self.eps, self.weight_decay = hyper["eps"], hyper["weight_decay"]
         self._t = [t for t, _, _ in per_param]
@@ -325,7 +343,8 @@ class RMSprop(Optimizer):
     """PyTorch's RMSprop: g = grad + weight_decay·p;  v = α·v + (1-α)·g²  (v starts at 0);
     p -= lr·g/(√v + eps), or with momentum μ > 0: b = μ·b + g/(√v + eps) (b starts at 0), p -= lr·b."""
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0):
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0) -> None:
         super().__init__(params)
         self.lr = _check_number("RMSprop: lr", lr, open_low=True)
         self.alpha = _check_number("RMSprop: alpha", alpha, high=1.0)
@@ -333,10 +352,10 @@ class RMSprop(Optimizer):
         self.weight_decay = _check_number("RMSprop: weight_decay", weight_decay)
         self.momentum = _check_number("RMSprop: momentum", momentum)
         self._v = [np.zeros_like(p.data) for p in self.params]
-        self._buf = [None] * len(self.params)  # momentum buffers, made at a parameter's first step
-        self._scratch = [None] * len(self.params)
+        self._buf: List[Optional[np.ndarray]] = [None] * len(self.params)  # made at a parameter's first step
+        self._scratch: List[Optional[np.ndarray]] = [None] * len(self.params)
 
-    def step(self):
+    def step(self) -> None:
         lr, alpha, eps, wd, mu = self.lr, self.alpha, self.eps, self.weight_decay, self.momentum
         for i, p in enumerate(self.params):
             g = p.grad
@@ -366,28 +385,29 @@ class RMSprop(Optimizer):
     _HYPER = ("lr", "alpha", "eps", "weight_decay", "momentum")
     _PARAM_KEYS = ("square_avg", "momentum_buffer")
 
-    def _hyper_state(self):
+    def _hyper_state(self) -> Dict[str, Any]:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
                 "momentum": self.momentum}
 
-    def _check_hyper(self, where, state):
+    def _check_hyper(self, where: str, state: Mapping[str, Any]) -> Dict[str, Any]:
         return {"lr": _check_number(f"{where}: lr", state["lr"], open_low=True),
                 "alpha": _check_number(f"{where}: alpha", state["alpha"], high=1.0),
                 "eps": _check_number(f"{where}: eps", state["eps"]),
                 "weight_decay": _check_number(f"{where}: weight_decay", state["weight_decay"]),
                 "momentum": _check_number(f"{where}: momentum", state["momentum"])}
 
-    def _param_state(self, i):
+    def _param_state(self, i: int) -> Dict[str, Any]:
         return {"square_avg": self._v[i].copy(), "momentum_buffer": _copy_or_none(self._buf[i])}
 
-    def _check_param_state(self, at, i, p, entry, hyper):
+    def _check_param_state(self, at: str, i: int, p: Tensor, entry: Mapping[str, Any],
+                           hyper: Dict[str, Any]) -> Any:
         v = _copy_state_array(f"{at}['square_avg']", entry["square_avg"], p, i)
         buf = _copy_state_array(f"{at}['momentum_buffer']", entry["momentum_buffer"], p, i, allow_none=True)
         if buf is not None and not hyper["momentum"]:
             raise ValueError(f"{at}['momentum_buffer'] must be None with momentum 0")
         return v, buf
 
-    def _install(self, hyper, per_param):
+    def _install(self, hyper: Dict[str, Any], per_param: List[Any]) -> None:
         self.lr, self.alpha, self.eps = hyper["lr"], hyper["alpha"], hyper["eps"]
         self.weight_decay, self.momentum = hyper["weight_decay"], hyper["momentum"]
         self._v = [v for v, _ in per_param]
@@ -398,7 +418,7 @@ class StepLR:
     """Multiply the optimizer's lr by gamma every ``step_size`` epochs: call ``step()`` once per
     epoch; after e calls, lr = initial_lr · gamma^(e // step_size) (PyTorch's StepLR)."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"StepLR: optimizer must be a matgrad Optimizer, got {type(optimizer).__name__}")
         if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)) or step_size < 1:
@@ -409,17 +429,17 @@ class StepLR:
         self.base_lr = float(optimizer.lr)
         self.last_epoch = 0
 
-    def step(self):
+    def step(self) -> None:
         """End of an epoch: set the optimizer's lr for the next one."""
         self.last_epoch += 1
         self.optimizer.lr = self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> List[float]:
         """The learning rates now in use, as a list (one per parameter group, as in PyTorch: matgrad's
         optimizers have one)."""
         return [self.optimizer.lr]
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> Dict[str, Any]:
         """``{"type": "StepLR", "step_size", "gamma", "base_lrs": [initial lr], "last_epoch"}``:
         plain values (JSON-able: ``mg.save(..., extra={"scheduler": sched.state_dict()})``)."""
         return {"type": "StepLR", "step_size": self.step_size, "gamma": self.gamma,

@@ -28,11 +28,13 @@ read and checked against the module and the optimizer before anything is written
 unopenable file raises the OSError of ``open``.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import tempfile
-from collections.abc import Mapping
-from typing import Any, Optional, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Dict, Optional, Set, Union
 
 import numpy as np
 
@@ -56,7 +58,7 @@ class CheckpointError(ValueError):
 
 
 # ---- encoding: nested values -> JSON text + named arrays ----------------------------------------
-def _encode(value, key, arrays):
+def _encode(value: Any, key: str, arrays: Dict[str, np.ndarray]) -> Any:
     """The JSON-able form of ``value``; each ndarray goes into ``arrays[key]`` and is replaced by
     ``{"__ndarray__": key}``. ``key`` is the value's path (``extra/rng/state``), for messages."""
     if isinstance(value, np.ndarray):
@@ -73,7 +75,7 @@ def _encode(value, key, arrays):
     if isinstance(value, (float, np.floating)):
         return float(value)
     if isinstance(value, Mapping):
-        out = {}
+        out: Dict[str, Any] = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise TypeError(f"save: {key} has a key {k!r}; keys must be strings")
@@ -87,7 +89,8 @@ def _encode(value, key, arrays):
                     "floats, strings, ndarrays, and lists, tuples and dicts of them")
 
 
-def _decode(node, arrays, used, damaged):
+def _decode(node: Any, arrays: Dict[str, np.ndarray], used: Set[str],
+            damaged: Callable[[str], CheckpointError]) -> Any:
     """Inverse of ``_encode``: references replaced by the arrays they name (each used once)."""
     if isinstance(node, dict):
         if set(node) == {_REF}:
@@ -103,7 +106,7 @@ def _decode(node, arrays, used, damaged):
 
 
 # ---- writing ------------------------------------------------------------------------------------
-def _umask():
+def _umask() -> int:
     try:  # Linux: read it without changing it (os.umask would, for every thread, for a moment)
         with open("/proc/self/status") as f:
             for line in f:
@@ -116,7 +119,7 @@ def _umask():
     return mask
 
 
-def _fsync_directory(directory):
+def _fsync_directory(directory: str) -> None:
     """Make the rename durable where the system allows opening and fsync'ing a folder."""
     if os.name != "posix":
         return
@@ -172,7 +175,7 @@ def save(module: Module, path: PathLike, optimizer: Optional[Optimizer] = None,
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), mode)
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # mypy matches **arrays to allow_pickle too
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -186,7 +189,7 @@ def save(module: Module, path: PathLike, optimizer: Optional[Optimizer] = None,
 
 
 # ---- reading ------------------------------------------------------------------------------------
-def _read_arrays(path, label):
+def _read_arrays(path: PathLike, label: str) -> Dict[str, np.ndarray]:
     """{entry name: ndarray} of the whole archive, or CheckpointError."""
     with open(path, "rb") as fh:  # a missing file: the OSError of open
         try:
@@ -207,7 +210,7 @@ def _read_arrays(path, label):
     return arrays
 
 
-def _json_entry(arrays, key, damaged):
+def _json_entry(arrays: Dict[str, np.ndarray], key: str, damaged: Callable[[str], CheckpointError]) -> Any:
     a = arrays[key]
     if a.shape != () or a.dtype.kind != "U":
         raise damaged(f"{key} is not a string")
@@ -217,7 +220,7 @@ def _json_entry(arrays, key, damaged):
         raise damaged(f"{key} is not valid JSON ({exc})") from None
 
 
-def _detail(exc, prefixes):
+def _detail(exc: BaseException, prefixes: Sequence[str]) -> str:
     msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     for prefix in prefixes:
         if msg.startswith(prefix):
@@ -225,7 +228,7 @@ def _detail(exc, prefixes):
     return msg
 
 
-def _restore(path, module, optimizer, caller):
+def _restore(path: PathLike, module: Module, optimizer: Optional[Optimizer], caller: str) -> Dict[str, Any]:
     """Read ``path`` into ``module`` (and ``optimizer``) after checking everything; returns extra."""
     if not isinstance(module, Module):
         raise TypeError(f"{caller}: module must be a matgrad Module, got {type(module).__name__}")
@@ -237,9 +240,12 @@ def _restore(path, module, optimizer, caller):
     shapes = {n: p.data.shape for n, p in module.named_parameters()}
     shapes.update((n, np.shape(b)) for n, b in module.named_buffers())
 
-    def damaged(what):
+    def damaged(what: str) -> CheckpointError:
         return CheckpointError(f"load: {label} is a damaged matgrad checkpoint: {what}")
 
+    state: Dict[str, np.ndarray]
+    opt_state: Any
+    extra: Optional[Dict[str, Any]]
     if MARKER not in arrays:  # a file of the older save: {name: array}
         state, opt_state, extra = arrays, None, {}
         missing = [k for k in names if k not in state]
@@ -297,7 +303,7 @@ def _restore(path, module, optimizer, caller):
         raise CheckpointError(f"load: {label} does not match the module: "
                               f"{_detail(exc, ['load_state_dict: '])}") from exc
     if prepared is not None:
-        optimizer._install(*prepared)  # already checked: cannot fail
+        optimizer._install(*prepared)  # type: ignore[union-attr]  # prepared: optimizer given; checked, cannot fail
     return extra
 
 
@@ -311,7 +317,7 @@ def load(module: Module, path: PathLike, optimizer: Optional[Optimizer] = None) 
     return module
 
 
-def load_checkpoint(path: PathLike, module: Module, optimizer: Optional[Optimizer] = None) -> dict:
+def load_checkpoint(path: PathLike, module: Module, optimizer: Optional[Optimizer] = None) -> Dict[str, Any]:
     """``load(module, path, optimizer)``, returning the checkpoint's ``extra`` dict instead (an
     empty dict when the file has none): e.g. ``extra = load_checkpoint(path, model, opt)``, then
     ``start = extra["epoch"] + 1``. Errors as ``load``."""

@@ -17,16 +17,32 @@ in place). Leaves end every pass with an owned, C-contiguous ``.grad``; intermed
 are dropped as soon as their op's backward has run.
 """
 
+from __future__ import annotations
+
 import functools
 import itertools
 import operator
 import sys
 import threading
-from typing import Any, Iterator, Optional, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, FrozenSet, Iterator, List, Literal, Optional, Sequence, SupportsIndex,
+                    Tuple, TypeVar, Union)
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["Tensor", "tensor", "from_dlpack", "no_grad", "enable_grad", "is_grad_enabled"]
+
+# Type aliases for annotations (see python/matgrad/py.typed): what the ops accept.
+Number = Union[int, float, np.integer, np.floating]
+"""A Python or numpy real number."""
+Operand = Union["Tensor", npt.ArrayLike]
+"""An op's operand: a Tensor, or an ndarray, a number or a nested list (a constant)."""
+Axis = Union[None, int, np.integer, Sequence[SupportsIndex]]
+"""Reduction axes: None (all of them), one axis or several."""
+Backward = Callable[[np.ndarray, bool], None]
+"""An op's closure ``backward(gy, own)``: sends dL/dy to the op's inputs."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -37,15 +53,15 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class _GradMode(threading.local):
-    def __init__(self):
+    def __init__(self) -> None:
         self.enabled = True
-        self.saved = []  # the states to restore, innermost last
+        self.saved: List[bool] = []  # the states to restore, innermost last
 
 
 _grad_mode = _GradMode()
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
     """True when ops record the graph in this thread (the default)."""
     return _grad_mode.enabled
 
@@ -55,26 +71,26 @@ class _SetGradMode:
 
     _enabled = True
 
-    def __enter__(self):
+    def __enter__(self) -> _SetGradMode:
         mode = _grad_mode
         mode.saved.append(mode.enabled)
         mode.enabled = self._enabled
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         mode = _grad_mode
         mode.enabled = mode.saved.pop()
         return False
 
-    def __call__(self, func):
+    def __call__(self, func: _F) -> _F:
         cls = type(self)
 
         @functools.wraps(func)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             with cls():
                 return func(*args, **kwargs)
 
-        return wrapper
+        return wrapper  # type: ignore[return-value]  # functools.wraps keeps func's signature
 
 
 class no_grad(_SetGradMode):
@@ -97,7 +113,7 @@ class enable_grad(_SetGradMode):
 # --------------------------------------------------------------------------------------------
 
 
-def _as_array(data, dtype=None):
+def _as_array(data: Any, dtype: Optional[npt.DTypeLike] = None) -> np.ndarray:
     """Return ``data`` as a C-contiguous, aligned float32/float64 ndarray (no copy when already one)."""
     if dtype is not None:
         dtype = np.dtype(dtype)
@@ -137,11 +153,12 @@ def _as_array(data, dtype=None):
 _DLPACK_CPU = (1, 0)  # (kDLCPU, device 0): where every matgrad tensor lives
 
 
-def _numpy_dlpack_keywords():
+def _numpy_dlpack_keywords() -> FrozenSet[str]:
     """The keywords this numpy's ``ndarray.__dlpack__`` accepts besides ``stream``: numpy >= 2.1
     takes ``max_version``, ``dl_device`` and ``copy``; 1.22 to 2.0 take ``stream`` only."""
     probe = np.empty(0)
-    accepted = set()
+    accepted: set[str] = set()
+    value: Any  # each keyword's own type
     for name, value in (("max_version", (1, 0)), ("dl_device", _DLPACK_CPU), ("copy", None)):
         try:
             probe.__dlpack__(**{name: value})  # the capsule, never consumed, frees itself
@@ -154,7 +171,7 @@ def _numpy_dlpack_keywords():
 _NP_DLPACK_KW = _numpy_dlpack_keywords()
 
 
-def _import_dlpack(obj, who):
+def _import_dlpack(obj: Any, who: str) -> np.ndarray:
     """``np.from_dlpack(obj)``: an ndarray sharing obj's memory (read-only when obj exports it so),
     with the exporter's refusals turned into TypeErrors that say what to do."""
     try:
@@ -186,7 +203,17 @@ class Tensor:
                  "__weakref__")  # weakref.ref(tensor) works (e.g. to check that a graph was freed)
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
-    def __init__(self, data, dtype=None, requires_grad=False):
+    data: np.ndarray
+    grad: Optional[np.ndarray]
+    requires_grad: bool
+    _prev: Tuple[Tensor, ...]
+    _backward: Optional[Backward]
+    _op: Optional[str]
+    _gown: Optional[np.ndarray]
+    _spare: Optional[np.ndarray]
+    _seq: int
+
+    def __init__(self, data: Any, dtype: Optional[npt.DTypeLike] = None, requires_grad: bool = False) -> None:
         self.data = _as_array(data, dtype)
         self.grad = None
         self.requires_grad = bool(requires_grad)
@@ -199,42 +226,42 @@ class Tensor:
 
     # ---- ndarray-like read-only views --------------------------------------------------------
     @property
-    def shape(self):
+    def shape(self) -> Tuple[int, ...]:
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.data.dtype
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return self.data.ndim
 
     @property
-    def size(self):
+    def size(self) -> int:
         return self.data.size
 
     @property
-    def is_leaf(self):
+    def is_leaf(self) -> bool:
         """True for tensors made by the user (not by a recorded op)."""
         return self._backward is None
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """The underlying ndarray (shared, not copied)."""
         return self.data
 
-    def item(self):
+    def item(self) -> Any:
         """The single element as a Python float."""
         if self.data.size != 1:
             raise ValueError(f"item: the tensor has shape {self.data.shape} ({self.data.size} elements); "
                              "item() needs exactly one element")
         return self.data.item()
 
-    def detach(self):
+    def detach(self) -> Tensor:
         """A constant tensor sharing this one's data, outside any graph."""
         return _const(self.data)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Drop the accumulated gradient (``.grad = None``); see ``_drop_grad``."""
         _drop_grad(self)
 
@@ -270,7 +297,7 @@ class Tensor:
         if stream is not None:
             raise ValueError(f"__dlpack__: matgrad tensors live on the CPU, which has no streams; stream must "
                              f"be None, got {stream!r}")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if dl_device is not None:
             try:
                 device = tuple(int(v) for v in dl_device)
@@ -296,7 +323,7 @@ class Tensor:
         """Where the data lives, as DLPack's (device_type, device_id): always the CPU, ``(1, 0)``."""
         return _DLPACK_CPU
 
-    def _scalar(self, kind):
+    def _scalar(self, kind: str) -> Any:
         if self.data.size != 1:
             raise TypeError(f"{kind}(): only a tensor with exactly one element can be converted to a Python "
                             f"scalar; this one has shape {self.data.shape} ({self.data.size} elements)")
@@ -318,7 +345,7 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
-    def __iter__(self) -> Iterator["Tensor"]:
+    def __iter__(self) -> Iterator[Tensor]:
         """Iterate over the first axis: yields ``t[0], t[1], ...``, each a getitem op recorded in the
         graph (gradients flow back to t), a constant under ``no_grad``. TypeError for a 0-d tensor.
 
@@ -334,15 +361,45 @@ class Tensor:
         tensor's truth is not its values; compare ``t.item()`` or ``t.data`` instead."""
         return True
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         body = np.array2string(self.data, prefix="tensor(", separator=", ")
         extra = ", requires_grad=True" if self.requires_grad else ""
         if self._op is not None:
             extra += f", op={self._op}"
         return f"tensor({body}, dtype={self.data.dtype}{extra})"
 
+    # ---- the operators and methods that matgrad.ops binds onto Tensor -------------------------
+    if TYPE_CHECKING:  # their signatures, for type checkers; at run time ops/__init__.py sets them
+        def __matmul__(self, other: Operand) -> Tensor: ...
+        def __rmatmul__(self, other: Operand) -> Tensor: ...
+        def __add__(self, other: Operand) -> Tensor: ...
+        def __radd__(self, other: Operand) -> Tensor: ...
+        def __sub__(self, other: Operand) -> Tensor: ...
+        def __rsub__(self, other: Operand) -> Tensor: ...
+        def __mul__(self, other: Operand) -> Tensor: ...
+        def __rmul__(self, other: Operand) -> Tensor: ...
+        def __truediv__(self, other: Operand) -> Tensor: ...
+        def __rtruediv__(self, other: Operand) -> Tensor: ...
+        def __pow__(self, p: Number) -> Tensor: ...
+        def __neg__(self) -> Tensor: ...
+        def __getitem__(self, index: Any) -> Tensor: ...
+
+        @property
+        def T(self) -> Tensor:
+            """The transpose (axes reversed): a view, recorded in the graph."""
+
+        def relu(self) -> Tensor: ...
+        def tanh(self) -> Tensor: ...
+        def sigmoid(self) -> Tensor: ...
+        def exp(self) -> Tensor: ...
+        def log(self) -> Tensor: ...
+        def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor: ...
+        def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor: ...
+        def reshape(self, *shape: Union[int, Sequence[int]]) -> Tensor: ...
+        def flatten(self, start_axis: int = 1) -> Tensor: ...
+
     # ---- reverse mode ------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad: Optional[Operand] = None, retain_graph: bool = False) -> None:
         """Backpropagate from this tensor: accumulate dL/d(leaf) into every leaf's ``.grad``.
 
         ``grad`` is dL/d(self), of self's shape and dtype; it may be omitted only when self has
@@ -353,6 +410,7 @@ class Tensor:
             raise RuntimeError("backward: this tensor does not require grad (it was made from inputs "
                                "that do not require grad, or inside no_grad())")
         shape, dtype = self.data.shape, self.data.dtype
+        g: Optional[np.ndarray]
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(f"backward: the tensor has shape {shape}; pass grad=dL/dy of that shape "
@@ -380,7 +438,7 @@ class Tensor:
                 own = gy is not None and node._gown is gy
                 node.grad = node._gown = None  # intermediates keep no gradient
                 if gy is not None:
-                    node._backward(gy, own)
+                    node._backward(gy, own)  # type: ignore[misc]  # every op in ops has a backward
                 if not retain_graph:
                     node._backward = _released
                     node._prev = ()
@@ -394,7 +452,7 @@ class Tensor:
                 leaf.grad = leaf._gown = np.array(g, order="C")  # never hand the caller a shared buffer
 
 
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(data: Any, dtype: Optional[npt.DTypeLike] = None, requires_grad: bool = False) -> Tensor:
     """Make a leaf Tensor.
 
     float32/float64 ndarrays are kept as they are (no copy when C-contiguous); Python numbers,
@@ -447,7 +505,7 @@ def from_dlpack(obj: Any, *, copy: Optional[bool] = None, requires_grad: bool = 
 _new = object.__new__
 
 
-def _node(data, prev, backward, op):
+def _node(data: Any, prev: Tuple[Tensor, ...], backward: Optional[Backward], op: Optional[str]) -> Tensor:
     """An op's output: remembers its inputs and the closure that backpropagates to them."""
     t = _new(Tensor)
     t.data = data if type(data) is np.ndarray else np.asarray(data)
@@ -465,14 +523,14 @@ def _node(data, prev, backward, op):
 _next_seq = itertools.count().__next__  # creation order of op outputs: see _graph
 
 
-def _const(data):
+def _const(data: Any) -> Tensor:
     """A tensor outside any graph around an ndarray that is already valid (no checks)."""
     t = _node(data, (), None, None)
     t.requires_grad = False
     return t
 
 
-def _drop_grad(t):
+def _drop_grad(t: Tensor) -> None:
     """``t.grad = None``, keeping the buffer as ``t._spare`` for the next backward to write into
     when nothing else references it: big gradients are then not reallocated (and page-faulted)
     at every training step. A buffer the caller still holds is never reused."""
@@ -483,18 +541,18 @@ def _drop_grad(t):
         t._spare = g
 
 
-def _unique_refs():
+def _unique_refs() -> int:
     """What getrefcount reports for an array held by one local name only (2 up to Python 3.13;
     measured, not assumed, since interpreters count stack references differently)."""
     g = np.empty(1)
-    return _getrefcount(g)
+    return _getrefcount(g)  # type: ignore[misc]  # called only where getrefcount exists
 
 
-_getrefcount = getattr(sys, "getrefcount", None)  # absent on PyPy: no reuse there
+_getrefcount: Optional[Callable[[Any], int]] = getattr(sys, "getrefcount", None)  # absent on PyPy: no reuse there
 _UNIQUE_REFS = _unique_refs() if _getrefcount is not None else None
 
 
-def _accumulate(t, g, own):
+def _accumulate(t: Tensor, g: Any, own: bool) -> None:
     """t.grad += g. ``own``: g is a fresh buffer nobody else holds, so t may keep and write it."""
     if type(g) is not np.ndarray:  # a numpy scalar from a ufunc on 0-d arrays cannot be added into
         g = np.asarray(g)
@@ -508,7 +566,7 @@ def _accumulate(t, g, own):
         t.grad = t._gown = np.add(cur, g, order="C")
 
 
-def _released(gy, own):
+def _released(gy: np.ndarray, own: bool) -> None:
     raise RuntimeError(_RELEASED_MSG)
 
 
@@ -517,7 +575,7 @@ _RELEASED_MSG = ("backward: the graph behind this tensor was already released by
                  "backpropagate through the same graph twice")
 
 
-def _graph(root):
+def _graph(root: Tensor) -> Tuple[List[Tensor], List[Tensor]]:
     """The recorded ops that lead to ``root`` (root first, each before all of its inputs) and the
     leaves that require grad behind it.
 

@@ -1,8 +1,11 @@
 """Draw the graph behind a tensor as Graphviz DOT source (and as SVG/PNG when Graphviz is installed)."""
 
+from __future__ import annotations
+
 import os
 import shutil
 import subprocess
+from typing import List, Mapping, Optional, Union
 
 from .tensor import Tensor
 
@@ -11,11 +14,12 @@ __all__ = ["to_dot"]
 _RENDERED = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
 
 
-def _escape(text):
+def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def to_dot(t, path=None, names=None):
+def to_dot(t: Tensor, path: Union[str, os.PathLike[str], None] = None,
+           names: Optional[Mapping[str, Tensor]] = None) -> str:
     """Return the DOT source of the graph that produced ``t``: one box per tensor with its op
     (``leaf`` or ``const`` for inputs), shape and dtype; edges run from inputs to outputs.
 
@@ -27,7 +31,8 @@ def to_dot(t, path=None, names=None):
         raise TypeError(f"to_dot: expected a Tensor, got {type(t).__name__}")
     label_of = {id(v): k for k, v in (names or {}).items()}
     ids = {id(t): 0}
-    nodes, edges = [], []
+    nodes: List[str] = []
+    edges: List[str] = []
     stack = [t]
     while stack:  # iterative: deep graphs are fine
         node = stack.pop()
@@ -56,7 +61,7 @@ def to_dot(t, path=None, names=None):
     return src
 
 
-def _write(src, path):
+def _write(src: str, path: str) -> None:
     ext = os.path.splitext(path)[1].lower()
     if ext in (".dot", ".gv"):
         with open(path, "w", encoding="utf-8") as f:

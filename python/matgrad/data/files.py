@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import zipfile
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -124,6 +124,7 @@ def _load_csv(path: str, target: Optional[str]) -> Table:
             raise DataError(f"{path}: row {i + 1} (line {i + 2}) has {len(r)} fields, the header {len(header)}")
     feature_cols = [j for j in range(len(header)) if j != t]
     x = np.empty((len(body), len(feature_cols)))
+    v: Union[float, str, None]  # a feature's value, then a label's text
     for k, j in enumerate(feature_cols):
         for i, r in enumerate(body):
             v = _number(r[j])

@@ -1,7 +1,13 @@
 """Sequential and MLP."""
 
-import numpy as np
+from __future__ import annotations
 
+from typing import Any, Iterator, List, Sequence, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+from ..tensor import Tensor
 from .activations import ReLU
 from .linear import Linear
 from .module import Module
@@ -16,13 +22,13 @@ class Sequential(Module):
     node: the bias and the ReLU are applied as the GEMM writes its output.
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Module) -> None:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, not a Module")
         self.layers = list(layers)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Tensor:
         layers = self.layers
         i, count = 0, len(layers)
         while i < count:
@@ -36,20 +42,20 @@ class Sequential(Module):
                 i += 1
         return x
 
-    def named_children(self):
+    def named_children(self) -> Iterator[Tuple[str, Module]]:
         for i, layer in enumerate(self.layers):
             yield str(i), layer
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.layers)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Module:
         return self.layers[i]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self.layers)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"{type(self).__name__}({inner}\n)"
 
@@ -57,11 +63,11 @@ class Sequential(Module):
 class MLP(Sequential):
     """Linear/ReLU stack for ``sizes`` = [in, hidden..., out]: no ReLU after the last Linear."""
 
-    def __init__(self, sizes, bias=True, dtype=np.float32):
+    def __init__(self, sizes: Sequence[int], bias: bool = True, dtype: npt.DTypeLike = np.float32) -> None:
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes needs at least an input and an output size, got {sizes}")
-        layers = []
+        layers: List[Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(Linear(a, b, bias=bias, dtype=dtype))
             if i < len(sizes) - 2:

@@ -1,6 +1,11 @@
 """Ready-made networks for the bundled digits: what ``python -m matgrad`` trains."""
 
+from __future__ import annotations
+
+from typing import Tuple
+
 import numpy as np
+import numpy.typing as npt
 
 from .activations import Flatten, ReLU
 from .containers import Sequential
@@ -10,7 +15,7 @@ from .linear import Linear
 __all__ = ["digits_cnn"]
 
 
-def digits_cnn(channels=(16, 32), dtype=np.float32):
+def digits_cnn(channels: Tuple[int, int] = (16, 32), dtype: npt.DTypeLike = np.float32) -> Sequential:
     """A small CNN for 8×8 single-channel images, (N, 1, 8, 8) -> 10 scores:
 
     conv 3×3 (pad 1) → ReLU → conv 3×3 (pad 1) → ReLU → max pool 2×2 → flatten → linear.

@@ -6,19 +6,24 @@ int64 array) are registered with ``register_buffer``, so they are in the state d
 ``mg.save``. Batch norm and dropout follow ``self.training`` (``train()`` / ``eval()``).
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from ..ops.norm import batch_norm, dropout, layer_norm
-from ..tensor import Tensor
+from ..tensor import Number, Operand, Tensor
 from .linear import _check_dtype, _check_positive
 from .module import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout"]
 
 
-def _check_number(layer, what, v, low, high=None, open_low=False):
+def _check_number(layer: str, what: str, v: Any, low: float, high: Optional[float] = None,
+                  open_low: bool = False) -> float:
     ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
     if ok:
         ok = (v > low if open_low else v >= low) and (high is None or v <= high)
@@ -28,7 +33,7 @@ def _check_number(layer, what, v, low, high=None, open_low=False):
     return float(v)
 
 
-def _check_input(layer, x):
+def _check_input(layer: str, x: Any) -> Tuple[int, ...]:
     if not isinstance(x, Tensor):
         raise TypeError(f"{layer}: expected a Tensor, got {type(x).__name__}")
     return x.data.shape
@@ -39,7 +44,11 @@ class _BatchNorm(Module):
     _layout = "(N, D)"
     _size_name = "num_features"
 
-    def __init__(self, size, eps, momentum, dtype):
+    running_mean: np.ndarray  # the buffers, set by register_buffer
+    running_var: np.ndarray
+    num_batches_tracked: np.ndarray
+
+    def __init__(self, size: int, eps: Number, momentum: Number, dtype: npt.DTypeLike) -> None:
         layer = type(self).__name__
         size = _check_positive(layer, self._size_name, size)
         setattr(self, self._size_name, size)
@@ -52,7 +61,7 @@ class _BatchNorm(Module):
         self.register_buffer("running_var", np.ones(size, dtype))
         self.register_buffer("num_batches_tracked", np.array(0, np.int64))
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         layer, size = type(self).__name__, getattr(self, self._size_name)
         shape = _check_input(layer, x)
         if len(shape) != self._ndim or shape[1] != size:
@@ -65,7 +74,7 @@ class _BatchNorm(Module):
             self.num_batches_tracked += 1
         return y
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"{type(self).__name__}({getattr(self, self._size_name)}, eps={self.eps}, "
                 f"momentum={self.momentum}, dtype={self.weight.data.dtype})")
 
@@ -77,8 +86,10 @@ class BatchNorm1d(_BatchNorm):
     _ndim = 2
     _layout = "(N, num_features)"
     _size_name = "num_features"
+    num_features: int
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
+    def __init__(self, num_features: int, eps: Number = 1e-5, momentum: Number = 0.1,
+                 dtype: npt.DTypeLike = np.float32) -> None:
         super().__init__(num_features, eps, momentum, dtype)
 
 
@@ -88,8 +99,10 @@ class BatchNorm2d(_BatchNorm):
     _ndim = 4
     _layout = "(N, num_channels, H, W)"
     _size_name = "num_channels"
+    num_channels: int
 
-    def __init__(self, num_channels, eps=1e-5, momentum=0.1, dtype=np.float32):
+    def __init__(self, num_channels: int, eps: Number = 1e-5, momentum: Number = 0.1,
+                 dtype: npt.DTypeLike = np.float32) -> None:
         super().__init__(num_channels, eps, momentum, dtype)
 
 
@@ -97,7 +110,8 @@ class LayerNorm(Module):
     """Layer norm over the last axis of x (..., D): each row normalised with its own mean and
     variance, then scaled by ``weight`` (D,) and shifted by ``bias`` (D,)."""
 
-    def __init__(self, normalized_shape, eps=1e-5, dtype=np.float32):
+    def __init__(self, normalized_shape: Union[int, Sequence[int]], eps: Number = 1e-5,
+                 dtype: npt.DTypeLike = np.float32) -> None:
         if isinstance(normalized_shape, (tuple, list)):
             if len(normalized_shape) != 1:
                 raise ValueError(f"LayerNorm: only the last axis can be normalised: normalized_shape must be "
@@ -109,25 +123,25 @@ class LayerNorm(Module):
         self.weight = Tensor(np.ones(self.normalized_shape, dtype), requires_grad=True)
         self.bias = Tensor(np.zeros(self.normalized_shape, dtype), requires_grad=True)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         d = self.normalized_shape
         shape = _check_input("LayerNorm", x)
         if not shape or shape[-1] != d:
             raise ValueError(f"LayerNorm({d}): expected input of shape (..., {d}), got shape {shape}")
         return layer_norm(x, self.weight, self.bias, eps=self.eps)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"LayerNorm({self.normalized_shape}, eps={self.eps}, dtype={self.weight.data.dtype})"
 
 
 class Dropout(Module):
     """Inverted dropout with drop probability p in training mode; the identity in eval mode."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: Number = 0.5) -> None:
         self.p = _check_number("Dropout", "p", p, 0.0, 1.0)
 
-    def forward(self, x):
+    def forward(self, x: Operand) -> Tensor:
         return dropout(x, self.p, self.training)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Dropout(p={self.p})"

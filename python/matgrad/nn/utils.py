@@ -1,6 +1,9 @@
 """Gradient utilities for training loops: ``clip_grad_norm``."""
 
+from __future__ import annotations
+
 import math
+from typing import Iterable, Union
 
 import numpy as np
 
@@ -9,7 +12,7 @@ from ..tensor import Tensor
 __all__ = ["clip_grad_norm"]
 
 
-def clip_grad_norm(parameters, max_norm):
+def clip_grad_norm(parameters: Union[Tensor, Iterable[Tensor]], max_norm: float) -> float:
     """Scale the gradients so that their total L2 norm is at most about ``max_norm``; returns the
     total norm before clipping, as a float.
 
@@ -30,14 +33,15 @@ def clip_grad_norm(parameters, max_norm):
         raise ValueError(f"clip_grad_norm: max_norm must be a finite number > 0, got {max_norm!r}")
     grads = [p for p in params if p.grad is not None]
     total = 0.0
+    g: np.ndarray  # every p in grads has one
     for p in grads:
-        g = p.grad.ravel()
+        g = p.grad.ravel()  # type: ignore[union-attr]
         total += float(np.dot(g, g))  # ‖g‖², in the gradient's dtype
     total = math.sqrt(total)
     coef = float(max_norm) / (total + 1e-6)
     if coef < 1.0:
         for p in grads:
-            g = p.grad
+            g = p.grad  # type: ignore[assignment]
             if p._gown is g and g.flags.writeable:  # owned (see tensor.py): scaled in place
                 g *= g.dtype.type(coef)
             else:

@@ -14,7 +14,11 @@ log_softmax), ``index`` (x[...], concat, flatten). The operators on Tensor
 place where Tensor learns about its ops.
 """
 
-from ..tensor import Tensor
+from __future__ import annotations
+
+from typing import Any, Dict, SupportsIndex
+
+from ..tensor import Axis, Operand, Tensor
 from .activations import exp, leaky_relu, log, log_softmax, pow, sigmoid, softmax, tanh
 from .conv import avg_pool2d, conv2d, max_pool2d
 from .elementwise import add, div, mul, neg, relu, sub
@@ -33,52 +37,56 @@ __all__ += ["tanh", "sigmoid", "exp", "log", "leaky_relu", "pow", "softmax", "lo
 __all__ += ["conv2d", "max_pool2d", "avg_pool2d"]
 
 
-def _rmatmul(self, other):
+def _rmatmul(self: Tensor, other: Operand) -> Tensor:
     return matmul(other, self)
 
 
-def _rsub(self, other):
+def _rsub(self: Tensor, other: Operand) -> Tensor:
     return sub(other, self)
 
 
-def _method_sum(self, axis=None, keepdims=False):
-    return sum(self, axis, keepdims)
-
-
-def _method_mean(self, axis=None, keepdims=False):
-    return mean(self, axis, keepdims)
-
-
-Tensor.__matmul__ = matmul
-Tensor.__rmatmul__ = _rmatmul
-Tensor.__add__ = add
-Tensor.__radd__ = add
-Tensor.__sub__ = sub
-Tensor.__rsub__ = _rsub
-Tensor.__mul__ = mul
-Tensor.__rmul__ = mul
-Tensor.__truediv__ = div
-Tensor.__neg__ = neg
-Tensor.T = property(transpose, doc="The transpose (axes reversed): a view, recorded in the graph.")
-Tensor.relu = relu
-Tensor.sum = _method_sum
-Tensor.mean = _method_mean
-Tensor.reshape = reshape
-
-
-def _rtruediv(self, other):
+def _rtruediv(self: Tensor, other: Operand) -> Tensor:
     return div(other, self)
 
 
-def _method_flatten(self, start_axis=1):
+def _method_sum(self: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    return sum(self, axis, keepdims)
+
+
+def _method_mean(self: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    return mean(self, axis, keepdims)
+
+
+def _method_flatten(self: Tensor, start_axis: SupportsIndex = 1) -> Tensor:
     return flatten(self, start_axis)
 
 
-Tensor.__rtruediv__ = _rtruediv
-Tensor.__pow__ = pow
-Tensor.__getitem__ = getitem
-Tensor.tanh = tanh
-Tensor.sigmoid = sigmoid
-Tensor.exp = exp
-Tensor.log = log
-Tensor.flatten = _method_flatten
+# Set with setattr: type checkers read these signatures from the TYPE_CHECKING block of Tensor.
+_METHODS: Dict[str, Any] = {
+    "__matmul__": matmul,
+    "__rmatmul__": _rmatmul,
+    "__add__": add,
+    "__radd__": add,
+    "__sub__": sub,
+    "__rsub__": _rsub,
+    "__mul__": mul,
+    "__rmul__": mul,
+    "__truediv__": div,
+    "__neg__": neg,
+    "T": property(transpose, doc="The transpose (axes reversed): a view, recorded in the graph."),
+    "relu": relu,
+    "sum": _method_sum,
+    "mean": _method_mean,
+    "reshape": reshape,
+    "__rtruediv__": _rtruediv,
+    "__pow__": pow,
+    "__getitem__": getitem,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "exp": exp,
+    "log": log,
+    "flatten": _method_flatten,
+}
+for _name, _value in _METHODS.items():
+    setattr(Tensor, _name, _value)
+del _name, _value

@@ -2,11 +2,15 @@
 dtypes, summing a gradient back over broadcast axes, and choosing where a kernel writes a gradient.
 """
 
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
 import numpy as np
 
-from ..tensor import Tensor, _const
+from ..tensor import Operand, Tensor, _const
 
-def _wrap(v, dtype, op):
+def _wrap(v: Any, dtype: np.dtype, op: str) -> Tensor:
     """A constant tensor for a non-Tensor operand; numbers and integer arrays take ``dtype``."""
     if isinstance(v, (int, float)) or (isinstance(v, np.generic) and v.dtype.kind in "biuf"):
         return _const(np.array(v, dtype))
@@ -24,7 +28,7 @@ def _wrap(v, dtype, op):
     raise TypeError(f"{op}: expected a Tensor, an ndarray or a number, got {type(v).__name__}")
 
 
-def _pair(a, b, op):
+def _pair(a: Operand, b: Operand, op: str) -> Tuple[Tensor, Tensor]:
     """Both operands as Tensors of one dtype (float32 and float64 never mix)."""
     if not isinstance(a, Tensor):
         if not isinstance(b, Tensor):
@@ -40,16 +44,16 @@ def _pair(a, b, op):
     return a, b
 
 
-def _tensor_arg(x):
+def _tensor_arg(x: Operand) -> Tensor:
     """Unary ops take a Tensor; anything else becomes a constant one (with mg.tensor's rules)."""
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _broadcast_error(op, a, b):
+def _broadcast_error(op: str, a: Tensor, b: Tensor) -> ValueError:
     return ValueError(f"{op}: shapes {a.data.shape} and {b.data.shape} cannot be broadcast together")
 
 
-def _reduce_to(g, shape, own):
+def _reduce_to(g: np.ndarray, shape: Tuple[int, ...], own: bool) -> Tuple[np.ndarray, bool]:
     """dL/dy summed over the axes along which an operand of ``shape`` was broadcast to y's shape.
 
     Returns (gradient, own): a reduction is a fresh buffer, so it is owned.
@@ -61,7 +65,7 @@ def _reduce_to(g, shape, own):
     return np.add.reduce(g, axis=axes, keepdims=True).reshape(shape), True
 
 
-def _grad_target(t):
+def _grad_target(t: Tensor) -> Tuple[Optional[np.ndarray], bool]:
     """Where an op's kernel should put t's gradient, as (array or None, accumulate?).
 
     An owned gradient is added into; the buffer zero_grad() left behind is overwritten (never
@@ -80,4 +84,4 @@ def _grad_target(t):
     return np.array(cur, order="C"), True
 
 
-_NO_TARGET = (None, False)
+_NO_TARGET: Tuple[Optional[np.ndarray], bool] = (None, False)

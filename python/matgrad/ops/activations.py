@@ -7,11 +7,14 @@ leaky ReLU (the sign of x) and pow (p·x^(p−1)). Numbers (the slope, the expon
 tensor's dtype, so float32 stays float32.
 """
 
+from __future__ import annotations
+
 import operator
+from typing import Any, SupportsIndex, Tuple
 
 import numpy as np
 
-from ..tensor import Tensor, _accumulate, _const, _grad_mode, _node
+from ..tensor import Number, Operand, Tensor, _accumulate, _const, _grad_mode, _node
 from ._common import _tensor_arg
 
 # ``pow`` below shadows the builtin inside this module, on purpose (mg.pow mirrors np.power).
@@ -20,12 +23,12 @@ __all__ = ["tanh", "sigmoid", "exp", "log", "leaky_relu", "pow", "softmax", "log
 _NUMBER = (int, float, np.integer, np.floating)
 
 
-def _array(v):
+def _array(v: Any) -> np.ndarray:
     """A ufunc on a 0-d array returns a numpy scalar; the backward needs an ndarray to write into."""
     return v if type(v) is np.ndarray else np.asarray(v)
 
 
-def _scale_into(gy, own, d):
+def _scale_into(gy: np.ndarray, own: bool, d: np.ndarray) -> np.ndarray:
     """dL/dy · d for a fresh buffer d of gy's shape: written into gy when it is ours, else into d."""
     return np.multiply(gy, d, out=gy if own else d)
 
@@ -35,7 +38,7 @@ def _scale_into(gy, own, d):
 # --------------------------------------------------------------------------------------------
 
 
-def tanh(x):
+def tanh(x: Operand) -> Tensor:
     """y = tanh(x) elementwise."""
     x = _tensor_arg(x)
     y = _array(np.tanh(x.data))
@@ -51,7 +54,7 @@ def tanh(x):
     return _node(y, (x,), backward, "tanh")
 
 
-def sigmoid(x):
+def sigmoid(x: Operand) -> Tensor:
     """y = 1 / (1 + exp(−x)) elementwise, stable for any x: exp is only taken of −|x| ≤ 0, so it
     never overflows (sigmoid(±1000) is exactly 1 and 0, with no warning) and small outputs keep
     their relative precision."""
@@ -72,7 +75,7 @@ def sigmoid(x):
     return _node(y, (x,), backward, "sigmoid")
 
 
-def exp(x):
+def exp(x: Operand) -> Tensor:
     """y = exp(x) elementwise (overflows to inf with numpy's RuntimeWarning past ~88 in float32,
     ~709 in float64)."""
     x = _tensor_arg(x)
@@ -87,7 +90,7 @@ def exp(x):
     return _node(y, (x,), backward, "exp")
 
 
-def log(x):
+def log(x: Operand) -> Tensor:
     """y = ln(x) elementwise, exactly as numpy computes it: ln(0) is −inf (numpy's "divide by
     zero" RuntimeWarning) and ln of a negative number is NaN (numpy's "invalid value"
     RuntimeWarning). The warnings are numpy's own, so ``np.errstate`` controls them.
@@ -105,7 +108,7 @@ def log(x):
     return _node(y, (x,), backward, "log")
 
 
-def _number(v, op, what):
+def _number(v: Any, op: str, what: str) -> Number:
     """A real number argument; a Tensor or anything else is a TypeError naming ``what``."""
     if isinstance(v, Tensor):
         raise TypeError(f"{op}: {what} must be a number, got a Tensor (only a Python or numpy number "
@@ -117,7 +120,7 @@ def _number(v, op, what):
     return v
 
 
-def leaky_relu(x, slope=0.01):
+def leaky_relu(x: Operand, slope: Number = 0.01) -> Tensor:
     """y = x where x > 0, else slope·x, elementwise (the gradient at 0 is slope, as in PyTorch)."""
     slope = _number(slope, "leaky_relu", "slope")
     x = _tensor_arg(x)
@@ -136,7 +139,7 @@ def leaky_relu(x, slope=0.01):
     return _node(y, (x,), backward, "leaky_relu")
 
 
-def pow(x, p):
+def pow(x: Operand, p: Number) -> Tensor:
     """y = x ** p elementwise for a number p (``x ** p``), computed by np.power in x's dtype.
 
     As in numpy, a negative x to a fractional p is NaN (with numpy's RuntimeWarning) and 0 to a
@@ -167,7 +170,7 @@ def pow(x, p):
 # --------------------------------------------------------------------------------------------
 
 
-def _axis(axis, shape, op):
+def _axis(axis: SupportsIndex, shape: Tuple[int, ...], op: str) -> int:
     """``axis`` as a non-negative int; anything else is an error naming the axis and the shape."""
     try:
         a = operator.index(axis)
@@ -179,7 +182,7 @@ def _axis(axis, shape, op):
     return a + ndim if a < 0 else a
 
 
-def softmax(x, axis=-1):
+def softmax(x: Operand, axis: SupportsIndex = -1) -> Tensor:
     """y = exp(x) / Σ_axis exp(x) along ``axis``, any ndim. The max along the axis is subtracted
     first, so large inputs never overflow (softmax([1000, 0]) is [1, 0])."""
     x = _tensor_arg(x)
@@ -205,7 +208,7 @@ def softmax(x, axis=-1):
     return _node(y, (x,), backward, "softmax")
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x: Operand, axis: SupportsIndex = -1) -> Tensor:
     """y = x − log Σ_axis exp(x) along ``axis``, any ndim, computed stably (the max along the
     axis is subtracted before exp): better than log(softmax(x)), which is −inf where softmax
     underflows to 0."""

@@ -10,16 +10,23 @@ forward to its backward, then the buffer is reused by the next forward of the sa
 The backward closure holds a ``_Lease``: while it lives, no other forward is given the buffer.
 """
 
+from __future__ import annotations
+
 import threading
 import weakref
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import kernels
-from ..tensor import Tensor, _accumulate, _const, _grad_mode, _node
+from ..tensor import Operand, Tensor, _accumulate, _const, _grad_mode, _node
 from ._common import _NO_TARGET, _grad_target, _tensor_arg
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d"]
+
+Size2 = Union[int, Tuple[int, int], Sequence[int]]
+"""A window size or a stride: an int (both axes) or a pair (height, width)."""
 
 _conv_forward = kernels.conv2d_forward
 _conv_backward = kernels.conv2d_backward
@@ -44,11 +51,11 @@ class _Lease:
 class _Slot:
     __slots__ = ("array", "lease")
 
-    def __init__(self, array):
+    def __init__(self, array: np.ndarray) -> None:
         self.array = array  # flat
-        self.lease = None  # None (free), _CLAIMED (a forward is filling it) or a weakref to a _Lease
+        self.lease: Any = None  # None (free), _CLAIMED (a forward is filling it) or a weakref to a _Lease
 
-    def is_free(self):
+    def is_free(self) -> bool:
         lease = self.lease
         if lease is None:
             return True
@@ -65,12 +72,12 @@ class _Workspaces:
     ``limit`` buffers are kept. A forward whose columns no backward will read (no_grad) uses a free
     buffer that fits, or a temporary one: it never grows the pool."""
 
-    def __init__(self, limit=4):
-        self._slots = []
+    def __init__(self, limit: int = 4) -> None:
+        self._slots: List[_Slot] = []
         self._limit = limit
         self._lock = threading.Lock()
 
-    def take(self, shape, dtype, keep):
+    def take(self, shape: Tuple[int, ...], dtype: npt.DTypeLike, keep: bool) -> Tuple[Optional[_Slot], np.ndarray]:
         """(slot or None, a C-contiguous array of ``shape``). ``keep``: a backward will read it."""
         count = int(np.prod(shape))
         with self._lock:
@@ -92,12 +99,12 @@ class _Workspaces:
                 self._slots.remove(idle.pop(0))
         return slot, slot.array[:count].reshape(shape)
 
-    def clear(self):
+    def clear(self) -> None:
         """Drop every buffer not in use (their memory is returned as their last view goes)."""
         with self._lock:
             self._slots = [s for s in self._slots if not s.is_free()]
 
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes held in buffers now."""
         return sum(s.array.nbytes for s in self._slots)
 
@@ -113,7 +120,7 @@ workspaces = _Workspaces()
 _MAX_SIZE = 1 << 31  # strides, paddings and windows: the kernels' limit (ConvShape::valid)
 
 
-def _int_arg(op, name, value, low):
+def _int_arg(op: str, name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{op}: {name} must be an integer, got {value!r}")
     if value < low:
@@ -123,7 +130,7 @@ def _int_arg(op, name, value, low):
     return int(value)
 
 
-def _pair_arg(op, name, value, low):
+def _pair_arg(op: str, name: str, value: Any, low: int) -> Tuple[int, int]:
     """An int or a pair of ints (height, width)."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
@@ -133,7 +140,7 @@ def _pair_arg(op, name, value, low):
     return v, v
 
 
-def _image_arg(op, x):
+def _image_arg(op: str, x: Operand) -> Tensor:
     x = _tensor_arg(x)
     if x.data.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D (N, C, H, W), got shape {x.data.shape}")
@@ -145,7 +152,8 @@ def _image_arg(op, x):
 # --------------------------------------------------------------------------------------------
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, relu=False):
+def conv2d(x: Operand, w: Tensor, b: Optional[Tensor] = None, stride: int = 1, padding: int = 0,
+           relu: bool = False) -> Tensor:
     """y = conv(x, w) + b (cross-correlation, as PyTorch and cs231n), then max(0, y) when ``relu``.
 
     x is (N, C, H, W), w is (F, C, KH, KW), b is (F,) or None; y is (N, F, OH, OW) with
@@ -200,7 +208,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, relu=False):
         same = w is x  # conv2d(a, a): one buffer for a; its second share is added after
         dx, acc_x = _grad_target(x) if rx else _NO_TARGET
         dw, acc_w = _grad_target(w) if rw and not same else _NO_TARGET
-        db, acc_b = _grad_target(b) if rb else _NO_TARGET
+        db, acc_b = _grad_target(b) if rb else _NO_TARGET  # type: ignore[arg-type]  # rb: b is a Tensor
         gx, gw, gb = _conv_backward(gy, cols, wd, xd.shape, stride, padding, y if relu else None, relu,
                                     rx, rw, rb, dx, dw, db, acc_x, acc_w, acc_b)
         if rx:
@@ -211,7 +219,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, relu=False):
             else:
                 w.grad = w._gown = gw
         if rb:
-            b.grad = b._gown = gb
+            b.grad = b._gown = gb  # type: ignore[union-attr]
 
     if slot is not None:
         slot.lease = weakref.ref(lease)
@@ -223,7 +231,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, relu=False):
 # --------------------------------------------------------------------------------------------
 
 
-def _pool_args(op, x, kernel_size, stride):
+def _pool_args(op: str, x: Operand, kernel_size: Size2, stride: Optional[Size2]) -> Tuple[Tensor, int, int, Tuple[int, int]]:
     x = _image_arg(op, x)
     kh, kw = _pair_arg(op, "kernel_size", kernel_size, 1)
     stride = (kh, kw) if stride is None else _pair_arg(op, "stride", stride, 1)
@@ -234,7 +242,7 @@ def _pool_args(op, x, kernel_size, stride):
     return x, kh, kw, stride
 
 
-def max_pool2d(x, kernel_size, stride=None):
+def max_pool2d(x: Operand, kernel_size: Size2, stride: Optional[Size2] = None) -> Tensor:
     """The maximum of each kernel_size window of x (N, C, H, W), moved by ``stride`` (default:
     kernel_size); output (N, C, OH, OW) with OH = 1 + (H − KH) // stride. ``kernel_size`` and
     ``stride`` are each an int or a pair (height, width). The forward keeps the
@@ -254,7 +262,7 @@ def max_pool2d(x, kernel_size, stride=None):
     return _node(y, (x,), backward, "max_pool2d")
 
 
-def avg_pool2d(x, kernel_size, stride=None):
+def avg_pool2d(x: Operand, kernel_size: Size2, stride: Optional[Size2] = None) -> Tensor:
     """The mean of each kernel_size window of x (N, C, H, W), moved by ``stride`` (default:
     kernel_size); output (N, C, OH, OW) with OH = 1 + (H − KH) // stride."""
     x, kh, kw, stride = _pool_args("avg_pool2d", x, kernel_size, stride)

@@ -1,9 +1,11 @@
 """Elementwise arithmetic with numpy broadcasting (+ − × ÷), and ReLU."""
 
+from __future__ import annotations
+
 import numpy as np
 
 from .. import kernels
-from ..tensor import Tensor, _accumulate, _const, _grad_mode, _node
+from ..tensor import Operand, Tensor, _accumulate, _const, _grad_mode, _node
 from ._common import _broadcast_error, _pair, _reduce_to, _tensor_arg
 
 _relu_forward = kernels.relu_forward
@@ -12,7 +14,7 @@ _relu_backward = kernels.relu_backward
 __all__ = ["add", "sub", "mul", "neg", "div", "relu"]
 
 
-def add(a, b):
+def add(a: Operand, b: Operand) -> Tensor:
     """y = a + b (numpy broadcasting; numbers take the tensor's dtype)."""
     a, b = _pair(a, b, "add")
     try:
@@ -34,7 +36,7 @@ def add(a, b):
     return _node(y, (a, b), backward, "add")
 
 
-def sub(a, b):
+def sub(a: Operand, b: Operand) -> Tensor:
     """y = a - b (numpy broadcasting; numbers take the tensor's dtype)."""
     a, b = _pair(a, b, "sub")
     try:
@@ -56,7 +58,7 @@ def sub(a, b):
     return _node(y, (a, b), backward, "sub")
 
 
-def mul(a, b):
+def mul(a: Operand, b: Operand) -> Tensor:
     """y = a * b elementwise (numpy broadcasting; numbers take the tensor's dtype)."""
     a, b = _pair(a, b, "mul")
     try:
@@ -80,7 +82,7 @@ def mul(a, b):
     return _node(y, (a, b), backward, "mul")
 
 
-def neg(a):
+def neg(a: Operand) -> Tensor:
     """y = -a."""
     a = _tensor_arg(a)
     y = np.negative(a.data)
@@ -94,7 +96,7 @@ def neg(a):
     return _node(y, (a,), backward, "neg")
 
 
-def div(a, b):
+def div(a: Operand, b: Operand) -> Tensor:
     """y = a / b elementwise (numpy broadcasting; numbers take the tensor's dtype).
 
     A tensor divided by a Python or numpy number s is recorded as a * (1/s), and s = 0 raises
@@ -135,7 +137,7 @@ def div(a, b):
 # --------------------------------------------------------------------------------------------
 
 
-def relu(x):
+def relu(x: Operand) -> Tensor:
     """y = max(0, x) elementwise, any shape."""
     x = _tensor_arg(x)
     y = _relu_forward(x.data)

@@ -3,11 +3,14 @@ forward took its elements from: scattered into zeros of x's shape, split between
 or reshaped.
 """
 
+from __future__ import annotations
+
 import operator
+from typing import Any, List, Sequence, SupportsIndex, Tuple
 
 import numpy as np
 
-from ..tensor import Tensor, _accumulate, _const, _grad_mode, _node
+from ..tensor import Operand, Tensor, _accumulate, _const, _grad_mode, _node
 from ._common import _tensor_arg, _wrap
 
 __all__ = ["getitem", "concat", "flatten"]
@@ -18,7 +21,7 @@ __all__ = ["getitem", "concat", "flatten"]
 # --------------------------------------------------------------------------------------------
 
 
-def _index_parts(index):
+def _index_parts(index: Any) -> Tuple[Tuple[Any, ...], bool]:
     """``index`` as a tuple numpy reads the same way, and whether it can select an element twice.
 
     Lists become arrays (as numpy reads them) and arrays are copied, so that the backward sees the
@@ -40,7 +43,7 @@ def _index_parts(index):
     return tuple(out), repeats
 
 
-def getitem(x, index):
+def getitem(x: Operand, index: Any) -> Tensor:
     """y = x[index] with numpy's rules: ints (negative ones too), slices with steps, ``...``, None,
     integer arrays or lists (repeats allowed) and boolean masks. Basic indexing gives a view.
 
@@ -73,7 +76,7 @@ def getitem(x, index):
     return _node(y, (x,), backward, "getitem")
 
 
-def _show(index):
+def _show(index: Tuple[Any, ...]) -> str:
     """The index as the caller wrote it, compactly: ``(0, slice(1, 3, None))`` or ``[4, 9]``."""
     parts = [p.tolist() if isinstance(p, np.ndarray) and p.size <= 8 else
              f"<{p.dtype} array of shape {p.shape}>" if isinstance(p, np.ndarray) else p for p in index]
@@ -85,7 +88,7 @@ def _show(index):
 # --------------------------------------------------------------------------------------------
 
 
-def concat(tensors, axis=0):
+def concat(tensors: Sequence[Operand], axis: SupportsIndex = 0) -> Tensor:
     """y = the tensors joined along ``axis`` (np.concatenate's rules: same ndim, equal shapes on
     every other axis, one dtype). Arrays and numbers among them are constants of that dtype."""
     if isinstance(tensors, (Tensor, np.ndarray)) or not isinstance(tensors, (list, tuple)):
@@ -140,7 +143,7 @@ def concat(tensors, axis=0):
 # --------------------------------------------------------------------------------------------
 
 
-def flatten(x, start_axis=1):
+def flatten(x: Operand, start_axis: SupportsIndex = 1) -> Tensor:
     """y = x with the axes from ``start_axis`` on merged into one: shape (N, C, H, W) becomes
     (N, C·H·W) for start_axis=1, (N·C·H·W,) for 0. Negative start_axis counts from the end."""
     x = _tensor_arg(x)

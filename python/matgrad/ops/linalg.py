@@ -3,10 +3,14 @@
 Shapes follow the lecture: x is (N, D), w is (D, M), y = x·w is (N, M).
 """
 
+from __future__ import annotations
+
+from typing import Optional, Union
+
 import numpy as np
 
 from .. import kernels
-from ..tensor import Tensor, _accumulate, _const, _grad_mode, _node
+from ..tensor import Operand, Tensor, _accumulate, _const, _grad_mode, _node
 from ._common import _NO_TARGET, _grad_target, _pair, _wrap
 from .elementwise import add, relu as _relu_op
 
@@ -17,7 +21,7 @@ _linear_backward = kernels.linear_backward
 __all__ = ["matmul", "linear"]
 
 
-def _accumulate_matmul(t, a, b, trans_a, trans_b):
+def _accumulate_matmul(t: Tensor, a: np.ndarray, b: np.ndarray, trans_a: bool, trans_b: bool) -> None:
     """t.grad += op(a)·op(b) through the kernel: into t's own buffer when it has one."""
     out, accumulate = _grad_target(t)
     try:
@@ -25,11 +29,11 @@ def _accumulate_matmul(t, a, b, trans_a, trans_b):
     except ValueError:  # out overlaps an operand (a gradient assigned by hand): no in-place write
         g = _matmul(a, b, trans_a, trans_b)
         if accumulate:
-            g += out
+            g += out  # type: ignore[arg-type]  # accumulate: out is an array
     t.grad = t._gown = g
 
 
-def matmul(x, w):
+def matmul(x: Operand, w: Operand) -> Tensor:
     """y = x·w for 2-D x (N, D) and w (D, M); y is (N, M)."""
     if not (isinstance(x, Tensor) and isinstance(w, Tensor)):
         x, w = _pair(x, w, "matmul")
@@ -47,7 +51,7 @@ def matmul(x, w):
     return _node(y, (x, w), backward, "matmul")
 
 
-def linear(x, w, b=None, relu=False):
+def linear(x: Operand, w: Tensor, b: Optional[Operand] = None, relu: bool = False) -> Tensor:
     """y = x·w + b, then max(0, y) when ``relu``: one node in the graph.
 
     x is (N, D), w is (D, M), b is (M,) or None (another shape that broadcasts onto (N, M), such
@@ -66,6 +70,7 @@ def linear(x, w, b=None, relu=False):
         raise TypeError(f"linear: dtypes differ: {kinds}")
     if b is not None and (w.data.ndim != 2 or b.data.shape != (w.data.shape[1],)):
         # A bias of another shape that broadcasts onto (N, M), such as (1, M): composed ops.
+        y: Union[Tensor, np.ndarray]
         yw = matmul(x, w)
         try:
             np.broadcast_shapes(yw.data.shape, b.data.shape)
@@ -86,7 +91,7 @@ def linear(x, w, b=None, relu=False):
         same = w is x  # linear(a, a): one buffer for a; its second share is added after
         dx, acc_x = _grad_target(x) if rx else _NO_TARGET
         dw, acc_w = _grad_target(w) if rw and not same else _NO_TARGET
-        db, acc_b = _grad_target(b) if rb else _NO_TARGET
+        db, acc_b = _grad_target(b) if rb else _NO_TARGET  # type: ignore[arg-type]  # rb: b is a Tensor
         # positional: each keyword costs the binding about 0.1 µs to match
         gx, gw, gb = _linear_backward(gy, x.data, w.data, y if relu else None, relu,  # y, relu
                                       rx, rw, rb, dx, dw, db, (acc_x, acc_w, acc_b))  # need_*, outs, accumulate
@@ -98,6 +103,6 @@ def linear(x, w, b=None, relu=False):
             else:
                 w.grad = w._gown = gw
         if rb:
-            b.grad = b._gown = gb
+            b.grad = b._gown = gb  # type: ignore[union-attr]
 
     return _node(y, (x, w) if b is None else (x, w, b), backward, "linear_relu" if relu else "linear")

@@ -8,12 +8,15 @@ batch is normalised with the biased one. Every argument is checked before anythi
 or changed.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from .. import random as _random
-from ..tensor import Tensor, _accumulate, _const, _grad_mode, _node
+from ..tensor import Number, Operand, Tensor, _accumulate, _const, _grad_mode, _node
 from ._common import _tensor_arg
 
 __all__ = ["batch_norm", "layer_norm", "dropout"]
@@ -24,7 +27,8 @@ __all__ = ["batch_norm", "layer_norm", "dropout"]
 # --------------------------------------------------------------------------------------------
 
 
-def _check_float(op, name, value, low, high=None, open_low=False):
+def _check_float(op: str, name: str, value: Any, low: float, high: Optional[float] = None,
+                 open_low: bool = False) -> float:
     """A finite number in [low, high] (or (low, high] with open_low), as a float."""
     ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
           and math.isfinite(value))
@@ -36,13 +40,13 @@ def _check_float(op, name, value, low, high=None, open_low=False):
     return float(value)
 
 
-def _check_bool(op, name, value):
+def _check_bool(op: str, name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
     return bool(value)
 
 
-def _affine(op, name, t, d, what, dtype):
+def _affine(op: str, name: str, t: Optional[Operand], d: int, what: str, dtype: np.dtype) -> Optional[Tensor]:
     """gamma/beta: None or a Tensor of shape (d,) in x's dtype (arrays become constant tensors)."""
     if t is None:
         return None
@@ -60,7 +64,7 @@ def _affine(op, name, t, d, what, dtype):
     return t
 
 
-def _running(op, name, a, d, what, training):
+def _running(op: str, name: str, a: Optional[np.ndarray], d: int, what: str, training: bool) -> Optional[np.ndarray]:
     """A running statistic: a float ndarray of shape (d,), writeable when it is to be updated."""
     if a is None:
         if training:
@@ -82,7 +86,8 @@ def _running(op, name, a, d, what, training):
 # --------------------------------------------------------------------------------------------
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+def batch_norm(x: Operand, gamma: Optional[Operand], beta: Optional[Operand], running_mean: Optional[np.ndarray],
+               running_var: Optional[np.ndarray], training: bool, momentum: Number = 0.1, eps: Number = 1e-5) -> Tensor:
     """y = γ·(x - μ)/√(σ² + eps) + β per feature of x (N, D) or per channel of x (N, C, H, W).
 
     Training: μ, σ² are the batch's mean and biased variance over N (and H, W), and the running
@@ -95,6 +100,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     op = "batch_norm"
     x = _tensor_arg(x)
     xd = x.data
+    axes: Tuple[int, ...]
     if xd.ndim == 2:
         axes, what = (0,), "feature"  # x (N,D): statistics over N
     elif xd.ndim == 4:
@@ -128,13 +134,16 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
             # running = (1 - m)·running + m·stat; the variance unbiased, n/(n - 1)
             running_mean *= 1.0 - momentum
             running_mean += mean.astype(running_mean.dtype, copy=False) * momentum
-            running_var *= 1.0 - momentum
-            running_var += var.astype(running_var.dtype, copy=False) * (momentum * n / (n - 1))
+            # running_var is an array too: _running and the check above let through both or neither
+            running_var *= 1.0 - momentum  # type: ignore[operator, assignment]
+            running_var += var.astype(running_var.dtype, copy=False) * (momentum * n / (n - 1))  # type: ignore[union-attr]
         invstd = 1.0 / np.sqrt(var + dtype.type(eps))  # (d,)
         xhat = np.multiply(xc, invstd.reshape(bshape), out=xc)  # (x - μ)/√(σ² + eps)
     else:
-        mean = running_mean.astype(dtype, copy=False)
-        invstd = (1.0 / np.sqrt(running_var.astype(dtype, copy=False) + dtype.type(eps))).astype(dtype, copy=False)
+        # eval mode: _running returned both arrays (it raises on None)
+        mean = running_mean.astype(dtype, copy=False)  # type: ignore[union-attr]
+        invstd = (1.0 / np.sqrt(running_var.astype(dtype, copy=False)  # type: ignore[union-attr]
+                                + dtype.type(eps))).astype(dtype, copy=False)
         xhat = xd - mean.reshape(bshape)
         xhat *= invstd.reshape(bshape)
     y = xhat * gamma.data.reshape(bshape) if gamma is not None else xhat.copy()
@@ -160,17 +169,18 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         if rx:
             scale = invstd if g_data is None else g_data * invstd  # γ·invstd: (d,)
             if training:
-                dx = xhat * (-sum_gx).reshape(bshape)  # -x̂·Σ(g·x̂)
+                # training with rx: both sums were computed above
+                dx = xhat * (-sum_gx).reshape(bshape)  # type: ignore[operator]  # -x̂·Σ(g·x̂)
                 dx += gy * dtype.type(n)  # + n·g
-                dx -= sum_g.reshape(bshape)  # - Σg
+                dx -= sum_g.reshape(bshape)  # type: ignore[union-attr]  # - Σg
                 dx *= (scale / n).reshape(bshape)
             else:
                 dx = gy * scale.reshape(bshape)
             _accumulate(x, dx, True)
-        if rg:
-            _accumulate(gamma, sum_gx, True)
+        if rg:  # rg and rb imply that gamma and beta are Tensors
+            _accumulate(gamma, sum_gx, True)  # type: ignore[arg-type]
         if rb:
-            _accumulate(beta, sum_g, True)
+            _accumulate(beta, sum_g, True)  # type: ignore[arg-type]
 
     return _node(y, prev, backward, op)
 
@@ -180,7 +190,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
 # --------------------------------------------------------------------------------------------
 
 
-def layer_norm(x, gamma, beta, eps=1e-5):
+def layer_norm(x: Operand, gamma: Optional[Operand], beta: Optional[Operand], eps: Number = 1e-5) -> Tensor:
     """y = γ·(x - μ)/√(σ² + eps) + β with μ, σ² (biased) over the last axis of x (any shape (..., D)).
 
     gamma, beta: Tensors of shape (D,), or None (1 and 0).
@@ -217,10 +227,11 @@ def layer_norm(x, gamma, beta, eps=1e-5):
         # y = γ·x̂ + β, x̂ = (x - μ)·invstd over the last axis (D values)  ->
         #     dγ = Σ_rows g·x̂, dβ = Σ_rows g,
         #     dx = (invstd / D)·(D·ĝ - Σĝ - x̂·Σ(ĝ·x̂)) with ĝ = g·γ and the sums over the last axis
-        if rg:
-            _accumulate(gamma, np.einsum("nd,nd->d", gy.reshape(-1, d), xhat.reshape(-1, d)), True)
+        if rg:  # rg and rb imply that gamma and beta are Tensors
+            _accumulate(gamma, np.einsum("nd,nd->d", gy.reshape(-1, d), xhat.reshape(-1, d)),  # type: ignore[arg-type]
+                        True)
         if rb:
-            _accumulate(beta, gy.reshape(-1, d).sum(axis=0), True)
+            _accumulate(beta, gy.reshape(-1, d).sum(axis=0), True)  # type: ignore[arg-type]
         if rx:
             gh = gy * g_data if g_data is not None else gy  # ĝ
             sum_gh = gh.sum(axis=-1, keepdims=True)  # Σĝ: (..., 1)
@@ -239,7 +250,7 @@ def layer_norm(x, gamma, beta, eps=1e-5):
 # --------------------------------------------------------------------------------------------
 
 
-def dropout(x, p, training):
+def dropout(x: Operand, p: Number, training: bool) -> Tensor:
     """Inverted dropout: in training, keep each element with probability 1 - p and scale the kept
     ones by 1/(1 - p), so the expected value is unchanged; the mask is drawn from
     ``mg.random.generator()`` (``mg.manual_seed`` makes it reproducible). In eval mode, or with

@@ -1,10 +1,13 @@
 """Reductions: sum and mean over any axes; the backward copies dL/dy back along them."""
 
+from __future__ import annotations
+
 import operator
+from typing import Any, Sequence, Tuple
 
 import numpy as np
 
-from ..tensor import _accumulate, _const, _grad_mode, _node
+from ..tensor import Axis, Operand, Tensor, _accumulate, _const, _grad_mode, _node
 from ._common import _tensor_arg
 
 # ``sum`` below shadows the builtin inside this module, on purpose (mg.sum mirrors np.sum).
@@ -14,10 +17,11 @@ __all__ = ["sum", "mean"]
 _ALL_AXES = tuple(tuple(range(ndim)) for ndim in range(8))  # axis=None, precomputed for sum()
 
 
-def _axes(axis, ndim, op, shape):
+def _axes(axis: Axis, ndim: int, op: str, shape: Tuple[int, ...]) -> Tuple[int, ...]:
     """Normalise ``axis`` (None, int or sequence) to a tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
+    axes: Sequence[Any]
     try:
         axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
         axes = [operator.index(a) for a in axes]
@@ -29,7 +33,8 @@ def _axes(axis, ndim, op, shape):
     return out
 
 
-def _spread(g, shape, axes, keepdims):
+def _spread(g: np.ndarray, shape: Tuple[int, ...], axes: Tuple[int, ...],
+            keepdims: bool) -> Tuple[np.ndarray, bool]:
     """dL/dy copied along the reduced ``axes`` to ``shape``, as (array, own).
 
     A reduction over every axis (``loss.sum()``) gets a fresh filled buffer that the next op's
@@ -56,12 +61,12 @@ def _spread(g, shape, axes, keepdims):
     return view, False
 
 
-def sum(x, axis=None, keepdims=False):
+def sum(x: Operand, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (None: all elements)."""
     x = _tensor_arg(x)
     xd = x.data
     axes = _ALL_AXES[xd.ndim] if axis is None and xd.ndim < 8 else _axes(axis, xd.ndim, "sum", xd.shape)
-    y = np.add.reduce(xd, axis=axes, keepdims=keepdims)
+    y = np.add.reduce(xd, axis=axes, keepdims=keepdims)  # type: ignore[call-overload]  # stubs: Literal keepdims
     if type(y) is not np.ndarray:  # a numpy scalar when every axis is summed
         y = np.asarray(y)
     if not (_grad_mode.enabled and x.requires_grad):
@@ -74,7 +79,7 @@ def sum(x, axis=None, keepdims=False):
     return _node(y, (x,), backward, "sum")
 
 
-def mean(x, axis=None, keepdims=False):
+def mean(x: Operand, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (None: all elements)."""
     x = _tensor_arg(x)
     xd = x.data
