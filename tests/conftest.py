@@ -1,9 +1,19 @@
+import platform
+
 import numpy as np
 import pytest
 
 from matgrad import kernels
 
-ALL_ISAS = ("avx512", "avx2", "baseline")
+# The kernel sets of this architecture (each test skips those the CPU lacks).
+_ARM = platform.machine().lower() in ("aarch64", "arm64")
+ALL_ISAS = ("neon", "baseline") if _ARM else ("avx512", "avx2", "baseline")
+
+# In a build without OpenMP, set_num_threads(n > 1) warns once (and pytest turns warnings into
+# errors): tests that ask for threads then run on one. The warning itself is tested in
+# test_single_threaded_build.py, which resets this flag.
+if not kernels.has_openmp():
+    kernels._warned_single_threaded = True
 
 
 def pytest_addoption(parser):

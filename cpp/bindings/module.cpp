@@ -483,7 +483,7 @@ loss is NaN when any score is NaN or infinite.)doc");
     m.def("has_openmp", &matgrad::has_openmp, "Whether the kernels were built with OpenMP.");
     m.def("cpu_caches", &cpu_caches,
           "The data caches this CPU reports: {'l1d', 'l2', 'l3': {'size', 'ways', 'line', "
-          "'sharing'}, 'source': 'cpuid' | 'sysfs' | 'default'}; sizes in bytes, 0 if unknown.");
+          "'sharing'}, 'source': 'cpuid' | 'sysfs' | 'sysctl' | 'default'}; sizes in bytes, 0 if unknown.");
     m.def("block_sizes", &block_sizes, py::arg("dtype"),
           "The active kernel set's GEMM blocks for float32 or float64: {'mr', 'nr', 'kc', 'nc', 'mc'}.");
     m.def("blocking_source", &matgrad::blocking_source,

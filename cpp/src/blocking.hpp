@@ -47,6 +47,15 @@ namespace avx2_blocking {
 inline constexpr Blocking f32{6, 16, 256, 768, 3072};
 inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 }  // namespace avx2_blocking
+// neon (aarch64, 32 × 128-bit registers): f32 8×12, f64 6×8, 24 accumulators
+//   each (BLIS armv8a's tiles). kc×nc of B = 384 KiB, within the 1 MiB L2 of a
+//   Neoverse N1 / Graviton 2 and half of a Cortex-A72's. Not measured: no ARM
+//   machine here (emulation says nothing about speed); derived from the caches
+//   where they can be read.
+namespace neon_blocking {
+inline constexpr Blocking f32{8, 12, 256, 384, 1024};
+inline constexpr Blocking f64{6, 8, 256, 192, 1024};
+}  // namespace neon_blocking
 namespace baseline_blocking {
 inline constexpr Blocking f32{4, 12, 256, 512, 1024};
 inline constexpr Blocking f64{2, 12, 256, 256, 1024};

@@ -7,6 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define MATGRAD_HAVE_CPUID 1
@@ -146,9 +150,55 @@ bool caches_from_sysfs(const std::string& root, CpuCaches* out) {
     return true;
 }
 
+bool caches_from_sysctl(CpuCaches* out) {
+#if defined(__APPLE__)
+    // The values are 32- or 64-bit integers depending on the name and the OS release.
+    auto read = [](const char* name) -> int64_t {
+        unsigned char buf[8] = {};
+        size_t len = sizeof buf;
+        if (sysctlbyname(name, buf, &len, nullptr, 0) != 0) return 0;
+        if (len == 4) {
+            int32_t v;
+            std::memcpy(&v, buf, 4);
+            return v;
+        }
+        if (len == 8) {
+            int64_t v;
+            std::memcpy(&v, buf, 8);
+            return v;
+        }
+        return 0;
+    };
+    auto first = [&](const char* a, const char* b) {
+        const int64_t v = read(a);
+        return v > 0 ? v : read(b);
+    };
+    CpuCaches caches;
+    caches.l1d.size = first("hw.perflevel0.l1dcachesize", "hw.l1dcachesize");
+    caches.l2.size = first("hw.perflevel0.l2cachesize", "hw.l2cachesize");
+    caches.l3.size = read("hw.l3cachesize");
+    const int64_t line = read("hw.cachelinesize");
+    const int64_t per_l2 = read("hw.perflevel0.cpusperl2");
+    for (CacheLevel* c : {&caches.l1d, &caches.l2, &caches.l3}) {
+        c->ways = 0;  // not reported
+        c->line = line > 0 ? static_cast<int>(line) : 64;
+        c->sharing = 1;
+    }
+    if (per_l2 > 0) caches.l2.sharing = static_cast<int>(per_l2);
+    if (!has_l1_or_l2(caches)) return false;
+    caches.source = "sysctl";
+    *out = caches;
+    return true;
+#else
+    (void)out;
+    return false;
+#endif
+}
+
 CpuCaches detect_caches() {
     CpuCaches caches;
     if (caches_from_cpuid(&caches)) return caches;
+    if (caches_from_sysctl(&caches)) return caches;
     if (caches_from_sysfs("/sys/devices/system/cpu/cpu0/cache", &caches)) return caches;
     return CpuCaches{};  // source "default": every size 0
 }

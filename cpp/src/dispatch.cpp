@@ -26,6 +26,9 @@ bool cpu_has(const char* name) {
     if (std::strcmp(name, "avx2") == 0)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
+#if defined(MATGRAD_HAVE_NEON_KERNELS)
+    if (std::strcmp(name, "neon") == 0) return true;  // part of the architecture
+#endif
     return std::strcmp(name, "baseline") == 0;
 }
 
@@ -34,16 +37,19 @@ const KernelTable* table_named(const char* name) {
     if (std::strcmp(name, "avx512") == 0) return &avx512_kernels();
     if (std::strcmp(name, "avx2") == 0) return &avx2_kernels();
 #endif
+#if defined(MATGRAD_HAVE_NEON_KERNELS)
+    if (std::strcmp(name, "neon") == 0) return &neon_kernels();
+#endif
     if (std::strcmp(name, "baseline") == 0) return &baseline_kernels();
     return nullptr;
 }
 
 const KernelTable* checked_table(const char* name) {
     const bool known = std::strcmp(name, "avx512") == 0 || std::strcmp(name, "avx2") == 0 ||
-                       std::strcmp(name, "baseline") == 0;
+                       std::strcmp(name, "baseline") == 0 || std::strcmp(name, "neon") == 0;
     if (!known)
         throw std::invalid_argument(std::string("unknown instruction set '") + name +
-                                    "'; expected one of: avx512, avx2, baseline");
+                                    "'; expected one of: avx512, avx2, baseline, neon");
     if (!cpu_has(name) || !table_named(name))
         throw std::runtime_error(std::string("instruction set '") + name +
                                  "' is not supported by this CPU or build");
@@ -51,7 +57,7 @@ const KernelTable* checked_table(const char* name) {
 }
 
 const KernelTable* best_table() {
-    for (const char* name : {"avx512", "avx2"})
+    for (const char* name : {"avx512", "avx2", "neon"})
         if (cpu_has(name) && table_named(name)) return table_named(name);
     return &baseline_kernels();
 }

@@ -94,6 +94,40 @@ void test_known_cpus() {
         }
 }
 
+// The neon tiles (blocking.hpp: f32 8×12, f64 6×8) on aarch64 CPUs, worked out by
+// hand from the model and rules in blocking.cpp.
+void test_known_arm_cpus() {
+    const Blocking neon_f32 = matgrad::detail::neon_blocking::f32, neon_f64 = matgrad::detail::neon_blocking::f64;
+    struct Arm {
+        const char* name;
+        CpuCaches caches;
+        int64_t f32[3], f64[3];
+    };
+    CpuCaches a72 = cpu(32 * KiB, 2, 1 * MiB, 16, 0, 0, 1);
+    a72.l3 = CacheLevel{};  // Cortex-A72 (Raspberry Pi 4): no L3
+    const Arm cpus[] = {
+        // Neoverse N1 (Graviton 2): 64 KiB 4-way L1d, 1 MiB 8-way L2, 32 MiB 16-way
+        // L3 per 64 cores. f32: kc = 16 KiB / 48 B = 341 -> 320; nc = 3 ways · 128 KiB /
+        // (320 · 4) = 307 -> 300; mc: 512 KiB share leaves 3 ways -> 72 -> the floor 1024.
+        {"Neoverse N1", cpu(64 * KiB, 4, 1 * MiB, 8, 32 * MiB, 16, 64), {320, 300, 1024}, {256, 192, 1020}},
+        // Cortex-A72: a 2-way L1d leaves the B panel no way (kc -> the floor 256);
+        // nc = 7 ways · 64 KiB / (256 · 4) = 448 -> 444; mc keeps the table's 1024.
+        {"Cortex-A72", a72, {256, 444, 1024}, {256, 224, 1024}},
+    };
+    for (const Arm& k : cpus)
+        for (int t = 0; t < 2; ++t) {
+            const Blocking tile = t == 0 ? neon_f32 : neon_f64;
+            const int64_t* want = t == 0 ? k.f32 : k.f64;
+            const Blocking b = matgrad::detail::derive_blocking(k.caches, tile, t == 0 ? 4 : 8);
+            const std::string what = std::string(k.name) + (t == 0 ? " neon f32" : " neon f64");
+            check(b.mr == tile.mr && b.nr == tile.nr, what + ": the register tile is kept");
+            check(b.kc == want[0] && b.nc == want[1] && b.mc == want[2],
+                  what + ": got kc " + std::to_string(b.kc) + " nc " + std::to_string(b.nc) + " mc " +
+                      std::to_string(b.mc));
+            check(b.kc * b.nc * (t == 0 ? 4 : 8) <= k.caches.l2.size / 2, what + ": B block in half of L2");
+        }
+}
+
 void test_unknown_levels_keep_the_fixed_table() {
     const CpuCaches none;  // source "default", all sizes 0
     for (int t = 0; t < 4; ++t) {
@@ -242,7 +276,7 @@ bool product_matches(int64_t m, int64_t n, int64_t k, bool ta, bool tb, bool acc
 }
 
 void test_forced_blockings() {
-    const char* isas[] = {"avx512", "avx2", "baseline"};
+    const char* isas[] = {"avx512", "avx2", "neon", "baseline"};
     int cases = 0;
     for (int round = 0; round < 120; ++round) {
         const int64_t kc = uniform(1, 3) == 1 ? uniform(1, 9) : uniform(1, 400);
@@ -285,6 +319,7 @@ void test_forced_blockings() {
 
 int main() {
     test_known_cpus();
+    test_known_arm_cpus();
     test_unknown_levels_keep_the_fixed_table();
     test_sysfs_reader();
     test_detected_caches_are_plausible();

@@ -8,6 +8,7 @@ where releasing it would cost more than the kernel. See the docstrings of each f
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -36,9 +37,24 @@ from ._core import (  # noqa: F401  (re-exported API)
     relu_backward,
     relu_forward,
     set_isa,
-    set_num_threads,
 )
 
+
+_warned_single_threaded = False
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the kernels use (n >= 1).
+
+    In a build without OpenMP (``config()["openmp"]`` is False) the kernels always run
+    on one thread: asking for more warns once (a ``RuntimeWarning``) and changes nothing.
+    """
+    global _warned_single_threaded
+    _core.set_num_threads(n)
+    if n > 1 and not _core.has_openmp() and not _warned_single_threaded:
+        _warned_single_threaded = True
+        warnings.warn(f"set_num_threads({n}): matgrad was built without OpenMP, so its kernels run "
+                      "on one thread", RuntimeWarning, stacklevel=2)
 
 
 def config() -> Dict[str, Any]:
@@ -47,7 +63,7 @@ def config() -> Dict[str, Any]:
     ``isa``: the kernel set in use; ``threads``: kernel threads; ``openmp``: whether the
     build has OpenMP; ``caches``: ``{"l1d", "l2", "l3"}`` in bytes as the CPU reports
     them (0 when unknown), with ``cache_source`` saying where they came from
-    (``"cpuid"``, ``"sysfs"`` or ``"default"``) and ``cache_geometry`` the ways, line
+    (``"cpuid"``, ``"sysfs"``, ``"sysctl"`` on macOS, or ``"default"``) and ``cache_geometry`` the ways, line
     size and sharing of each level; ``blocking``: ``{"float32": {"mr", "nr", "kc", "nc",
     "mc"}, "float64": {...}}`` for the kernel set in use, with ``blocking_source``
     (``"derived"`` from the caches, ``"fallback"`` to the fixed table when they are

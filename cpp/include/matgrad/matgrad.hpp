@@ -237,8 +237,9 @@ struct CacheLevel {
 };
 struct CpuCaches {
     CacheLevel l1d, l2, l3;
-    // "cpuid" (leaf 4 on Intel, 0x8000001D on AMD), "sysfs"
-    // (/sys/devices/system/cpu/cpu0/cache) or "default" (nothing readable: sizes 0).
+    // "cpuid" (leaf 4 on Intel, 0x8000001D on AMD), "sysctl" (macOS: sizes, no
+    // associativity), "sysfs" (/sys/devices/system/cpu/cpu0/cache) or "default"
+    // (nothing readable: sizes 0).
     const char* source = "default";
 };
 // What this machine reported (read once).

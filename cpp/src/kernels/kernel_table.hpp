@@ -7,6 +7,11 @@
 
 #include "../blocking.hpp"
 
+// NEON is part of aarch64: its kernels are built there and nowhere else.
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define MATGRAD_HAVE_NEON_KERNELS 1
+#endif
+
 namespace matgrad::detail {
 
 // What happens to a C tile as it is written, on the last K slice only:
@@ -91,6 +96,7 @@ inline const TypedKernels<double>& KernelTable::get<double>() const { return f64
 // pack_b_transposed (null: the portable pack_b is used).
 const KernelTable& avx512_kernels();
 const KernelTable& avx2_kernels();
+const KernelTable& neon_kernels();
 const KernelTable& baseline_kernels();
 
 // The table in use (dispatch.cpp).
