@@ -220,7 +220,7 @@ def _set_isa_unsupported():
 # the table: (section, id, input as written in the doc, make() -> (call, watched))
 # --------------------------------------------------------------------------------------------
 
-K, T, L, C, N, O, X = ("kernels", "tensors", "losses", "checks", "nn", "optim", "cli")
+K, T, L, C, N, O, D, X = ("kernels", "tensors", "losses", "checks", "nn", "optim", "distributed", "cli")
 _shared = f32(40)
 
 CASES = [
@@ -592,6 +592,19 @@ CASES = [
     (X, "cli-test-size-range", "--test-size 1.5", lambda: cli("--test-size", "1.5")),
     (X, "cli-dataset-without-sklearn", "--dataset wine  (scikit-learn not installed)",
      lambda: cli("--dataset", "wine", hide=("sklearn",))),
+    (X, "cli-distributed-without-mpi4py", "--distributed  (mpi4py not installed)",
+     lambda: cli("--distributed", "--epochs", "1", hide=("mpi4py",))),
+    # ---- mg.distributed (before init(): these need no MPI) ------------------------------------
+    (D, "dist-before-init", "mg.distributed.rank()  (before init)", lambda: call(mg.distributed.rank)),
+    (D, "dist-allreduce-before-init", "allreduce_gradients(mg.nn.Linear(2, 2))  (before init)",
+     lambda: call(mg.distributed.allreduce_gradients, mg.nn.Linear(2, 2))),
+    (D, "dist-init-threads", "init(threads=0)", lambda: call(mg.distributed.init, threads=0)),
+    (D, "dist-shard-negative", "shard(-1, rank=0, world_size=1)",
+     lambda: call(mg.distributed.shard, -1, rank=0, world_size=1)),
+    (D, "dist-shard-rank", "shard(10, rank=2, world_size=2)",
+     lambda: call(mg.distributed.shard, 10, rank=2, world_size=2)),
+    (D, "dist-shard-epoch", "shard(10, epoch=1.5, rank=0, world_size=1)",
+     lambda: call(mg.distributed.shard, 10, epoch=1.5, rank=0, world_size=1)),
     (X, "cli-save-missing-dir", "--save /nonexistent/dir/model.npz",
      lambda: cli("--epochs", "1", "--hidden", "8", "--save", "/nonexistent/dir/model.npz")),
     (X, "cli-plot-missing-dir", "--plot /nonexistent/dir/curves.png",
@@ -605,6 +618,7 @@ SECTIONS = {
     C: "Gradient tools",
     N: "Layers, save/load, seeds, drawing, data",
     O: "Optimizers",
+    D: "Distributed: `mg.distributed`",
     X: "Command line: `python -m matgrad`",
 }
 

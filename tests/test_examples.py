@@ -44,3 +44,11 @@ def test_conv_net_example():
     assert "dL/db = Σ dL/dy over pixels: [16. 16.]" in out
     assert "[[ 4.  1.  1. -2.]\n [ 5.  1.  1. -3.]" in out  # dL/dx
     assert "1.5 TiB" in out
+
+
+def test_data_parallel_example_runs_as_one_process():
+    out = _run("data_parallel.py")
+    assert out.startswith("1 rank(s), 32 rows each per step, 45 steps per epoch")
+    losses = [float(v) for v in re.findall(r"mean training loss (\d+\.\d+) over 1438 rows", out)]
+    assert len(losses) == 10 and losses[-1] < losses[0] / 5
+    assert float(re.search(r"test accuracy: (\d+\.\d\d)%", out).group(1)) > 95

@@ -129,7 +129,7 @@ def test_help_lists_every_option(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     for opt in ["--hidden", "--epochs", "--lr", "--batch-size", "--optimizer", "--threads", "--seed", "--dtype",
-                "--save", "--plot"]:
+                "--save", "--plot", "--distributed"]:
         assert opt in out
 
 

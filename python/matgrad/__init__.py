@@ -1,8 +1,8 @@
 """matgrad: reverse-mode autodiff on matrices, on the CPU.
 
 ``import matgrad as mg``: tensors and their ops, losses, layers (``mg.nn``), optimizers
-(``mg.optim``), gradient tools, graph drawing, save/load, the bundled digits (``mg.data``), and the
-native kernels (``mg.kernels``). See docs/autograd.md.
+(``mg.optim``), gradient tools, graph drawing, save/load, the bundled digits (``mg.data``),
+data-parallel training over MPI (``mg.distributed``) and the native kernels (``mg.kernels``). See docs/autograd.md.
 """
 
 import numpy as np
@@ -17,6 +17,7 @@ from .ops import avg_pool2d, conv2d, max_pool2d
 from .ops import concat, exp, flatten, leaky_relu, log, log_softmax, pow, sigmoid, softmax, tanh
 from .losses import cross_entropy, mse_loss, svm_loss
 from . import data, nn, optim, random
+from . import distributed  # mg.distributed: data-parallel over MPI; mpi4py is imported only by init()
 from . import onnx  # mg.onnx.export; the onnx package itself is imported only by export
 from .random import manual_seed
 from .checks import GradcheckError, gradcheck, jacobian
@@ -37,6 +38,6 @@ __all__ = [
     "tanh", "sigmoid", "exp", "log", "leaky_relu", "softmax", "log_softmax", "concat", "flatten",  # mg.pow
     # too, left out like sum: it would shadow the builtin pow
     "cross_entropy", "svm_loss", "mse_loss",
-    "nn", "optim", "manual_seed",  # also mg.data and mg.random, kept out of star imports
+    "nn", "optim", "manual_seed", "distributed",  # also mg.data and mg.random, kept out of star imports
     "gradcheck", "jacobian", "GradcheckError", "to_dot", "save", "load", "load_checkpoint", "CheckpointError",
 ]

@@ -89,6 +89,10 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """print on ranks other than 0: nothing."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m matgrad",
@@ -127,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="PATH", type=_existing_file, default=None,
                    help="continue from a --save checkpoint: same options, training goes on from its epoch "
                         "with the same data order and optimizer state")
+    p.add_argument("--distributed", action="store_true",
+                   help="train data-parallel over the ranks of an MPI job (mpiexec -n N python -m matgrad "
+                        "--distributed): each step's --batch-size images are split across the ranks and their "
+                        "gradients averaged, so --lr is the rate for that global batch; rank 0 prints and saves; "
+                        "each rank runs cores/ranks threads unless --threads or OMP_NUM_THREADS says otherwise "
+                        f"(needs mpi4py: {mg.distributed.MPI_EXTRA})")
     p.add_argument("--plot", metavar="FILE", type=_output_path, default=None,
                    help="save loss and accuracy curves as a PNG (needs matplotlib: pip install 'matgrad[plot]')")
     return p
@@ -222,8 +232,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          "install it with: pip install 'matgrad[plot]'")
     from tqdm import tqdm
 
-    if args.threads is not None:
+    rank, world = 0, 1
+    if args.distributed:
+        if mg.distributed._import_mpi() is None:
+            parser.error("--distributed needs mpi4py and an MPI library, which are not installed; "
+                         f"install them with: {mg.distributed.MPI_EXTRA}")
+        rank, world = mg.distributed.init(threads=args.threads)
+        if args.batch_size < world:
+            parser.error(f"--batch-size {args.batch_size} is smaller than the {world} ranks: each rank needs at "
+                         "least one sample per step")
+    elif args.threads is not None:
         mg.set_num_threads(args.threads)
+    root = rank == 0
+    say = print if root else _quiet
     dtype = np.dtype(args.dtype)
     lr = args.lr if args.lr is not None else _DEFAULT_LR[args.model, args.optimizer]
     try:
@@ -231,7 +252,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DataError as e:
         parser.error(str(e))
     if classes is not None:
-        print("classes: " + ", ".join(f"{k} = {c}" for k, c in enumerate(classes)))
+        say("classes: " + ", ".join(f"{k} = {c}" for k, c in enumerate(classes)))
 
     mg.manual_seed(args.seed)
     shuffle = np.random.default_rng(args.seed)
@@ -251,8 +272,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     schedule = mg.optim.StepLR(opt, _CNN_LR_STEP, _CNN_LR_DECAY) if args.model == "cnn" else None
     decay = f" (x{_CNN_LR_DECAY:g} every {_CNN_LR_STEP} epochs)" if schedule else ""
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
-    print(f"{name} on {len(x_train)} training / {len(x_test)} test {source}: "
-          f"{args.optimizer} lr {lr:g}{decay}, batch {args.batch_size}, {epochs}, {dtype}, threads: {mg.get_num_threads()}")
+    ranks = f" over {world} ranks ({-(-args.batch_size // world)} per rank)" if args.distributed else ""
+    threads = "threads per rank" if args.distributed else "threads"
+    say(f"{name} on {len(x_train)} training / {len(x_test)} test {source}: "
+        f"{args.optimizer} lr {lr:g}{decay}, batch {args.batch_size}{ranks}, {epochs}, {dtype}, "
+        f"{threads}: {mg.get_num_threads()}")
 
     history: Dict[str, List[float]] = {"loss": [], "train_acc": [], "test_acc": []}
     # What a checkpoint must agree on to be resumed (the epoch count may grow).
@@ -262,7 +286,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     first_epoch = 1
     if args.resume is not None:
         first_epoch, history = _resume(parser, args.resume, model, opt, schedule, shuffle, config)
-        print(f"resumed from {args.resume} after epoch {first_epoch - 1}")
+        say(f"resumed from {args.resume} after epoch {first_epoch - 1}")
+    if args.distributed:  # the same start on every rank, whatever each built or loaded
+        mg.distributed.broadcast_parameters(model)
     n = len(x_train)
     start = time.perf_counter()
     for epoch in range(first_epoch, args.epochs + 1):
@@ -270,21 +296,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         total_loss, correct, seen = 0.0, 0, 0
         steps = range(0, n, args.batch_size)
         bar = tqdm(total=len(steps), desc=f"epoch {epoch:>{len(str(args.epochs))}}/{args.epochs}",
-                   unit="batch", leave=True, file=sys.stderr)
+                   unit="batch", leave=True, file=sys.stderr, disable=not root)
         for i in steps:
-            idx = order[i:i + args.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            logits = model(mg.tensor(xb))
-            loss = mg.cross_entropy(logits, yb)
+            batch = order[i:i + args.batch_size]
+            idx = batch[rank::world]  # this rank's share of the global batch (all of it in one process)
             opt.zero_grad()
-            loss.backward()
+            if len(idx):  # a short last batch may leave a rank nothing: its gradients count as zeros
+                xb, yb = x_train[idx], y_train[idx]
+                logits = model(mg.tensor(xb))
+                loss = mg.cross_entropy(logits, yb)
+                # The ranks' mean losses, averaged by allreduce_gradients, weighted so that the step
+                # is the one-process step on the global batch even when shares are unequal.
+                share = len(idx) * world / len(batch)
+                (loss if share == 1 else loss * share).backward()
+                total_loss += loss.item() * len(idx)
+                correct += int((logits.data.argmax(axis=1) == yb).sum())
+                seen += len(idx)
+            if args.distributed:
+                mg.distributed.allreduce_gradients(model)
             opt.step()
-            total_loss += loss.item() * len(idx)
-            correct += int((logits.data.argmax(axis=1) == yb).sum())
-            seen += len(idx)
-            bar.set_postfix({"loss": f"{total_loss / seen:.4f}", "acc": f"{100 * correct / seen:.2f}%"},
+            shown = max(seen, 1)
+            bar.set_postfix({"loss": f"{total_loss / shown:.4f}", "acc": f"{100 * correct / shown:.2f}%"},
                             refresh=False)
             bar.update(1)
+        if args.distributed:  # the epoch's figures over the whole training set, not rank 0's share
+            totals = mg.distributed.allreduce([total_loss, correct, seen])
+            total_loss, correct, seen = float(totals[0]), int(totals[1]), int(totals[2])
         test_acc = _accuracy(model, x_test, y_test)
         history["loss"].append(total_loss / seen)
         history["train_acc"].append(correct / seen)
@@ -294,22 +331,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         bar.close()
         if schedule is not None:
             schedule.step()
-        if args.save is not None:  # every epoch, atomically: a crash leaves the last one whole
+        if args.save is not None and root:  # every epoch, atomically: a crash leaves the last one whole
             mg.save(model, args.save, optimizer=opt, extra={
                 "epoch": epoch, "config": config, "history": history, "classes": classes,
                 "shuffle": shuffle.bit_generator.state, "init": mg.random.generator().bit_generator.state,
                 "schedule": None if schedule is None else schedule.state_dict()})
     elapsed = time.perf_counter() - start
-    print(f"trained in {elapsed:.2f} s")
+    say(f"trained in {elapsed:.2f} s")
 
     if args.save is not None:
-        print(f"saved the checkpoint to {args.save}")
-    if args.plot is not None:
+        say(f"saved the checkpoint to {args.save}")
+    if args.plot is not None and root:
         _plot(history, args.plot)
-        print(f"saved the curves to {args.plot}")
+        say(f"saved the curves to {args.plot}")
     if not history["test_acc"]:  # resumed at or past the last epoch: nothing was trained
         history["test_acc"].append(_accuracy(model, x_test, y_test))
-    print(f"test accuracy: {100 * history['test_acc'][-1]:.2f}%")
+    say(f"test accuracy: {100 * history['test_acc'][-1]:.2f}%")
     return 0
 
 
