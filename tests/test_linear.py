@@ -161,3 +161,22 @@ def test_given_gradients_can_be_overwritten_per_output(rng):
     np.testing.assert_allclose(db, fresh[2])
     with pytest.raises(TypeError, match="accumulate must be a bool or a tuple of 3 bools"):
         kernels.linear_backward(gy, x, w, accumulate=(True, False))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [3, 256, 300])  # within one column chunk, exactly one, past one
+def test_masked_gradient_drops_nan_and_inf_where_y_is_not_positive(dtype, m, rng):
+    # The mask reads dy everywhere (a vector select): a NaN or inf of dy under a zero
+    # output must still give 0 in db and dw, never leak through as NaN.
+    x = rng.standard_normal((70, 5)).astype(dtype)
+    w = rng.standard_normal((5, m)).astype(dtype)
+    y = kernels.linear_forward(x, w, relu=True)
+    dy = rng.standard_normal((70, m)).astype(dtype)
+    dead = y <= 0
+    dy[dead] = np.where(rng.random(int(dead.sum())) < 0.5, np.nan, np.inf)
+    dx, dw, db = kernels.linear_backward(dy, x, w, y, relu=True)
+    g = np.where(y > 0, dy, 0)
+    assert np.isfinite(db).all() and np.isfinite(dw).all() and np.isfinite(dx).all()
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(db, g.sum(axis=0), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dw, x.T @ g, rtol=tol, atol=tol)

@@ -192,8 +192,13 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
             const bool group_start = i % per_group == 0;
             const T* gi = dy + i * y_image;
             if (relu) {  // y = relu(z)  ->  dL/dz = dL/dy where y > 0
-                const T* yi = y + i * y_image;
-                for (int64_t e = 0; e < y_image; ++e) gi_buf[e] = yi[e] > T(0) ? gi[e] : T(0);
+                const T* __restrict yi = y + i * y_image;
+                const T* __restrict gi_in = gi;
+                T* __restrict out = gi_buf;
+                for (int64_t e = 0; e < y_image; ++e) {  // both read: a vector select, not a branch
+                    const T d = gi_in[e];
+                    out[e] = yi[e] > T(0) ? d : T(0);
+                }
                 gi = gi_buf;
             }
             if (g.db) {  // db[f] += Σ_p g_i[f, p]
