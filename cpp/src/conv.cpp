@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gemm_internal.hpp"
+#include "kernels/kernel_table.hpp"
 #include "matgrad/matgrad.hpp"
 #include "threads.hpp"
 
@@ -184,6 +185,7 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
     std::vector<T> masked(relu ? threads * y_image : 0), dcols(g.dx ? threads * K * P : 0);
     if (g.dx && !g.accumulate_dx) std::fill(g.dx, g.dx + sh.n * x_image, T(0));
 
+    const ReluBackwardLoop<T> relu_backward_loop = active_kernels().get<T>().relu_backward;
     for_images(sh, threads, per_group, [&](int64_t first, int64_t end, int tid) {
         T* gi_buf = relu ? masked.data() + tid * y_image : nullptr;
         T* dcol = g.dx ? dcols.data() + tid * K * P : nullptr;
@@ -192,13 +194,8 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
             const bool group_start = i % per_group == 0;
             const T* gi = dy + i * y_image;
             if (relu) {  // y = relu(z)  ->  dL/dz = dL/dy where y > 0
-                const T* __restrict yi = y + i * y_image;
-                const T* __restrict gi_in = gi;
-                T* __restrict out = gi_buf;
-                for (int64_t e = 0; e < y_image; ++e) {  // both read: a vector select, not a branch
-                    const T d = gi_in[e];
-                    out[e] = yi[e] > T(0) ? d : T(0);
-                }
+                // The ISA's ReLU-backward loop, called directly: this thread's image only.
+                relu_backward_loop(gi, y + i * y_image, gi_buf, y_image, false);
                 gi = gi_buf;
             }
             if (g.db) {  // db[f] += Σ_p g_i[f, p]

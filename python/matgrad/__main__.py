@@ -89,10 +89,6 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _quiet(*args: Any, **kwargs: Any) -> None:
-    """print on ranks other than 0: nothing."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m matgrad",
@@ -244,7 +240,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif args.threads is not None:
         mg.set_num_threads(args.threads)
     root = rank == 0
-    say = print if root else _quiet
+    say = mg.distributed.print0  # print, on rank 0 only
     dtype = np.dtype(args.dtype)
     lr = args.lr if args.lr is not None else _DEFAULT_LR[args.model, args.optimizer]
     try:
