@@ -49,11 +49,51 @@ struct ValidColumns {
     }
 };
 
+// im2col for stride 1 when ow == w (a "same" convolution, kw = 2·pad + 1): for one
+// (ci, r, s) the output rows that see the input read one contiguous run of the
+// input plane, shifted by (r − pad)·w + s − pad. One copy of the run, then the
+// lanes that fell on the left or right padding (they hold the neighbouring row's
+// values) are zeroed: a few stores per row instead of a short copy per row.
+// x: [c×h×w] -> cols: [K×P]
+template <class T>
+void im2col_image_same(const ConvShape& sh, const ValidColumns& valid, const T* __restrict x,
+                       T* __restrict cols) {
+    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, w = sh.w;
+    for (int64_t ci = 0; ci < sh.c; ++ci)
+        for (int64_t r = 0; r < sh.kh; ++r) {
+            // output rows oy whose input row oy − pad + r lies in [0, h)
+            const int64_t oy_lo = std::min(oh, std::max<int64_t>(0, sh.pad - r));
+            const int64_t oy_hi = std::max(oy_lo, std::min(oh, sh.h + sh.pad - r));
+            for (int64_t s = 0; s < sh.kw; ++s) {
+                T* __restrict row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
+                const int64_t lo = valid.lo[s], hi = valid.hi[s];
+                if (oy_lo == oy_hi || lo == hi) {
+                    std::fill(row, row + P, T(0));
+                    continue;
+                }
+                if (oy_lo > 0) std::fill(row, row + oy_lo * ow, T(0));
+                // row[e] = x[ci][(e / ow) − pad + r][(e % ow) − pad + s] = x[shift + e]; the run's ends
+                // are in range because lo and hi bound the columns that are.
+                const int64_t shift = ci * sh.h * w + (r - sh.pad) * w + (s - sh.pad);
+                const int64_t begin = oy_lo * ow + lo, end = (oy_hi - 1) * ow + hi;
+                std::copy(x + (shift + begin), x + (shift + end), row + begin);
+                // the padding lanes, column by column (strided stores: no memset call per lane)
+                auto zero_column = [&](int64_t ox) {
+                    for (int64_t oy = oy_lo; oy < oy_hi; ++oy) row[oy * ow + ox] = T(0);
+                };
+                for (int64_t ox = 0; ox < lo; ++ox) zero_column(ox);
+                for (int64_t ox = hi; ox < ow; ++ox) zero_column(ox);
+                if (oy_hi < oh) std::fill(row + oy_hi * ow, row + P, T(0));
+            }
+        }
+}
+
 // x: [c×h×w] -> cols: [K×P]
 template <class T>
 void im2col_image(const ConvShape& sh, const ValidColumns& valid, const T* __restrict x,
                   T* __restrict cols) {
     const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, stride = sh.stride;
+    if (stride == 1 && ow == sh.w) return im2col_image_same(sh, valid, x, cols);
     for (int64_t ci = 0; ci < sh.c; ++ci)
         for (int64_t r = 0; r < sh.kh; ++r)
             for (int64_t s = 0; s < sh.kw; ++s) {
@@ -101,6 +141,37 @@ void col2im_image(const ConvShape& sh, const ValidColumns& valid, const T* __res
                     }
                 }
             }
+}
+
+// col2im of a scratch buffer for stride 1 when ow == w, the adjoint of
+// im2col_image_same: the padding lanes of cols are zeroed first (cols is the
+// caller's scratch, read once), so that each (ci, r, s) row adds into the input
+// plane as one contiguous run; a padding lane then adds 0 to the neighbouring
+// row's pixel, which leaves it as it was.
+// cols: [K×P] -> dx: [c×h×w], added into (the caller zeroes it first)
+template <class T>
+void col2im_image_same(const ConvShape& sh, const ValidColumns& valid, T* __restrict cols,
+                       T* __restrict dx) {
+    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, w = sh.w;
+    for (int64_t ci = 0; ci < sh.c; ++ci)
+        for (int64_t r = 0; r < sh.kh; ++r) {
+            const int64_t oy_lo = std::min(oh, std::max<int64_t>(0, sh.pad - r));
+            const int64_t oy_hi = std::max(oy_lo, std::min(oh, sh.h + sh.pad - r));
+            for (int64_t s = 0; s < sh.kw; ++s) {
+                T* __restrict row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
+                const int64_t lo = valid.lo[s], hi = valid.hi[s];
+                if (oy_lo == oy_hi || lo == hi) continue;
+                auto zero_column = [&](int64_t ox) {
+                    for (int64_t oy = oy_lo; oy < oy_hi; ++oy) row[oy * ow + ox] = T(0);
+                };
+                for (int64_t ox = 0; ox < lo; ++ox) zero_column(ox);
+                for (int64_t ox = hi; ox < ow; ++ox) zero_column(ox);
+                // the inverse of im2col_image_same's copy: dx[shift + e] += row[e]
+                const int64_t shift = ci * sh.h * w + (r - sh.pad) * w + (s - sh.pad);
+                const int64_t begin = oy_lo * ow + lo, end = (oy_hi - 1) * ow + hi;
+                for (int64_t e = begin; e < end; ++e) dx[shift + e] += row[e];
+            }
+        }
 }
 
 // Σ x[0..n) in 8 interleaved partial sums (a fixed order, so the same bits on
@@ -211,7 +282,10 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
                               !group_start, nullptr, false);
             if (g.dx) {  // dcols = Wᵀ·g_i: [K×F]·[F×P], W read transposed; then col2im
                 gemm_fused<T>(K, P, F, wts, 1, K, gi, P, 1, dcol, P, false, nullptr, false);
-                col2im_image(sh, valid, dcol, g.dx + i * x_image);
+                if (sh.stride == 1 && sh.out_w() == sh.w)
+                    col2im_image_same(sh, valid, dcol, g.dx + i * x_image);
+                else
+                    col2im_image(sh, valid, dcol, g.dx + i * x_image);
             }
         }
     });

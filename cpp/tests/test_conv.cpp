@@ -194,6 +194,10 @@ int main() {
         conv(2, 2, 4, 3, 3, 6, 5, 1, 1),   conv(9, 3, 11, 10, 6, 5, 4, 2, 2),  // 9 images: dW in 5 groups (4 of 2, 1 of 1)
         conv(0, 2, 5, 5, 3, 3, 3, 1, 1),
         conv(17, 5, 12, 12, 8, 3, 3, 1, 1),  // 881k multiply-adds, 6 groups: 2 threads split the images
+        // stride 1 with ow == w take im2col's one-run-per-row path: a kernel column wholly in the padding
+        // (w = 1 under a 3-wide kernel), 5×5 over a 3×3 image, kh ≠ kw, and one large enough to thread
+        conv(2, 2, 3, 1, 3, 3, 3, 1, 1),   conv(2, 2, 3, 3, 3, 5, 5, 1, 2),
+        conv(3, 3, 6, 9, 4, 1, 5, 1, 2),   conv(12, 4, 16, 16, 8, 3, 3, 1, 1),
     };
     unsigned seed = 1;
     for (const auto& s : shapes)
