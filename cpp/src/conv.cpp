@@ -33,145 +33,139 @@ constexpr int64_t kMaxGroups = 8;
 // ceil(a / b) for a ≥ 0, b > 0, without the overflow of (a + b − 1) / b.
 int64_t ceil_div(int64_t a, int64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
 
-// For each kernel column s, the output columns ox whose input column
-// ox·stride − pad + s lies in [0, w): [lo[s], hi[s]). Computed once per call
-// (the divisions cost more than the short rows they bound).
-struct ValidColumns {
-    std::vector<int64_t> lo, hi;
-    explicit ValidColumns(const ConvShape& sh) : lo(sh.kw), hi(sh.kw) {
-        const int64_t ow = sh.out_w();
-        for (int64_t s = 0; s < sh.kw; ++s) {
-            const int64_t first = sh.pad - s;  // ox·stride ≥ pad − s
-            lo[s] = first > 0 ? std::min(ow, ceil_div(first, sh.stride)) : 0;
-            const int64_t last = sh.w - 1 + sh.pad - s;  // ox·stride ≤ w − 1 + pad − s
-            hi[s] = std::max(lo[s], last >= 0 ? std::min(ow, last / sh.stride + 1) : int64_t{0});
-        }
+// The outputs o along one axis whose input o·stride − pad + t (t the kernel
+// offset) lies in [0, extent): [lo, hi), empty as lo == hi.
+struct Range {
+    int64_t lo, hi;
+};
+Range valid_outputs(int64_t extent, int64_t pad, int64_t stride, int64_t t, int64_t outputs) {
+    const int64_t first = pad - t;  // o·stride ≥ pad − t
+    const int64_t lo = first > 0 ? std::min(outputs, ceil_div(first, stride)) : 0;
+    const int64_t last = extent - 1 + pad - t;  // o·stride ≤ extent − 1 + pad − t
+    return {lo, std::max(lo, last >= 0 ? std::min(outputs, last / stride + 1) : int64_t{0})};
+}
+
+// For each kernel row r and column s, the output rows and columns that see the
+// input (the others fall on the padding). Computed once per call: the divisions
+// cost more than the short rows they bound.
+struct ValidOutputs {
+    std::vector<Range> rows, cols;
+    explicit ValidOutputs(const ConvShape& sh) {
+        for (int64_t r = 0; r < sh.kh; ++r)
+            rows.push_back(valid_outputs(sh.h, sh.pad, sh.stride, r, sh.out_h()));
+        for (int64_t s = 0; s < sh.kw; ++s)
+            cols.push_back(valid_outputs(sh.w, sh.pad, sh.stride, s, sh.out_w()));
     }
 };
 
-// im2col for stride 1 when ow == w (a "same" convolution, kw = 2·pad + 1): for one
-// (ci, r, s) the output rows that see the input read one contiguous run of the
-// input plane, shifted by (r − pad)·w + s − pad. One copy of the run, then the
-// lanes that fell on the left or right padding (they hold the neighbouring row's
-// values) are zeroed: a few stores per row instead of a short copy per row.
-// x: [c×h×w] -> cols: [K×P]
+// Stride 1 with ow == w (a "same" convolution, kw = 2·pad + 1): for one (ci, r, s)
+// the output rows that see the input read one contiguous run of the input plane,
+// shifted by (r − pad)·w + s − pad, so im2col copies the run whole and col2im adds
+// it back whole. The lanes of the run that fall on the left or right padding
+// belong to the neighbouring input row: im2col zeroes them after the copy, and
+// col2im zeroes them in its scratch columns before the add (adding 0 leaves the
+// neighbour as it was).
+bool one_run_per_row(const ConvShape& sh) { return sh.stride == 1 && sh.out_w() == sh.w; }
+
+// Zeroes the lanes of one column row [oh×ow] that fall on the padding: the rows
+// outside `rows` whole, and in the rows inside it the columns outside `cols`, column
+// by column (strided stores: a short loop of zero stores per output row would
+// become a memset call each).
 template <class T>
-void im2col_image_same(const ConvShape& sh, const ValidColumns& valid, const T* __restrict x,
-                       T* __restrict cols) {
-    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, w = sh.w;
-    for (int64_t ci = 0; ci < sh.c; ++ci)
-        for (int64_t r = 0; r < sh.kh; ++r) {
-            // output rows oy whose input row oy − pad + r lies in [0, h)
-            const int64_t oy_lo = std::min(oh, std::max<int64_t>(0, sh.pad - r));
-            const int64_t oy_hi = std::max(oy_lo, std::min(oh, sh.h + sh.pad - r));
-            for (int64_t s = 0; s < sh.kw; ++s) {
-                T* __restrict row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
-                const int64_t lo = valid.lo[s], hi = valid.hi[s];
-                if (oy_lo == oy_hi || lo == hi) {
-                    std::fill(row, row + P, T(0));
-                    continue;
-                }
-                if (oy_lo > 0) std::fill(row, row + oy_lo * ow, T(0));
-                // row[e] = x[ci][(e / ow) − pad + r][(e % ow) − pad + s] = x[shift + e]; the run's ends
-                // are in range because lo and hi bound the columns that are.
-                const int64_t shift = ci * sh.h * w + (r - sh.pad) * w + (s - sh.pad);
-                const int64_t begin = oy_lo * ow + lo, end = (oy_hi - 1) * ow + hi;
-                std::copy(x + (shift + begin), x + (shift + end), row + begin);
-                // the padding lanes, column by column (strided stores: no memset call per lane)
-                auto zero_column = [&](int64_t ox) {
-                    for (int64_t oy = oy_lo; oy < oy_hi; ++oy) row[oy * ow + ox] = T(0);
-                };
-                for (int64_t ox = 0; ox < lo; ++ox) zero_column(ox);
-                for (int64_t ox = hi; ox < ow; ++ox) zero_column(ox);
-                if (oy_hi < oh) std::fill(row + oy_hi * ow, row + P, T(0));
-            }
-        }
+void zero_padding_lanes(T* __restrict row, int64_t oh, int64_t ow, Range rows, Range cols) {
+    if (rows.lo == rows.hi || cols.lo == cols.hi) {
+        std::fill(row, row + oh * ow, T(0));
+        return;
+    }
+    if (rows.lo > 0) std::fill(row, row + rows.lo * ow, T(0));
+    auto zero_column = [&](int64_t ox) {
+        for (int64_t oy = rows.lo; oy < rows.hi; ++oy) row[oy * ow + ox] = T(0);
+    };
+    for (int64_t ox = 0; ox < cols.lo; ++ox) zero_column(ox);
+    for (int64_t ox = cols.hi; ox < ow; ++ox) zero_column(ox);
+    if (rows.hi < oh) std::fill(row + rows.hi * ow, row + oh * ow, T(0));
 }
 
 // x: [c×h×w] -> cols: [K×P]
 template <class T>
-void im2col_image(const ConvShape& sh, const ValidColumns& valid, const T* __restrict x,
+void im2col_image(const ConvShape& sh, const ValidOutputs& valid, const T* __restrict x,
                   T* __restrict cols) {
-    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, stride = sh.stride;
-    if (stride == 1 && ow == sh.w) return im2col_image_same(sh, valid, x, cols);
+    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, stride = sh.stride, w = sh.w;
+    const bool one_run = one_run_per_row(sh);
     for (int64_t ci = 0; ci < sh.c; ++ci)
         for (int64_t r = 0; r < sh.kh; ++r)
             for (int64_t s = 0; s < sh.kw; ++s) {
                 T* __restrict row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
-                const int64_t lo = valid.lo[s], hi = valid.hi[s];
-                for (int64_t oy = 0; oy < oh; ++oy) {
-                    T* __restrict out = row + oy * ow;
-                    const int64_t iy = oy * stride - sh.pad + r;
-                    if (iy < 0 || iy >= sh.h) {
-                        for (int64_t ox = 0; ox < ow; ++ox) out[ox] = T(0);
-                        continue;
-                    }
-                    const T* __restrict in = x + (ci * sh.h + iy) * sh.w - sh.pad + s;  // in[ox·stride]
-                    for (int64_t ox = 0; ox < lo; ++ox) out[ox] = T(0);
-                    // rows are short (a few dozen values): a loop the compiler vectorises beats memcpy calls
-                    if (stride == 1) {
-                        for (int64_t ox = lo; ox < hi; ++ox) out[ox] = in[ox];
+                const Range rows = valid.rows[r], lanes = valid.cols[s];
+                // row[oy·ow + ox] = x[ci][oy·stride − pad + r][ox·stride − pad + s] = x[base + oy·stride·w + ox·stride]
+                const int64_t base = ci * sh.h * w + (r - sh.pad) * w + (s - sh.pad);
+                if (rows.lo < rows.hi && lanes.lo < lanes.hi) {
+                    if (one_run) {  // the run's ends are in range because rows and lanes bound what is
+                        const int64_t begin = rows.lo * ow + lanes.lo, end = (rows.hi - 1) * ow + lanes.hi;
+                        std::copy(x + (base + begin), x + (base + end), row + begin);
                     } else {
-                        for (int64_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * stride];
+                        for (int64_t oy = rows.lo; oy < rows.hi; ++oy) {
+                            T* __restrict out = row + oy * ow;
+                            const T* __restrict in = x + (base + oy * stride * w);  // in[ox·stride], ox ≥ lanes.lo
+                            if (stride == 1) {
+                                for (int64_t ox = lanes.lo; ox < lanes.hi; ++ox) out[ox] = in[ox];
+                            } else if (stride == 2) {  // a constant stride the compiler vectorises (even lanes)
+                                for (int64_t ox = lanes.lo; ox < lanes.hi; ++ox) out[ox] = in[2 * ox];
+                            } else {
+                                for (int64_t ox = lanes.lo; ox < lanes.hi; ++ox) out[ox] = in[ox * stride];
+                            }
+                        }
                     }
-                    for (int64_t ox = hi; ox < ow; ++ox) out[ox] = T(0);
                 }
+                zero_padding_lanes(row, oh, ow, rows, lanes);
             }
 }
 
-// cols: [K×P] -> dx: [c×h×w], added into (the caller zeroes it first)
+// The adjoint of im2col: cols [K×P] -> dx [c×h×w], added into (the caller zeroes it first).
 template <class T>
-void col2im_image(const ConvShape& sh, const ValidColumns& valid, const T* __restrict cols,
+void col2im_image(const ConvShape& sh, const ValidOutputs& valid, const T* __restrict cols,
                   T* __restrict dx) {
-    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow;
+    const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, stride = sh.stride, w = sh.w;
     for (int64_t ci = 0; ci < sh.c; ++ci)
         for (int64_t r = 0; r < sh.kh; ++r)
             for (int64_t s = 0; s < sh.kw; ++s) {
                 const T* row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
-                const int64_t lo = valid.lo[s], hi = valid.hi[s];
-                for (int64_t oy = 0; oy < oh; ++oy) {
-                    const int64_t iy = oy * sh.stride - sh.pad + r;
-                    if (iy < 0 || iy >= sh.h) continue;
+                const Range rows = valid.rows[r], lanes = valid.cols[s];
+                const int64_t base = ci * sh.h * w + (r - sh.pad) * w + (s - sh.pad);
+                for (int64_t oy = rows.lo; oy < rows.hi; ++oy) {
                     const T* __restrict in = row + oy * ow;
-                    T* __restrict out = dx + (ci * sh.h + iy) * sh.w - sh.pad + s;
-                    if (sh.stride == 1) {
-                        for (int64_t ox = lo; ox < hi; ++ox) out[ox] += in[ox];
+                    T* __restrict out = dx + (base + oy * stride * w);  // out[ox·stride], ox ≥ lanes.lo
+                    if (stride == 1) {
+                        for (int64_t ox = lanes.lo; ox < lanes.hi; ++ox) out[ox] += in[ox];
+                    } else if (stride == 2) {
+                        for (int64_t ox = lanes.lo; ox < lanes.hi; ++ox) out[2 * ox] += in[ox];
                     } else {
-                        for (int64_t ox = lo; ox < hi; ++ox) out[ox * sh.stride] += in[ox];
+                        for (int64_t ox = lanes.lo; ox < lanes.hi; ++ox) out[ox * stride] += in[ox];
                     }
                 }
             }
 }
 
-// col2im of a scratch buffer for stride 1 when ow == w, the adjoint of
-// im2col_image_same: the padding lanes of cols are zeroed first (cols is the
-// caller's scratch, read once), so that each (ci, r, s) row adds into the input
-// plane as one contiguous run; a padding lane then adds 0 to the neighbouring
-// row's pixel, which leaves it as it was.
-// cols: [K×P] -> dx: [c×h×w], added into (the caller zeroes it first)
+// col2im of columns that are the caller's scratch, read once and then free to
+// overwrite: a one-run-per-row shape zeroes their padding lanes and adds each
+// (ci, r, s) row back as one run.
 template <class T>
-void col2im_image_same(const ConvShape& sh, const ValidColumns& valid, T* __restrict cols,
-                       T* __restrict dx) {
+void col2im_image_scratch(const ConvShape& sh, const ValidOutputs& valid, T* __restrict cols,
+                          T* __restrict dx) {
+    if (!one_run_per_row(sh)) return col2im_image(sh, valid, cols, dx);
     const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, w = sh.w;
     for (int64_t ci = 0; ci < sh.c; ++ci)
-        for (int64_t r = 0; r < sh.kh; ++r) {
-            const int64_t oy_lo = std::min(oh, std::max<int64_t>(0, sh.pad - r));
-            const int64_t oy_hi = std::max(oy_lo, std::min(oh, sh.h + sh.pad - r));
+        for (int64_t r = 0; r < sh.kh; ++r)
             for (int64_t s = 0; s < sh.kw; ++s) {
                 T* __restrict row = cols + ((ci * sh.kh + r) * sh.kw + s) * P;
-                const int64_t lo = valid.lo[s], hi = valid.hi[s];
-                if (oy_lo == oy_hi || lo == hi) continue;
-                auto zero_column = [&](int64_t ox) {
-                    for (int64_t oy = oy_lo; oy < oy_hi; ++oy) row[oy * ow + ox] = T(0);
-                };
-                for (int64_t ox = 0; ox < lo; ++ox) zero_column(ox);
-                for (int64_t ox = hi; ox < ow; ++ox) zero_column(ox);
-                // the inverse of im2col_image_same's copy: dx[shift + e] += row[e]
-                const int64_t shift = ci * sh.h * w + (r - sh.pad) * w + (s - sh.pad);
-                const int64_t begin = oy_lo * ow + lo, end = (oy_hi - 1) * ow + hi;
-                for (int64_t e = begin; e < end; ++e) dx[shift + e] += row[e];
+                const Range rows = valid.rows[r], lanes = valid.cols[s];
+                if (rows.lo == rows.hi || lanes.lo == lanes.hi) continue;
+                zero_padding_lanes(row, oh, ow, rows, lanes);
+                // the inverse of im2col's run copy: dx[base + e] += row[e]
+                const int64_t base = ci * sh.h * w + (r - sh.pad) * w + (s - sh.pad);
+                const int64_t begin = rows.lo * ow + lanes.lo, end = (rows.hi - 1) * ow + lanes.hi;
+                for (int64_t e = begin; e < end; ++e) dx[base + e] += row[e];
             }
-        }
 }
 
 // Σ x[0..n) in 8 interleaved partial sums (a fixed order, so the same bits on
@@ -226,7 +220,7 @@ void for_images(const ConvShape& sh, int threads, int64_t group, const Body& bod
 template <class T>
 void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T* bias, bool relu,
                          T* cols, T* y) {
-    const ValidColumns valid(sh);
+    const ValidOutputs valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
     for_images(sh, conv_threads(sh), 1, [&](int64_t first, int64_t end, int) {
@@ -245,7 +239,7 @@ void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T*
 template <class T>
 void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool relu, const T* cols,
                           const T* wts, const ConvGrads<T>& g) {
-    const ValidColumns valid(sh);
+    const ValidOutputs valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
     const int64_t per_group = std::max<int64_t>(1, ceil_div(sh.n, kMaxGroups));  // images per group
@@ -282,10 +276,7 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
                               !group_start, nullptr, false);
             if (g.dx) {  // dcols = Wᵀ·g_i: [K×F]·[F×P], W read transposed; then col2im
                 gemm_fused<T>(K, P, F, wts, 1, K, gi, P, 1, dcol, P, false, nullptr, false);
-                if (sh.stride == 1 && sh.out_w() == sh.w)
-                    col2im_image_same(sh, valid, dcol, g.dx + i * x_image);
-                else
-                    col2im_image(sh, valid, dcol, g.dx + i * x_image);
+                col2im_image_scratch(sh, valid, dcol, g.dx + i * x_image);
             }
         }
     });
@@ -307,7 +298,7 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
 
 template <class T>
 void im2col_impl(const ConvShape& sh, const T* x, T* cols) {
-    const ValidColumns valid(sh);
+    const ValidOutputs valid(sh);
     const int64_t x_image = sh.c * sh.h * sh.w, col_image = sh.col_rows() * sh.col_cols();
     for_images(sh, conv_threads(sh), 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) im2col_image(sh, valid, x + i * x_image, cols + i * col_image);
@@ -316,7 +307,7 @@ void im2col_impl(const ConvShape& sh, const T* x, T* cols) {
 
 template <class T>
 void col2im_impl(const ConvShape& sh, const T* cols, T* dx, bool accumulate) {
-    const ValidColumns valid(sh);
+    const ValidOutputs valid(sh);
     const int64_t x_image = sh.c * sh.h * sh.w, col_image = sh.col_rows() * sh.col_cols();
     for_images(sh, conv_threads(sh), 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) {
