@@ -31,8 +31,8 @@ void for_planes(int64_t planes, int64_t work, const Body& body) {
 // each window's first element, and every other window offset (r, c), in
 // row-major order, is compared across the whole row at once. The same
 // comparisons in the same order as window by window, but as selects over a row
-// (which the compiler vectorises; with a constant column stride, kStride > 0,
-// the loads too) instead of a branch per element that the data makes a coin toss.
+// (a constant column stride, kStride > 0, lets the compiler fold the addressing)
+// instead of a branch per element that the data makes a coin toss.
 //   xp: [h×w] -> yp, ap: [oh×ow]
 template <int64_t kStride, class T>
 void max_plane(const PoolShape& s, const T* __restrict xp, T* __restrict yp, int64_t* __restrict ap) {
