@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "matgrad/matgrad.hpp"
+#include "pool_max_plane.hpp"
 #include "threads.hpp"
 
 namespace matgrad {
@@ -27,46 +28,11 @@ void for_planes(int64_t planes, int64_t work, const Body& body) {
     });
 }
 
-// One plane's max pooling, one output row at a time: the row of maxima starts as
-// each window's first element, and every other window offset (r, c), in
-// row-major order, is compared across the whole row at once. The same
-// comparisons in the same order as window by window, but as selects over a row
-// (a constant column stride, kStride > 0, lets the compiler fold the addressing)
-// instead of a branch per element that the data makes a coin toss.
-//   xp: [h×w] -> yp, ap: [oh×ow]
-template <int64_t kStride, class T>
-void max_plane(const PoolShape& s, const T* __restrict xp, T* __restrict yp, int64_t* __restrict ap) {
-    const int64_t oh = s.out_h(), ow = s.out_w(), sw = kStride > 0 ? kStride : s.stride_w;
-    for (int64_t oy = 0; oy < oh; ++oy) {
-        T* __restrict best = yp + oy * ow;
-        int64_t* __restrict best_at = ap + oy * ow;
-        const int64_t top = oy * s.stride_h * s.w;
-        for (int64_t ox = 0; ox < ow; ++ox) {
-            best[ox] = xp[top + ox * sw];
-            best_at[ox] = top + ox * sw;
-        }
-        for (int64_t r = 0; r < s.kh; ++r)
-            for (int64_t c = r == 0 ? 1 : 0; c < s.kw; ++c) {
-                const int64_t offset = top + r * s.w + c;
-                for (int64_t ox = 0; ox < ow; ++ox) {
-                    const int64_t at = offset + ox * sw;
-                    const T v = xp[at];
-                    // strictly greater: ties keep the first maximum; the first NaN wins
-                    const T b = best[ox];
-                    const bool take = (v > b) | ((v != v) & (b == b));
-                    const int64_t mask = -int64_t(take);  // all ones where taken: a select without a branch
-                    best_at[ox] = (at & mask) | (best_at[ox] & ~mask);
-                    best[ox] = take ? v : b;
-                }
-            }
-    }
-}
-
 // x: [n×c×h×w] -> y, argmax: [n×c×oh×ow]
 template <class T>
 void max_forward(const PoolShape& s, const T* x, T* y, int64_t* argmax) {
     const int64_t plane = s.h * s.w, out_plane = s.out_h() * s.out_w();
-    auto plane_fn = s.stride_w == 2 ? max_plane<2, T> : s.stride_w == 1 ? max_plane<1, T> : max_plane<0, T>;
+    const MaxPlaneFn<T> plane_fn = max_plane_for<T>(s);
     for_planes(s.n * s.c, s.n * s.c * out_plane * s.kh * s.kw, [&](int64_t first, int64_t end) {
         for (int64_t p = first; p < end; ++p) plane_fn(s, x + p * plane, y + p * out_plane, argmax + p * out_plane);
     });

@@ -1,6 +1,7 @@
 // Convolution and pooling against direct loops over the definition (the oracle):
 // odd sizes, strides, padding, kernels as large as the padded input, 1×1, the
-// fused ReLU, accumulation, zero images, both dtypes, and 1 vs 2 threads.
+// fused ReLU, accumulation, zero images, both dtypes, and 1 vs 2 threads;
+// max pooling's ties and NaNs index for index.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -169,6 +170,55 @@ void check_pools(matgrad::PoolShape s, double tol, unsigned seed) {
     }
 }
 
+// Max pooling's choice among equals: values drawn from {0, 1, 2, 3} tie in
+// most windows, and about one element in twelve is NaN (sometimes a window's
+// first, sometimes a later one). The oracle scans each window in row-major
+// order: strictly greater replaces the maximum (ties keep the first), a NaN
+// replaces a number but not an earlier NaN (the first NaN wins). The argmax
+// must match index for index, on the vector lanes and the scalar tail alike.
+template <class T>
+void check_max_pool_ties_and_nan(matgrad::PoolShape s, unsigned seed) {
+    const int64_t oh = s.out_h(), ow = s.out_w(), plane = s.h * s.w;
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> level(0, 3), nan_one_in(0, 11);
+    std::vector<T> x(s.n * s.c * plane);
+    for (auto& e : x) e = nan_one_in(rng) == 0 ? T(NAN) : T(level(rng));
+    std::vector<int64_t> want_at(s.n * s.c * oh * ow);
+    for (int64_t p = 0; p < s.n * s.c; ++p)
+        for (int64_t oy = 0; oy < oh; ++oy)
+            for (int64_t ox = 0; ox < ow; ++ox) {
+                int64_t best_at = oy * s.stride_h * s.w + ox * s.stride_w;
+                for (int64_t r = 0; r < s.kh; ++r)
+                    for (int64_t q = 0; q < s.kw; ++q) {
+                        const int64_t in = (oy * s.stride_h + r) * s.w + ox * s.stride_w + q;
+                        const T v = x[p * plane + in], best = x[p * plane + best_at];
+                        if (v > best || (std::isnan(v) && !std::isnan(best))) best_at = in;
+                    }
+                want_at[(p * oh + oy) * ow + ox] = best_at;
+            }
+    for (int threads : {1, 2}) {
+        matgrad::set_num_threads(threads);
+        std::vector<T> y(want_at.size());
+        std::vector<int64_t> at(want_at.size(), -1);
+        matgrad::max_pool2d_forward(s, x.data(), y.data(), at.data());
+        for (size_t o = 0; o < at.size(); ++o) {
+            const int64_t p = int64_t(o) / (oh * ow);
+            const T want_y = x[p * plane + want_at[o]];
+            const bool same_y = std::isnan(want_y) ? std::isnan(y[o]) : y[o] == want_y;
+            if (at[o] != want_at[o] || !same_y) {
+                std::printf("FAIL max_pool2d_forward ties/NaN (%zu-byte, %lldx%lld k%lldx%lld s%lldx%lld): output %zu "
+                            "argmax %lld, want %lld\n",
+                            sizeof(T), static_cast<long long>(s.h), static_cast<long long>(s.w),
+                            static_cast<long long>(s.kh), static_cast<long long>(s.kw),
+                            static_cast<long long>(s.stride_h), static_cast<long long>(s.stride_w), o,
+                            static_cast<long long>(at[o]), static_cast<long long>(want_at[o]));
+                ++failures;
+                break;
+            }
+        }
+    }
+}
+
 matgrad::ConvShape conv(int64_t n, int64_t c, int64_t h, int64_t w, int64_t f, int64_t kh, int64_t kw,
                         int64_t stride, int64_t pad) {
     matgrad::ConvShape s;
@@ -213,6 +263,21 @@ int main() {
     for (const auto& s : pools) {
         check_pools<double>(s, 1e-12, seed);
         check_pools<float>(s, 1e-5, seed);
+        seed += 10;
+    }
+    // Rows of outputs that fill the vector lanes (4 floats, 2 doubles) with a
+    // group left over (it overlaps the one before), and rows narrower than a
+    // group; strides 1 and 2 and kernels 2×2 and 3×3 (constants in the kernel)
+    // and others (not); overlapping and disjoint windows; 8×8 planes as in the
+    // digits CNN.
+    const matgrad::PoolShape tie_pools[] = {
+        pool(3, 2, 6, 11, 3, 3, 1, 1), pool(2, 3, 7, 15, 3, 3, 2, 2),  pool(2, 2, 5, 20, 2, 3, 2, 3),
+        pool(4, 4, 8, 8, 2, 2, 2, 2),  pool(1, 2, 9, 9, 2, 3, 1, 3),   pool(64, 16, 16, 16, 3, 3, 2, 2),
+        pool(2, 2, 6, 13, 2, 2, 1, 1), pool(2, 2, 7, 14, 3, 2, 2, 2),  pool(2, 2, 6, 17, 2, 2, 3, 3),
+        pool(2, 3, 7, 7, 3, 3, 2, 2),  pool(2, 3, 5, 5, 2, 2, 1, 1),   pool(2, 2, 4, 9, 4, 4, 1, 1)};
+    for (const auto& s : tie_pools) {
+        check_max_pool_ties_and_nan<double>(s, seed);
+        check_max_pool_ties_and_nan<float>(s, seed + 1);
         seed += 10;
     }
     if (failures) {
