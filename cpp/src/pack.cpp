@@ -43,26 +43,51 @@ void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int
 
 namespace {
 
-// `count` pieces of nr elements: src + q*nr -> dst + q*stride. A copy of a
-// constant size compiles to a few vector moves; a call to memcpy per 64-byte
-// piece cost as much as the copy.
-template <int Bytes>
-void copy_fixed(const char* src, char* dst, int64_t count, int64_t stride_bytes) {
-    for (int64_t q = 0; q < count; ++q) std::memcpy(dst + q * stride_bytes, src + q * Bytes, Bytes);
+// Rows of B packed together: each panel receives one contiguous run of
+// kRowGroup·nr elements from kRowGroup rows read side by side (see pack_b).
+constexpr int kRowGroup = 8;
+
+// `rows` rows of `count` pieces of Bytes each: piece q of row g, at
+// src + g*row_stride + q*Bytes, goes to dst + q*panel_stride + g*Bytes. A copy
+// of a constant size compiles to a few vector moves; a call to memcpy per
+// 64-byte piece cost as much as the copy.
+template <int Bytes, int Rows>
+void copy_rows(const char* src, int64_t row_stride, char* dst, int64_t count, int64_t panel_stride,
+               int rows) {
+    const int live = Rows > 0 ? Rows : rows;
+    for (int64_t q = 0; q < count; ++q)
+        for (int g = 0; g < live; ++g)
+            std::memcpy(dst + q * panel_stride + g * Bytes, src + g * row_stride + q * Bytes, Bytes);
 }
 
+// A whole group unrolled; the last group of a block, when shorter, in a loop.
+template <int Bytes>
+void copy_fixed(const char* src, int64_t row_stride, char* dst, int64_t count, int64_t panel_stride,
+                int rows) {
+    if (rows == kRowGroup)
+        copy_rows<Bytes, kRowGroup>(src, row_stride, dst, count, panel_stride, rows);
+    else
+        copy_rows<Bytes, 0>(src, row_stride, dst, count, panel_stride, rows);
+}
+
+// The same in elements: rows × count pieces of nr elements from rows `rs` apart
+// into panels `panel` apart.
 template <class T>
-void copy_pieces(const T* src, T* dst, int64_t count, int nr, int64_t stride) {
+void copy_pieces(const T* src, int64_t rs, T* dst, int64_t count, int nr, int64_t panel, int rows) {
     const char* s = reinterpret_cast<const char*>(src);
     char* d = reinterpret_cast<char*>(dst);
-    const int64_t sb = stride * int64_t(sizeof(T));
+    const int64_t rsb = rs * int64_t(sizeof(T)), pb = panel * int64_t(sizeof(T));
     switch (nr * int(sizeof(T))) {
-        case 16: return copy_fixed<16>(s, d, count, sb);
-        case 32: return copy_fixed<32>(s, d, count, sb);
-        case 64: return copy_fixed<64>(s, d, count, sb);
-        case 128: return copy_fixed<128>(s, d, count, sb);
+        case 16: return copy_fixed<16>(s, rsb, d, count, pb, rows);
+        case 32: return copy_fixed<32>(s, rsb, d, count, pb, rows);
+        case 48: return copy_fixed<48>(s, rsb, d, count, pb, rows);
+        case 64: return copy_fixed<64>(s, rsb, d, count, pb, rows);
+        case 96: return copy_fixed<96>(s, rsb, d, count, pb, rows);
+        case 128: return copy_fixed<128>(s, rsb, d, count, pb, rows);
         default:
-            for (int64_t q = 0; q < count; ++q) std::memcpy(dst + q * stride, src + q * nr, nr * sizeof(T));
+            for (int64_t q = 0; q < count; ++q)
+                for (int g = 0; g < rows; ++g)
+                    std::memcpy(dst + q * panel + g * nr, src + g * rs + q * nr, nr * sizeof(T));
     }
 }
 
@@ -71,22 +96,26 @@ void copy_pieces(const T* src, T* dst, int64_t count, int nr, int64_t stride) {
 template <class T>
 void pack_b(int64_t depth, int64_t cols, const T* b, int64_t rs, int64_t cs, int nr, T* dst) {
     if (cs == 1) {
-        // Row-major B: walk each row of the block once, left to right, dealing its
+        // Row-major B: read each row of the block once, left to right, dealing its
         // nr-wide pieces out to the panels. Reading panel by panel instead touches
         // one or two cache lines of every row per panel, rows a whole stride apart,
         // which the hardware prefetchers cannot follow (64×4096·4096×4096 f32, AVX2,
         // Sapphire Rapids-class Xeon: the pack was 30% of the product's time).
+        // kRowGroup rows go side by side, so that each panel gets one contiguous
+        // run of kRowGroup pieces and the rows stream in together: packing all of a
+        // 4096×4096 f32 B from memory in 256×384 blocks (nr 32), one thread, AMD
+        // Zen 4: 9.0-11.3 ms one row at a time, 5.5-6.4 ms with groups of 4 or 8.
         const int64_t full = cols / nr, tail = cols - full * nr;
         const int64_t panel = nr * depth;  // elements from one panel to the next
-        for (int64_t p = 0; p < depth; ++p) {
-            const T* row = b + p * rs;
-            T* out = dst + p * nr;
-            copy_pieces(row, out, full, nr, panel);
-            if (tail) {
-                T* edge = out + full * panel;
-                std::memcpy(edge, row + full * nr, tail * sizeof(T));
-                std::fill(edge + tail, edge + nr, T(0));
-            }
+        for (int64_t p = 0; p < depth; p += kRowGroup) {
+            const int rows = static_cast<int>(std::min<int64_t>(kRowGroup, depth - p));
+            copy_pieces(b + p * rs, rs, dst + p * nr, full, nr, panel, rows);
+            if (tail)
+                for (int g = 0; g < rows; ++g) {
+                    T* edge = dst + (p + g) * nr + full * panel;
+                    std::memcpy(edge, b + (p + g) * rs + full * nr, tail * sizeof(T));
+                    std::fill(edge + tail, edge + nr, T(0));
+                }
         }
         return;
     }
