@@ -60,6 +60,13 @@ template <class T>
 using PackBTransposed = void (*)(int64_t depth, int64_t cols, const T* b, int64_t cs, int nr,
                                  T* dst);
 
+// The inner loop of one row of C against a transposed B (gemm_row_dots,
+// row_loops_impl.inc): out[r] = Σ_p x[p]·rows[r*stride + p] for r < count, x and
+// each row k long.
+template <class T>
+using RowDotsLoop = void (*)(int64_t k, const T* x, const T* rows, int64_t stride, int64_t count,
+                             T* out);
+
 // The machine's limit for this ISA: `iterations` rounds of independent vector
 // FMA chains (enough of them to cover the FMA latency on every port). Returns
 // the floating-point operations done (2 per lane per FMA); *sink receives a
@@ -75,6 +82,7 @@ struct TypedKernels {
     PackBTransposed<T> pack_b_transposed;
     ReluForwardLoop<T> relu_forward;
     ReluBackwardLoop<T> relu_backward;
+    RowDotsLoop<T> row_dots;
     PeakLoop<T> fma_peak;
 };
 
