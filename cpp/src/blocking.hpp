@@ -117,6 +117,14 @@ inline constexpr int64_t kSkinnyMaxRows = 128;
 // while at m = 8 it was 1.7× ahead, hence 8.
 inline constexpr int64_t kSkinnyInPlaceMaxRows = 8;
 inline constexpr int64_t kSkinnyInPlaceMinRowBytes = 128;
+// Whether the skinny path packs a row-major A slice (m × kc) per K slice instead of
+// letting the tiles read its mr rows in place: only when a tile has more rows than
+// the L1 has ways (unknown ways: in place). Rows 4 KiB apart, or a multiple of it
+// (the lecture's 4096 columns), all fall in one L1 set. AMD Zen 4 (8 ways),
+// 64×4096·(4096×4096)ᵀ f32, alternated: AVX-512's 12-row tiles, one thread 62-64 ->
+// 66-69 GFLOP/s, two threads 99-116 -> 133-148 with the packing; AVX2's 6-row
+// tiles, two threads 134-144 -> 105-128, a loss.
+inline constexpr bool skinny_packs_a(int mr, int l1_ways) { return l1_ways > 0 && mr > l1_ways; }
 // GEMMs with at most kNarrowMaxCols columns, at least kNarrowMinRows rows, a
 // row-major A and a copy of B (padded to whole nr panels) of at most
 // kNarrowMaxCopiedB elements take the unpacked path too, threads splitting the

@@ -22,10 +22,13 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
                  const T* bias, bool relu);
 // Skinny (few rows): B panel by panel, read in place when row-major, threads split N.
+// A row-major A is packed per K slice or read in place as skinny_packs_a says
+// (blocking.hpp) for this machine, or as `a_mode` forces (tests: both ways on any CPU).
+enum class SkinnyA { by_policy, in_place, packed };
 template <class T>
 void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
-                 const T* bias, bool relu);
+                 const T* bias, bool relu, SkinnyA a_mode = SkinnyA::by_policy);
 // One row of C (m = 1) against a row-major B (cs_b = 1), B streamed row by row
 // (gemm_row.cpp). a: op(A)'s row, element p at a[p*cs_a]; c: n contiguous values.
 template <class T>

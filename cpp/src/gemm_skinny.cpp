@@ -20,8 +20,10 @@
 #include <algorithm>
 
 #include "aligned_buffer.hpp"
+#include "blocking.hpp"
 #include "gemm_internal.hpp"
 #include "kernels/kernel_table.hpp"
+#include "matgrad/matgrad.hpp"
 #include "pack.hpp"
 #include "threads.hpp"
 
@@ -45,7 +47,7 @@ LineStream source_of(const T* b, int64_t rs_b, int64_t cs_b, int64_t p0, int64_t
 template <class T>
 void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
-                 const T* bias, bool relu) {
+                 const T* bias, bool relu, SkinnyA a_mode) {
     const TypedKernels<T>& kern = active_kernels().get<T>();
     const int mr = kern.blocking.mr, nr = kern.blocking.nr;
     const int64_t kc = kern.blocking.kc;
@@ -55,15 +57,13 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const DirectKernel<T> kernel = kern.direct_kernel;
     const bool in_place = cs_b == 1;  // row-major op(B): its rows are the kernel's B rows
 
-    // A row-major A is read by the tiles as mr rows a whole row apart: with rows
-    // 4 KiB apart or a multiple of it (the lecture's 4096 columns), every k step
-    // touches mr lines of one L1 set, more than the set's ways when mr = 12, and
-    // each broadcast misses L1. Such an A slice (m × kc, a few tens of KiB) is
-    // packed once per K slice into mr-interleaved panels, one contiguous stream
-    // per tile. 64×4096·(4096×4096)ᵀ f32, AMD Zen 4 (32 KiB 8-way L1d), AVX-512
-    // (12-row tiles), medians of 3, alternated: one thread 62-64 -> 66-69 GFLOP/s,
-    // two threads 99-116 -> 133-148; AVX2 (6-row tiles) unchanged.
-    const bool pack_a_slices = rs_a != 1;
+    // A row-major A read in place gives each tile mr streams a whole row apart, which
+    // can share one L1 set (blocking.hpp, skinny_packs_a); then the A slice (m × kc,
+    // a few tens of KiB) is packed once per K slice into mr-row panels, one stream
+    // per tile.
+    const bool pack_a_slices =
+        rs_a != 1 && (a_mode == SkinnyA::by_policy ? skinny_packs_a(mr, cpu_caches().l1d.ways)
+                                                   : a_mode == SkinnyA::packed);
     const int64_t a_rows = (m + mr - 1) / mr * mr;
 
     // One packed B panel (kc × nr) and, when packed, one A slice per team member,
@@ -120,9 +120,9 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
 
 template void gemm_skinny<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
                                  const float*, int64_t, int64_t, float*, int64_t, bool,
-                                 const float*, bool);
+                                 const float*, bool, SkinnyA);
 template void gemm_skinny<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
                                   const double*, int64_t, int64_t, double*, int64_t, bool,
-                                  const double*, bool);
+                                  const double*, bool, SkinnyA);
 
 }  // namespace matgrad::detail

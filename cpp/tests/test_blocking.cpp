@@ -317,7 +317,18 @@ void test_forced_blockings() {
 
 }  // namespace
 
+// The skinny path packs a row-major A slice only when a tile's rows outnumber the L1's ways.
+void test_skinny_packs_a() {
+    using matgrad::detail::skinny_packs_a;
+    check(skinny_packs_a(12, 8), "Zen 4 (8-way L1d), AVX-512 12-row tiles: packed");
+    check(!skinny_packs_a(12, 12), "Sapphire Rapids / Ice Lake (12-way L1d), 12-row tiles: in place");
+    check(!skinny_packs_a(6, 8), "AVX2 6-row tiles on an 8-way L1d: in place");
+    check(!skinny_packs_a(8, 8), "baseline 8-row tiles on an 8-way L1d: in place");
+    check(!skinny_packs_a(12, 0), "unknown associativity: in place");
+}
+
 int main() {
+    test_skinny_packs_a();
     test_known_cpus();
     test_known_arm_cpus();
     test_unknown_levels_keep_the_fixed_table();

@@ -76,10 +76,12 @@ int run_case(const Case& c, const char* isa) {
         }
 
     int failures = 0;
-    static const char* const kPaths[] = {"small", "packed", "skinny", "row"};
+    static const char* const kPaths[] = {"small", "packed", "skinny", "skinny, A packed",
+                                         "skinny, A in place", "row"};
     // The row paths (gemm_row.cpp) take one row of C: gemm_row a row-major B,
-    // gemm_row_dots a transposed one.
-    const int paths = c.m == 1 ? 4 : 3;
+    // gemm_row_dots a transposed one. The skinny path runs as this CPU's policy
+    // says and with A forced each way, so both are checked on any CPU.
+    const int paths = c.m == 1 ? 6 : 5;
     for (int path = 0; path < paths; ++path) {
         std::vector<T> got = c0;
         const T* a0 = a.data() + va.offset;
@@ -89,9 +91,12 @@ int run_case(const Case& c, const char* isa) {
         else if (path == 1)
             gemm_packed<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, cs_b, got.data(), ldc,
                            c.accumulate, bias_p, c.relu);
-        else if (path == 2)
+        else if (path >= 2 && path <= 4)
             gemm_skinny<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), rs_b, cs_b, got.data(), ldc,
-                           c.accumulate, bias_p, c.relu);
+                           c.accumulate, bias_p, c.relu,
+                           path == 2   ? matgrad::detail::SkinnyA::by_policy
+                           : path == 3 ? matgrad::detail::SkinnyA::packed
+                                       : matgrad::detail::SkinnyA::in_place);
         else if (!c.trans_b)
             gemm_row<T>(c.n, c.k, a0, va.cs, b.data(), rs_b, got.data(), c.accumulate, bias_p, c.relu);
         else
