@@ -9,7 +9,7 @@
 //
 //   threads split N, in whole nr-column panels (no shared state, no barriers)
 //   for pc in K by kc:                       A slice (m×kc) stays in L2
-//     row-major A: the slice packed in mr-row panels (one stream per tile)
+//     row-major A, tiles taller than the L1 has ways: the slice packed in mr-row panels
 //     for each of this thread's B panels:    kc×nr of op(B)
 //       row-major B: read in place;  wᵀ (or a narrow right edge): packed, one panel (L1)
 //       for each mr-row panel of C:          the first one prefetches the next panel's source
