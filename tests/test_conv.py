@@ -313,6 +313,43 @@ def test_given_gradients_are_overwritten_without_accumulate():
         np.testing.assert_allclose(o, 2 * f, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_given_forward_outputs_are_overwritten_and_checked(dtype):
+    x, w, b = rand(2, 2, 5, 5, dtype=dtype), rand(3, 2, 3, 3, seed=1, dtype=dtype), rand(3, seed=2, dtype=dtype)
+    fresh, _ = kernels.conv2d_forward(x, w, b, 1, 1, True)
+    given = np.full(fresh.shape, np.nan, dtype)  # NaN: any read of it would show
+    y, _ = kernels.conv2d_forward(x, w, b, 1, 1, True, out=given)
+    assert y is given
+    np.testing.assert_array_equal(y, fresh)
+    with pytest.raises(ValueError, match="conv2d_forward: out has shape"):
+        kernels.conv2d_forward(x, w, b, 1, 1, out=np.empty((2, 3, 5, 4), dtype))
+    with pytest.raises(TypeError, match="conv2d_forward: out has dtype"):
+        kernels.conv2d_forward(x, w, b, 1, 1, out=np.empty(fresh.shape, np.float16))
+    with pytest.raises(ValueError, match="conv2d_forward: out must be C-contiguous"):
+        kernels.conv2d_forward(x, w, b, 1, 1, out=np.empty((2, 3, 5, 10), dtype)[..., ::2])
+    shared = np.zeros(x.size + fresh.size, dtype)  # x and out in one buffer, overlapping by half of x
+    x_in = shared[: x.size].reshape(x.shape)
+    x_in[...] = x
+    with pytest.raises(ValueError, match="conv2d_forward: out overlaps an input"):
+        kernels.conv2d_forward(x_in, w, b, 1, 1, out=shared[x.size // 2 : x.size // 2 + fresh.size].reshape(fresh.shape))
+
+    xp = rand(2, 3, 6, 6, seed=3, dtype=dtype)
+    y0, a0 = kernels.max_pool2d_forward(xp, 2, 2, 2)
+    y_out, a_out = np.full(y0.shape, np.nan, dtype), np.full(y0.shape, -7, np.int64)
+    y1, a1 = kernels.max_pool2d_forward(xp, 2, 2, 2, out=y_out, argmax_out=a_out)
+    assert y1 is y_out and a1 is a_out
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(a1, a0)
+    with pytest.raises(TypeError, match="max_pool2d_forward: argmax_out has dtype int32, expected int64"):
+        kernels.max_pool2d_forward(xp, 2, 2, 2, argmax_out=np.empty(y0.shape, np.int32))
+    with pytest.raises(ValueError, match="max_pool2d_forward: out has shape"):
+        kernels.max_pool2d_forward(xp, 2, 2, 2, out=np.empty((2, 3, 3, 2), dtype))
+    both = np.zeros(y0.size, np.int64)  # y and argmax in the same bytes
+    with pytest.raises(ValueError, match="max_pool2d_forward: argmax_out overlaps an input"):
+        kernels.max_pool2d_forward(xp, 2, 2, 2, out=both.view(dtype)[: y0.size].reshape(y0.shape),
+                                   argmax_out=both.reshape(y0.shape))
+
+
 # ---- threads and the columns buffer --------------------------------------------------------
 
 

@@ -86,7 +86,8 @@ py::array given_or_new(const char* fn, const char* name, const py::handle& obj, 
 }
 
 py::tuple conv2d_forward(const py::handle& x_obj, const py::handle& w_obj, const py::handle& b_obj,
-                         int64_t stride, int64_t padding, bool relu, const py::handle& cols_obj) {
+                         int64_t stride, int64_t padding, bool relu, const py::handle& cols_obj,
+                         const py::handle& out_obj) {
     const char* fn = "conv2d_forward";
     py::array x = require_4d(fn, "x", x_obj, "(N, C, H, W)");
     py::array w = require_4d(fn, "w", w_obj, "(F, C, KH, KW)");
@@ -105,7 +106,8 @@ py::tuple conv2d_forward(const py::handle& x_obj, const py::handle& w_obj, const
     x = contiguous(x);
     w = contiguous(w);
     py::array cols = given_or_new(fn, "cols", cols_obj, x, cols_shape(s), {&x, &w, b ? &*b : nullptr});
-    py::array y(x.dtype(), Shape{s.n, s.f, s.out_h(), s.out_w()});
+    py::array y = given_or_new(fn, "out", out_obj, x, Shape{s.n, s.f, s.out_h(), s.out_w()},
+                               {&x, &w, b ? &*b : nullptr, &cols});
     const void *xp = x.data(), *wp = w.data(), *bp = b ? b->data() : nullptr;
     void *cp = cols.mutable_data(), *yp = y.mutable_data();
     {
@@ -257,18 +259,22 @@ matgrad::PoolShape pool_shape(const char* fn, const Shape& xs, int64_t kh, int64
 
 Shape pooled_shape(const matgrad::PoolShape& s) { return Shape{s.n, s.c, s.out_h(), s.out_w()}; }
 
-py::object pool_forward(const py::handle& x_obj, int64_t kh, int64_t kw, const py::handle& stride, bool is_max) {
+py::object pool_forward(const py::handle& x_obj, int64_t kh, int64_t kw, const py::handle& stride, bool is_max,
+                        const py::handle& out_obj, const py::handle& argmax_obj) {
     const char* fn = is_max ? "max_pool2d_forward" : "avg_pool2d_forward";
     py::array x = require_4d(fn, "x", x_obj, "(N, C, H, W)");
     const Dtype dt = require_float(fn, "x", x);
     const matgrad::PoolShape s = pool_shape(fn, shape_of(x), kh, kw, stride);
     x = contiguous(x);
-    py::array y(x.dtype(), pooled_shape(s));
-    std::optional<py::array_t<int64_t>> argmax;
-    if (is_max) argmax.emplace(pooled_shape(s));
+    py::array y = given_or_new(fn, "out", out_obj, x, pooled_shape(s), {&x});
+    std::optional<py::array> argmax;
+    if (is_max) {
+        const py::array int64_like = py::array_t<int64_t>(Shape{0});
+        argmax = given_or_new(fn, "argmax_out", argmax_obj, int64_like, pooled_shape(s), {&x, &y});
+    }
     const void* xp = x.data();
     void* yp = y.mutable_data();
-    int64_t* ap = argmax ? argmax->mutable_data() : nullptr;
+    int64_t* ap = argmax ? static_cast<int64_t*>(argmax->mutable_data()) : nullptr;
     {
         GilReleaseFor release(y.size() * kh * kw);
         with_element_type(dt, [&](auto zero) {
@@ -342,14 +348,15 @@ py::array pool_backward(const char* fn, const py::handle& dy_obj, const py::hand
 void bind_conv(py::module_& m) {
     m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
           py::arg("stride") = 1, py::arg("padding") = 0, py::arg("relu") = false,
-          py::arg("cols") = py::none(),
+          py::arg("cols") = py::none(), py::arg("out") = py::none(),
           R"doc(2-D convolution (cross-correlation, as PyTorch): returns (y, cols).
 
 x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None, float32 or float64.
 y: (N, F, OH, OW) with OH = 1 + (H + 2*padding - KH) // stride (likewise OW),
 then max(0, .) when relu. cols: the im2col columns (N, C*KH*KW, OH*OW) that
 the backward needs; pass a C-contiguous array of that shape and dtype to have
-them written there (a buffer reused across steps), else one is allocated.)doc");
+them written there (a buffer reused across steps), else one is allocated.
+out: likewise for y, (N, F, OH, OW) in x's dtype, overwritten (never read).)doc");
     m.def("conv2d_backward", &conv2d_backward, py::arg("grad_y"), py::arg("cols"), py::arg("w"),
           py::arg("x_shape"), py::arg("stride") = 1, py::arg("padding") = 0,
           py::arg("y") = py::none(), py::arg("relu") = false, py::arg("need_dx") = true,
@@ -369,11 +376,15 @@ default), else overwritten (never read).)doc");
           py::arg("stride") = 1, py::arg("padding") = 0,
           "The adjoint of im2col: each column entry added back to its input pixel; returns (N, C, H, W).");
     m.def("max_pool2d_forward",
-          [](const py::handle& x, int64_t kh, int64_t kw, const py::handle& stride) {
-              return pool_forward(x, kh, kw, stride, true);
+          [](const py::handle& x, int64_t kh, int64_t kw, const py::handle& stride, const py::handle& out,
+             const py::handle& argmax_out) {
+              return pool_forward(x, kh, kw, stride, true, out, argmax_out);
           },
-          py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("stride"),
-          "Max pooling of x (N, C, H, W), stride an int or (down, across): returns (y, argmax), argmax the int64 index in the plane of each maximum.");
+          py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("stride"), py::arg("out") = py::none(),
+          py::arg("argmax_out") = py::none(),
+          "Max pooling of x (N, C, H, W), stride an int or (down, across): returns (y, argmax), argmax the int64 "
+          "index in the plane of each maximum. out / argmax_out: C-contiguous arrays of y's shape (x's dtype, "
+          "int64) to write them into (overwritten, never read), else they are allocated.");
     m.def("max_pool2d_backward",
           [](const py::handle& dy, const py::handle& argmax, const py::handle& x_shape, int64_t kh,
              int64_t kw, const py::handle& stride, const py::handle& out, bool accumulate) {
@@ -384,7 +395,7 @@ default), else overwritten (never read).)doc");
           "dL/dx of max pooling: each grad_y routed to its argmax (summed where windows overlap).");
     m.def("avg_pool2d_forward",
           [](const py::handle& x, int64_t kh, int64_t kw, const py::handle& stride) {
-              return pool_forward(x, kh, kw, stride, false);
+              return pool_forward(x, kh, kw, stride, false, py::none(), py::none());
           },
           py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("stride"),
           "Average pooling of x (N, C, H, W).");

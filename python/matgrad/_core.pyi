@@ -67,6 +67,7 @@ def conv2d_forward(
     padding: int = 0,
     relu: bool = False,
     cols: Optional[_FloatArray] = None,
+    out: Optional[_FloatArray] = None,
 ) -> Tuple[_FloatArray, _FloatArray]: ...
 def conv2d_backward(
     grad_y: _FloatArray,
@@ -91,7 +92,14 @@ def im2col(x: _FloatArray, kh: int, kw: int, stride: int = 1, padding: int = 0) 
 def col2im(
     cols: _FloatArray, x_shape: Sequence[int], kh: int, kw: int, stride: int = 1, padding: int = 0
 ) -> _FloatArray: ...
-def max_pool2d_forward(x: _FloatArray, kh: int, kw: int, stride: _Stride) -> Tuple[_FloatArray, _IndexArray]: ...
+def max_pool2d_forward(
+    x: _FloatArray,
+    kh: int,
+    kw: int,
+    stride: _Stride,
+    out: Optional[_FloatArray] = None,
+    argmax_out: Optional[_IndexArray] = None,
+) -> Tuple[_FloatArray, _IndexArray]: ...
 def max_pool2d_backward(
     grad_y: _FloatArray,
     argmax: _IndexArray,

@@ -67,7 +67,8 @@ def _reduce_to(g: np.ndarray, shape: Tuple[int, ...], own: bool) -> Tuple[np.nda
 
 
 class _GradBuffers:
-    """Buffers for the gradients of intermediate tensors, kept from one backward to the next.
+    """Buffers for the gradients of intermediate tensors (``grad_buffers``) and for the outputs of
+    some forwards (``output_buffers``), kept from one step to the next.
 
     An intermediate's gradient lives only until the backward of the op that made it has run;
     allocated afresh each time, every large one arrives as new pages from the kernel, faulted in
@@ -122,6 +123,10 @@ class _GradBuffers:
 
 
 grad_buffers = _GradBuffers()
+# The same for the outputs of the convolution and max-pooling forwards (and max pooling's
+# argmax): a buffer is written again only once nothing refers to it any more (the tensor
+# holding it, its graph node and every view of it gone).
+output_buffers = _GradBuffers()
 
 
 def _grad_target(t: Tensor) -> Tuple[Optional[np.ndarray], bool]:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from .. import kernels
 from ..tensor import Operand, Tensor, _accumulate, _const, _grad_mode, _node
-from ._common import _NO_TARGET, _grad_target, _tensor_arg
+from ._common import _NO_TARGET, _grad_target, _tensor_arg, output_buffers
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d"]
 
@@ -190,7 +190,8 @@ def conv2d(x: Operand, w: Tensor, b: Optional[Tensor] = None, stride: int = 1, p
     slot, cols = workspaces.take((n, c * kh * kw, oh * ow), wd.dtype, keep=record)
     try:
         # (N,C,H,W) * (F,C,KH,KW) -> (N,F,OH,OW), columns (N, C·KH·KW, OH·OW) kept for the backward
-        y, cols = _conv_forward(xd, wd, None if b is None else b.data, stride, padding, relu, cols)
+        y_out = output_buffers.take((n, f, oh, ow), wd.dtype)
+        y, cols = _conv_forward(xd, wd, None if b is None else b.data, stride, padding, relu, cols, y_out)
     except BaseException:
         if slot is not None:
             slot.lease = None
@@ -250,7 +251,12 @@ def max_pool2d(x: Operand, kernel_size: Size2, stride: Optional[Size2] = None) -
     row-major order; a NaN in a window propagates)."""
     x, kh, kw, stride = _pool_args("max_pool2d", x, kernel_size, stride)
     xd = x.data
-    y, argmax = _max_pool_forward(xd, kh, kw, stride)  # (N,C,H,W) -> (N,C,OH,OW) and where each max is
+    n, c, h, w = xd.shape
+    out_shape = (n, c, (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1)
+    y_out = output_buffers.take(out_shape, xd.dtype)
+    argmax_out = output_buffers.take(out_shape, np.dtype(np.int64)) if y_out is not None else None
+    # (N,C,H,W) -> (N,C,OH,OW) and where each max is
+    y, argmax = _max_pool_forward(xd, kh, kw, stride, y_out, argmax_out)
     if not (_grad_mode.enabled and x.requires_grad):
         return _const(y)
 
