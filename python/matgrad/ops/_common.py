@@ -4,6 +4,7 @@ dtypes, summing a gradient back over broadcast axes, and choosing where a kernel
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -95,7 +96,7 @@ class _GradBuffers:
         (then the kernel allocates)."""
         if _getrefcount is None or self._free_refs is None:
             return None  # no reference counts (PyPy): nothing can be known to be free
-        nbytes = int(np.prod(shape)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # math.prod: np.prod costs a ufunc call
         if nbytes < self._min:
             return None
         key = (shape, dtype)
