@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 import matgrad as mg
-from matgrad.ops._common import _GradBuffers, grad_buffers, output_buffers
+from matgrad.ops._common import _RecycledBuffers, grad_buffers, output_buffers
 
 needs_refcounts = pytest.mark.skipif(not hasattr(sys, "getrefcount"), reason="no reference counts (PyPy)")
 
 
 @needs_refcounts
 def test_a_buffer_is_handed_out_again_only_when_nothing_else_refers_to_it():
-    pool = _GradBuffers(min_bytes=0)
+    pool = _RecycledBuffers(min_bytes=0)
     dt = np.dtype(np.float32)
     a = pool.take((64, 64), dt)
     b = pool.take((64, 64), dt)
@@ -34,7 +34,7 @@ def test_a_buffer_is_handed_out_again_only_when_nothing_else_refers_to_it():
 
 
 def test_small_arrays_and_the_byte_limit_are_left_to_the_allocator():
-    pool = _GradBuffers(min_bytes=1024, max_bytes=4096)
+    pool = _RecycledBuffers(min_bytes=1024, max_bytes=4096)
     dt = np.dtype(np.float64)
     assert pool.take((10,), dt) is None  # 80 bytes: below min_bytes
     if hasattr(sys, "getrefcount"):

@@ -67,7 +67,7 @@ def _reduce_to(g: np.ndarray, shape: Tuple[int, ...], own: bool) -> Tuple[np.nda
     return np.add.reduce(g, axis=axes, keepdims=True).reshape(shape), True
 
 
-class _GradBuffers:
+class _RecycledBuffers:
     """Buffers for the gradients of intermediate tensors (``grad_buffers``) and for the outputs of
     some forwards (``output_buffers``), kept from one step to the next.
 
@@ -123,11 +123,11 @@ class _GradBuffers:
         return self._bytes
 
 
-grad_buffers = _GradBuffers()
+grad_buffers = _RecycledBuffers()
 # The same for the outputs of the convolution and max-pooling forwards (and max pooling's
 # argmax): a buffer is written again only once nothing refers to it any more (the tensor
 # holding it, its graph node and every view of it gone).
-output_buffers = _GradBuffers()
+output_buffers = _RecycledBuffers()
 
 
 def _grad_target(t: Tensor) -> Tuple[Optional[np.ndarray], bool]:
