@@ -248,6 +248,13 @@ int main() {
         // (w = 1 under a 3-wide kernel), 5×5 over a 3×3 image, kh ≠ kw, and one large enough to thread
         conv(2, 2, 3, 1, 3, 3, 3, 1, 1),   conv(2, 2, 3, 3, 3, 5, 5, 1, 2),
         conv(3, 3, 6, 9, 4, 1, 5, 1, 2),   conv(12, 4, 16, 16, 8, 3, 3, 1, 1),
+        // dW's product over the output pixels in K slices (400 > kc); filters past one
+        // panel (dW as g·colsᵀ: 33, 36, 40) and past kSkinnyMaxFilters (70: the forward
+        // packs); the forward's product over c·kh·kw = 288 > kc; one image with two
+        // threads (the GEMMs split their own columns)
+        conv(3, 3, 20, 20, 40, 3, 3, 1, 1), conv(2, 32, 6, 6, 33, 3, 3, 1, 1),
+        conv(1, 8, 20, 20, 36, 3, 3, 1, 1), conv(3, 2, 20, 20, 20, 3, 3, 1, 1),
+        conv(2, 3, 7, 7, 70, 3, 3, 1, 1),
     };
     unsigned seed = 1;
     for (const auto& s : shapes)
