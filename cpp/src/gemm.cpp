@@ -123,7 +123,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const ThreadGrid grid = choose_grid(m, n, k, bl);
 
     const int64_t mc = std::min(round_up(m, bl.mr), round_up(bl.mc, bl.mr));
-    const int64_t kc_max = std::min(k, bl.kc);
+    const int64_t kc_max = equal_k_slices(k, bl.kc);  // blocking.hpp
     const int64_t nc = std::min(round_up(n, bl.nr), round_up(bl.nc, bl.nr));
     const int64_t a_elems = round_up(mc * kc_max, 64 / sizeof(T));
     const int64_t b_elems = round_up(nc * kc_max, 64 / sizeof(T));
@@ -159,8 +159,8 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
             int64_t p_begin, p_end;  // this thread's A micro-panels
             split_range(a_panels, along_m, m_part, &p_begin, &p_end);
 
-            for (int64_t pc = 0; pc < k; pc += bl.kc) {
-                const int64_t kb = std::min(bl.kc, k - pc);
+            for (int64_t pc = 0; pc < k; pc += kc_max) {
+                const int64_t kb = std::min(kc_max, k - pc);
                 const bool acc = accumulate || pc > 0;
                 const bool last = pc + kb >= k;  // the epilogue runs as C is final
 

@@ -50,7 +50,7 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                  const T* bias, bool relu, SkinnyA a_mode) {
     const TypedKernels<T>& kern = active_kernels().get<T>();
     const int mr = kern.blocking.mr, nr = kern.blocking.nr;
-    const int64_t kc = kern.blocking.kc;
+    const int64_t kc = equal_k_slices(k, kern.blocking.kc);
     const int64_t panels = (n + nr - 1) / nr;
     const int threads =
         static_cast<int>(std::min<int64_t>(m * n * k >= kParallelMinMacs ? max_threads() : 1, panels));
