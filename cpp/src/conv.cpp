@@ -10,13 +10,12 @@
 // With few filters the forward and dW products take the skinny path (gemm_skinny.cpp):
 // cols_i was just written and sits in L2, so the forward's tiles read it where it
 // lies instead of packing it first, and W is read in place rather than packed again
-// for every image (f ≤ kSkinnyMaxFilters). dW is formed transposed when the filters
-// fit one panel of the kernel's columns (f ≤ nr): the operand packed per image is
-// then g_i (f×P) rather than cols_i (K×P), cols_i is read once, and the tiles run
-// down its K rows with no padded panel; with more panels cols_i would be read once
-// per panel (8×128→256 14×14: 3.8 -> 6.5 ms), so dW stays g_i·cols_iᵀ there.
-// Sapphire Rapids-class Xeon, 64 images 16→32 channels 16×16 3×3 pad 1, f32, 2 threads:
-// forward 0.90 -> 0.81 ms, dW and db 0.78 -> 0.58 ms.
+// for every image (forward_reads_cols_in_place). dW is formed transposed when the
+// filters nearly fill one panel of the kernel's columns (dw_transposed_for): the
+// operand packed per image is then g_i (f×P) rather than cols_i (K×P), cols_i is read
+// once, and the tiles run down its K rows. Both rules and their measurements are
+// below. Sapphire Rapids-class Xeon, 64 images 16→32 channels 16×16 3×3 pad 1, f32,
+// AVX-512, 2 threads: forward 0.90 -> 0.81 ms, dW and db 0.78 -> 0.58 ms.
 // Threads split the images when there are enough of them (each image's GEMMs
 // then run on one thread); otherwise images go one by one, each GEMM threaded.
 #include <algorithm>
@@ -37,12 +36,36 @@ namespace {
 // Below this many multiply-adds a whole convolution runs on one thread.
 constexpr int64_t kConvParallelMinMacs = int64_t{1} << 18;
 // The forward's product W·cols_i takes the skinny path, reading cols_i in place,
-// for at most this many filters (its rows; each row tile reads the B panel again).
-// Sapphire Rapids-class Xeon, f32, 2 threads, forward, packed -> skinny (ms): 64×16→32
-// 16×16 3×3 0.94-0.96 -> 0.84-0.87, 32×32→64 8×8 0.42-0.43 -> 0.33-0.35, 64×16→32
-// 3×3 stride 2 0.37 -> 0.31; 16×64→128 16×16 2.36-2.44 -> 2.47-2.50 (a loss), 50×3→32
-// 32×32 7×7 2.93-2.98 -> 2.94-2.99.
+// for at most this many filters (its rows; each row tile reads the B panel again),
+// and only where a tile reads at least kSkinnyInPlaceMinRowBytes of each cols_i row
+// (blocking.hpp: AVX-512's tiles; AVX2's and the baseline's narrower tiles lost).
+// Sapphire Rapids-class Xeon, f32, 2 threads, forward, packed -> skinny (ms), AVX-512:
+// 64×16→32 16×16 3×3 0.94-0.96 -> 0.84-0.87, 32×32→64 8×8 0.42-0.43 -> 0.33-0.35,
+// 64×16→48 1.18 -> 1.09-1.12, 64×16→32 3×3 stride 2 0.37 -> 0.31; 16×64→128 16×16
+// 2.36-2.44 -> 2.47-2.50 (a loss), 50×3→32 32×32 7×7 2.93-2.98 -> 2.94-2.99. AVX2:
+// 50×3→32 7×7 3.9-4.1 -> 4.9; baseline: 2× slower on every shape tried.
 constexpr int64_t kSkinnyMaxFilters = 64;
+template <class T>
+bool forward_reads_cols_in_place(int64_t filters) {
+    return filters <= kSkinnyMaxFilters &&
+           active_kernels().get<T>().blocking.nr * int64_t(sizeof(T)) >= kSkinnyInPlaceMinRowBytes;
+}
+// dW is formed transposed, dWᵀ = cols_i·g_iᵀ, when the filters fill at least three
+// quarters of one panel of the kernel's columns (nr): cols_i is then read once per
+// image and few of the panel's columns are padding. dW+db, 2 threads, same Xeon, ms,
+// g·colsᵀ -> transposed: AVX-512 (nr 32) 64×16→32 16×16 0.78 -> 0.58, →24 0.67 -> 0.64,
+// →20 0.61 -> 0.61, →16 0.52 -> 0.58, →8 0.35 -> 0.58, 50×3→24 7×7 2.57 -> 2.40; AVX2
+// (nr 16) →16 0.60 -> 0.44, →12 0.47 -> 0.43, →8 0.47 -> 0.49; baseline (nr 12) →12
+// 2.05 -> 1.79, →8 1.45 -> 1.84. With more than one panel cols_i is read once per
+// panel: 32×32→64 8×8 0.37 -> 0.44, 8×128→256 14×14 3.8 -> 6.5. With fewer than nr
+// window elements (K = c·kh·kw) g·colsᵀ's one panel of K columns is mostly padding
+// too, and the transposed form wins with any one-panel filter count: the digits CNN's
+// first layer, 128×1→16 8×8 3×3 (K = 9), AVX-512, 0.070 -> 0.043.
+template <class T>
+bool dw_transposed_for(int64_t filters, int64_t window) {
+    const int64_t nr = active_kernels().get<T>().blocking.nr;
+    return filters <= nr && (4 * filters >= 3 * nr || window < nr);
+}
 // dW and db are summed per group of images (at most this many groups, each of
 // ceil(n / groups) images), then over the groups in order: the same sums
 // whatever the thread count, and at most this many partial dW in memory.
@@ -241,6 +264,7 @@ void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T*
     const ValidOutputs valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
+    const bool in_place = forward_reads_cols_in_place<T>(F);
     for_images(sh, conv_threads(sh), 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) {
             T* col = cols + i * K * P;
@@ -249,7 +273,7 @@ void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T*
             if (bias)  // y_i starts as the bias; the GEMM adds W·cols_i into it
                 for (int64_t fi = 0; fi < F; ++fi) std::fill(yi + fi * P, yi + (fi + 1) * P, bias[fi]);
             // y_i = relu?(W·cols_i + y_i): [F×K]·[K×P]
-            if (F <= kSkinnyMaxFilters)  // cols_i read where it lies, W in place (top of the file)
+            if (in_place)  // cols_i read where it lies, W in place (top of the file)
                 gemm_skinny<T>(F, P, K, wts, K, 1, col, P, 1, yi, P, bias != nullptr, nullptr, relu,
                                SkinnyA::in_place);
             else
@@ -263,9 +287,7 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
                           const T* wts, const ConvGrads<T>& g) {
     const ValidOutputs valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
-    // dW as dWᵀ = cols_i·g_iᵀ when the filters fit one panel of the kernel's columns
-    // (cols_i is then read once per image); else as g_i·cols_iᵀ (see the top of the file).
-    const bool dw_transposed = F <= active_kernels().get<T>().blocking.nr;
+    const bool dw_transposed = dw_transposed_for<T>(F, K);  // else dW = g_i·cols_iᵀ
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
     const int64_t per_group = std::max<int64_t>(1, ceil_div(sh.n, kMaxGroups));  // images per group
     const int64_t groups = ceil_div(sh.n, per_group);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "matgrad/matgrad.hpp"
@@ -248,22 +249,34 @@ int main() {
         // (w = 1 under a 3-wide kernel), 5×5 over a 3×3 image, kh ≠ kw, and one large enough to thread
         conv(2, 2, 3, 1, 3, 3, 3, 1, 1),   conv(2, 2, 3, 3, 3, 5, 5, 1, 2),
         conv(3, 3, 6, 9, 4, 1, 5, 1, 2),   conv(12, 4, 16, 16, 8, 3, 3, 1, 1),
-        // dW's product over the output pixels in K slices (400 > kc); filters past one
-        // panel (dW as g·colsᵀ: 33, 36, 40) and past kSkinnyMaxFilters (70: the forward
-        // packs); the forward's product over c·kh·kw = 288 > kc; one image with two
-        // threads (the GEMMs split their own columns)
+        // dW formed transposed (the filters fill 3/4 of a panel or more: 12 and 16 for
+        // nr 16, 24 and 32 for nr 32, 12 for the baseline's nr 12), once over the output
+        // pixels in K slices (400 > kc); filters past one panel (dW as g·colsᵀ: 33, 36,
+        // 40) and past kSkinnyMaxFilters (70: the forward packs); the forward's product
+        // over c·kh·kw = 288 > kc; one image with two threads (the GEMMs split their own
+        // columns)
+        conv(3, 2, 20, 20, 24, 3, 3, 1, 1), conv(2, 3, 9, 9, 12, 3, 3, 1, 1),
+        conv(2, 2, 8, 8, 32, 3, 3, 2, 1),   conv(2, 2, 6, 6, 16, 3, 3, 1, 1),
         conv(3, 3, 20, 20, 40, 3, 3, 1, 1), conv(2, 32, 6, 6, 33, 3, 3, 1, 1),
-        conv(1, 8, 20, 20, 36, 3, 3, 1, 1), conv(3, 2, 20, 20, 20, 3, 3, 1, 1),
-        conv(2, 3, 7, 7, 70, 3, 3, 1, 1),
+        conv(1, 8, 20, 20, 36, 3, 3, 1, 1), conv(2, 3, 7, 7, 70, 3, 3, 1, 1),
     };
     unsigned seed = 1;
-    for (const auto& s : shapes)
-        for (bool relu : {false, true})
-            for (bool bias : {false, true}) {
-                check_conv<double>(s, relu, bias, 1e-12, seed);
-                check_conv<float>(s, relu, bias, 1e-4, seed);  // dW sums up to 2,448 products in float32
-                seed += 10;
-            }
+    // Every kernel set this CPU runs: the paths the products take depend on its tiles
+    // (conv.cpp: the forward reads cols in place for AVX-512's; dW is formed transposed
+    // for filters that nearly fill one panel of nr columns).
+    const std::string native = matgrad::isa();
+    for (const char* isa : {"baseline", "avx2", "avx512", "neon"}) {
+        if (!matgrad::isa_available(isa)) continue;
+        matgrad::set_isa(isa);
+        for (const auto& s : shapes)
+            for (bool relu : {false, true})
+                for (bool bias : {false, true}) {
+                    check_conv<double>(s, relu, bias, 1e-12, seed);
+                    check_conv<float>(s, relu, bias, 1e-4, seed);  // dW sums up to 2,448 products in float32
+                    seed += 10;
+                }
+    }
+    matgrad::set_isa(native.c_str());
     const matgrad::PoolShape pools[] = {pool(2, 3, 7, 8, 2, 2, 2, 2), pool(2, 3, 7, 8, 3, 3, 2, 2),
                                         pool(1, 2, 5, 6, 3, 2, 1, 1), pool(3, 1, 9, 9, 2, 3, 1, 3),
                                         pool(0, 2, 4, 4, 2, 2, 2, 2), pool(8, 16, 32, 32, 3, 3, 2, 2)};
