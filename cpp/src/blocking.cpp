@@ -16,7 +16,7 @@
 //         mc = (W3 − 1 − ⌈kc · nc · S / way3⌉) · way3 / (kc · S), a multiple of mr,
 //       with way3 from the share (size / sharing).
 //
-// Measured rules on top (docs/tuning.md has the sweeps): see kKcMin and friends.
+// Measured rules on top (docs/tuning.md has the sweeps): see kc_min and friends.
 #include <stdexcept>
 #include <string>
 
@@ -36,14 +36,16 @@ int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : x > hi ?
 //   large a share of each micro-kernel call; kc = 512, which the model allows on a
 //   48 KiB L1, was 10-15% slower than 256-320 (the L1 also holds C and prefetches),
 //   and 384 was 5% slower than 320 for f64.
-// - but for 8-byte elements the floor is 128: the floor was measured where the model
-//   gave 256 or more (f32, and AVX2's narrow f64 tiles), and it overrode the model's
-//   192 for AVX-512's 12×16 f64 tile, whose A panel at kc = 256 (24 KiB) and B panel
-//   (32 KiB) do not both fit a 48 KiB L1. Same Xeon, 2 threads, alternated 5×:
+// - but for 8-byte elements the floor is 192: the floor of 256 was measured where
+//   the model gave 256 or more (f32, and AVX2's narrow f64 tiles), and it overrode the
+//   model's 192 for AVX-512's 12×16 f64 tile, whose A panel at kc = 256 (24 KiB) and B
+//   panel (32 KiB) do not both fit a 48 KiB L1. Same Xeon, 2 threads, alternated 5×:
 //   f64 1024³ and 2048³ +6% with kc 192 (nc 592, the model's); 160 did as well, 224
-//   worse. (On a Zen 4 a sweep of kc 128-512 for f64 was all within the noise.)
+//   worse. Not lower: the model's 128 on 32 KiB 8-way L1s was not measured better
+//   (a Zen 4 sweep of kc 128-512 for f64 was all within the noise), and 128-deep
+//   slices cost 1-6% at 256³ here.
 constexpr int64_t kKcMax = 320;
-constexpr int64_t kc_min(int64_t elem_bytes) { return elem_bytes >= 8 ? 128 : 256; }
+constexpr int64_t kc_min(int64_t elem_bytes) { return elem_bytes >= 8 ? 192 : 256; }
 // - a B block filling the L2 but one way (the model) was 10-20% slower than one
 //   in half of it: the L2 also keeps the A panels, C lines and the hardware
 //   prefetcher's lines. The block gets half the ways.

@@ -233,10 +233,16 @@ int conv_threads(const ConvShape& sh) {
 // over a team of at most `threads` when there are enough groups (else on the
 // calling thread, whose GEMMs may then use the threads), and rethrows on the
 // caller's thread what a member threw (an exception must not leave an OpenMP region).
+// Whether for_images gives each thread whole groups of images (else they run one by
+// one on the calling thread, each GEMM threaded).
+bool images_split(const ConvShape& sh, int threads, int64_t group) {
+    return threads > 1 && ceil_div(sh.n, group) >= threads;
+}
+
 template <class Body>
 void for_images(const ConvShape& sh, int threads, int64_t group, const Body& body) {
     const int64_t units = ceil_div(sh.n, group);
-    if (threads <= 1 || units < threads) {
+    if (!images_split(sh, threads, group)) {
         body(int64_t{0}, sh.n, 0);
         return;
     }
@@ -264,8 +270,13 @@ void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T*
     const ValidOutputs valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
-    const bool in_place = forward_reads_cols_in_place<T>(F);
-    for_images(sh, conv_threads(sh), 1, [&](int64_t first, int64_t end, int) {
+    const int threads = conv_threads(sh);
+    // The skinny path splits only N between threads: with images one by one, its product
+    // must have a panel of columns for each thread (as gemm_fused asks).
+    const int64_t panels = ceil_div(P, active_kernels().get<T>().blocking.nr);
+    const bool in_place = forward_reads_cols_in_place<T>(F) &&
+                          (threads == 1 || images_split(sh, threads, 1) || panels >= threads);
+    for_images(sh, threads, 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) {
             T* col = cols + i * K * P;
             T* yi = y + i * y_image;
@@ -287,11 +298,15 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
                           const T* wts, const ConvGrads<T>& g) {
     const ValidOutputs valid(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
-    const bool dw_transposed = dw_transposed_for<T>(F, K);  // else dW = g_i·cols_iᵀ
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
     const int64_t per_group = std::max<int64_t>(1, ceil_div(sh.n, kMaxGroups));  // images per group
     const int64_t groups = ceil_div(sh.n, per_group);
     const int threads = conv_threads(sh);
+    // dWᵀ has one panel of columns (F ≤ nr): the skinny path would run it on one thread,
+    // so it is taken only where each thread has its own images. Both forms add the same
+    // products in the same order (fma(a, b, c) = fma(b, a, c)): the same bits either way.
+    const bool dw_transposed =
+        dw_transposed_for<T>(F, K) && (threads == 1 || images_split(sh, threads, per_group));
     // Per group: its share of dW and db. Per thread: the masked gradient and dcols.
     std::vector<T> dw_parts(g.dw ? groups * F * K : 0), db_parts(g.db ? groups * F : 0);
     std::vector<T> masked(relu ? threads * y_image : 0), dcols(g.dx ? threads * K * P : 0);

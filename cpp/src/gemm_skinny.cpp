@@ -1,7 +1,10 @@
 // Skinny products: few rows of C against a large B, such as the lecture's
 // dL/dx = dL/dy·wᵀ with a batch of 64 (64×4096 · 4096×4096). gemm_fused sends a
 // transposed B here, and a row-major B only for a handful of rows on kernel sets
-// whose tiles read 128 bytes of each B row (blocking.hpp, kSkinnyMaxRows). Each
+// whose tiles read 128 bytes of each B row (blocking.hpp, kSkinnyMaxRows). conv.cpp
+// calls it directly for its per-image products whose B was just written and sits in
+// cache (forward_reads_cols_in_place, dw_transposed_for there): up to 64 rows, or
+// K = c·kh·kw rows against one panel of filters. Each
 // element of B is used only m times, so packing B in large blocks, a separate
 // pass over all of it before the tiles run, costs a large share of the time.
 // Here B goes panel by panel, and the next panel streams in from memory while
@@ -16,7 +19,8 @@
 //         direct kernel: C tile (+)= A[rows, pc:pc+kc] · B[pc:pc+kc, cols]
 //
 // C tiles accumulate across K slices (C is m×n: small, it stays in cache); the
-// bias/ReLU epilogue runs on the last slice.
+// bias/ReLU epilogue runs on the last slice. K = 0 (and empty C) go to gemm_fused,
+// which handles them without coming back here.
 #include <algorithm>
 
 #include "aligned_buffer.hpp"
@@ -48,6 +52,8 @@ template <class T>
 void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
                  const T* bias, bool relu, SkinnyA a_mode) {
+    if (m <= 0 || n <= 0 || k <= 0)  // an empty C or an empty sum: C = relu((C or 0) + bias)
+        return gemm_fused(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     const TypedKernels<T>& kern = active_kernels().get<T>();
     const int mr = kern.blocking.mr, nr = kern.blocking.nr;
     const int64_t kc = equal_k_slices(k, kern.blocking.kc);
