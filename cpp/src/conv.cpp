@@ -229,16 +229,21 @@ int conv_threads(const ConvShape& sh) {
     return macs >= double(kConvParallelMinMacs) ? std::max(1, max_threads()) : 1;
 }
 
-// Runs body(first_image, end_image, tid) over the images, split in whole groups
-// over a team of at most `threads` when there are enough groups (else on the
-// calling thread, whose GEMMs may then use the threads), and rethrows on the
-// caller's thread what a member threw (an exception must not leave an OpenMP region).
 // Whether for_images gives each thread whole groups of images (else they run one by
 // one on the calling thread, each GEMM threaded).
 bool images_split(const ConvShape& sh, int threads, int64_t group) {
     return threads > 1 && ceil_div(sh.n, group) >= threads;
 }
+// Whether each per-image GEMM runs on one thread: then a product whose one panel of
+// columns the skinny path cannot split between threads loses nothing.
+bool gemms_single_threaded(const ConvShape& sh, int threads, int64_t group) {
+    return threads == 1 || images_split(sh, threads, group);
+}
 
+// Runs body(first_image, end_image, tid) over the images, split in whole groups
+// over a team of at most `threads` when there are enough groups (else on the
+// calling thread, whose GEMMs may then use the threads), and rethrows on the
+// caller's thread what a member threw (an exception must not leave an OpenMP region).
 template <class Body>
 void for_images(const ConvShape& sh, int threads, int64_t group, const Body& body) {
     const int64_t units = ceil_div(sh.n, group);
@@ -275,7 +280,7 @@ void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T*
     // must have a panel of columns for each thread (as gemm_fused asks).
     const int64_t panels = ceil_div(P, active_kernels().get<T>().blocking.nr);
     const bool in_place = forward_reads_cols_in_place<T>(F) &&
-                          (threads == 1 || images_split(sh, threads, 1) || panels >= threads);
+                          (gemms_single_threaded(sh, threads, 1) || panels >= threads);
     for_images(sh, threads, 1, [&](int64_t first, int64_t end, int) {
         for (int64_t i = first; i < end; ++i) {
             T* col = cols + i * K * P;
@@ -306,7 +311,7 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
     // so it is taken only where each thread has its own images. Both forms add the same
     // products in the same order (fma(a, b, c) = fma(b, a, c)): the same bits either way.
     const bool dw_transposed =
-        dw_transposed_for<T>(F, K) && (threads == 1 || images_split(sh, threads, per_group));
+        dw_transposed_for<T>(F, K) && gemms_single_threaded(sh, threads, per_group);
     // Per group: its share of dW and db. Per thread: the masked gradient and dcols.
     std::vector<T> dw_parts(g.dw ? groups * F * K : 0), db_parts(g.db ? groups * F : 0);
     std::vector<T> masked(relu ? threads * y_image : 0), dcols(g.dx ? threads * K * P : 0);
