@@ -1,19 +1,21 @@
 // The GEMM loop framework (Goto/BLIS), mirrored for row-major C:
 //
-//   for ic in M by mc:                    A block shared by the team (L3)
+//   for ic in M by mc:                    A block (L2/L3)
 //     for pc in K by kc:
-//       pack A[ic:ic+mc, pc:pc+kc]        all threads, one share each; barrier
+//       pack A[ic:ic+mc, pc:pc+kc]        each thread its own panels, or the team's shared block
 //       for jc in this thread's N range by nc:
 //         pack B[pc:pc+kc, jc:jc+nc]      private to the thread (its own L2)
 //         for each A micro-panel (mr rows) of this thread's M range:   (stays in L1)
 //           for each B micro-panel (nr cols):                          (from L2)
 //             micro-kernel: C tile (+)= A panel · B panel
-//       barrier (A is repacked next)
 //
 // Threads split N (each owns whole columns of C) or, when N is too narrow, M;
 // either way no two threads ever write the same C tile, and each element of C
 // is computed by the same sequence of operations whatever the thread count,
-// so results are bit-identical for 1 and 2 threads.
+// so results are bit-identical for 1 and 2 threads. Where at most
+// kMaxThreadsPerAPanel threads read each A panel, every thread packs the panels
+// it reads into its own block and the team never waits; with more, one shared
+// block is packed by all, behind a barrier before and after each K slice.
 #include <algorithm>
 
 #include "aligned_buffer.hpp"
@@ -41,9 +43,20 @@ struct ThreadGrid {
     int threads, along_n, along_m;  // threads == along_n * along_m
 };
 
+// A panel is packed by each thread that reads it (no barriers) while at most this
+// many threads read it, i.e. split N. Sapphire Rapids-class Xeon, f32 AVX-512,
+// 2 threads split N, µs, shared block -> own panels (alternated 4-6×): 128×512×784
+// 356 -> 337, 128×256×512 137 -> 118, 2048×256×2048 8290 -> 7700, 4096×512×512
+// 7040 -> 6630, 256³ 124 -> 115; 1024³, 2048³, 777×1023×513 and 784×512×128 (Aᵀ)
+// within ±2%. The barriers and the other core's half of the block cost more than
+// packing A twice. Not measured with more than 2 threads, where the duplicated
+// packing grows with the threads along N: those keep the shared block.
+constexpr int kMaxThreadsPerAPanel = 2;
+
 // Picks how many threads split N and how many split M: the factorisation whose
 // busiest thread has the fewest register tiles; ties favour splitting N
-// (each thread keeps a private B block, the A block is shared).
+// (each thread keeps a private B block; A panels are packed once per thread
+// that reads them, or shared, kMaxThreadsPerAPanel above).
 ThreadGrid choose_grid(int64_t m, int64_t n, int64_t k, const Blocking& bl) {
     int threads = max_threads();
     if (m * n * k < kParallelMinMacs) threads = 1;
@@ -125,15 +138,19 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const int64_t mc = std::min(round_up(m, bl.mr), round_up(bl.mc, bl.mr));
     const int64_t kc_max = equal_k_slices(k, bl.kc);  // blocking.hpp
     const int64_t nc = std::min(round_up(n, bl.nr), round_up(bl.nc, bl.nr));
-    const int64_t a_elems = round_up(mc * kc_max, 64 / sizeof(T));
+    const bool own_a = grid.along_n <= kMaxThreadsPerAPanel;  // each thread packs what it reads
+    // A thread's own A panels: its share of the block's along the M split.
+    const int64_t a_rows = own_a ? ceil_div(ceil_div(mc, bl.mr), grid.along_m) * bl.mr : mc;
+    const int64_t a_elems = round_up(a_rows * kc_max, 64 / sizeof(T));
     const int64_t b_elems = round_up(nc * kc_max, 64 / sizeof(T));
+    const int a_blocks = own_a ? grid.threads : 1;
 
-    // One scratch area per calling thread: the shared A block, then one B block
-    // per team member. Allocated here so nothing can throw inside the team.
+    // One scratch area per calling thread: the A block(s), then one B block per
+    // team member. Allocated here so nothing can throw inside the team.
     thread_local AlignedBuffer scratch;
-    T* const packed_a = static_cast<T*>(
-        scratch.reserve(sizeof(T) * (a_elems + b_elems * grid.threads)));
-    T* const packed_b_all = packed_a + a_elems;
+    T* const packed_a_all = static_cast<T*>(
+        scratch.reserve(sizeof(T) * (a_elems * a_blocks + b_elems * grid.threads)));
+    T* const packed_b_all = packed_a_all + a_elems * a_blocks;
     const MicroKernel<T> kernel = kern.microkernel;
 
     // The work of one team member. Its barriers run only inside matgrad's own
@@ -147,6 +164,10 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
         const int n_part = solo ? 0 : tid % along_n, m_part = solo ? 0 : tid / along_n;
         const bool works = !solo || tid == 0;
         T* const packed_b = packed_b_all + b_elems * (solo ? 0 : tid);
+        // A solo thread packs the whole block into the first A area (a shared block, or
+        // the own-panel areas, which hold mc rows together: a_elems·threads ≥ mc·kc).
+        T* const packed_a = packed_a_all + (own_a && !solo ? a_elems * tid : 0);
+        const bool shared_a = team > 1 && !own_a && !solo;
 
         int64_t j_begin, j_end;  // this thread's columns, in whole nr panels
         split_range(ceil_div(n, bl.nr), along_n, n_part, &j_begin, &j_end);
@@ -164,20 +185,19 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 const bool acc = accumulate || pc > 0;
                 const bool last = pc + kb >= k;  // the epilogue runs as C is final
 
-                // Pack A together: each thread packs a share of the micro-panels.
-                {
-                    int64_t s_begin, s_end;
-                    const int packers = solo ? 1 : team;
-                    split_range(a_panels, packers, solo ? 0 : tid, &s_begin, &s_end);
-                    if (works && s_end > s_begin) {
-                        const int64_t r0 = s_begin * bl.mr;
-                        const int64_t rows = std::min(s_end * bl.mr, mb) - r0;
-                        pack_a(rows, kb, a + (ic + r0) * rs_a + pc * cs_a, rs_a, cs_a, bl.mr,
-                               packed_a + s_begin * bl.mr * kb);
-                    }
+                // Pack A: this thread's own panels [p_begin, p_end), stored from the start of
+                // its area, or its share of the team's block, stored where the block has it.
+                int64_t s_begin = p_begin, s_end = p_end;
+                if (shared_a) split_range(a_panels, team, tid, &s_begin, &s_end);
+                const int64_t first_stored = shared_a ? 0 : p_begin;  // panel q at (q − first_stored)·mr·kb
+                if (works && s_end > s_begin) {
+                    const int64_t r0 = s_begin * bl.mr;
+                    const int64_t rows = std::min(s_end * bl.mr, mb) - r0;
+                    pack_a(rows, kb, a + (ic + r0) * rs_a + pc * cs_a, rs_a, cs_a, bl.mr,
+                           packed_a + (s_begin - first_stored) * bl.mr * kb);
                 }
 #if defined(_OPENMP)
-                if (team > 1) {
+                if (shared_a) {
 #pragma omp barrier
                 }
 #endif
@@ -190,7 +210,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                         for (int64_t q = p_begin; q < p_end; ++q) {
                             const int64_t i = q * bl.mr;
                             const int rows = static_cast<int>(std::min<int64_t>(bl.mr, mb - i));
-                            const T* ap = packed_a + q * bl.mr * kb;
+                            const T* ap = packed_a + (q - first_stored) * bl.mr * kb;
                             T* crow = c + (ic + i) * ldc + jc;
                             for (int64_t j = 0; j < nb; j += bl.nr) {
                                 const int cols = static_cast<int>(std::min<int64_t>(bl.nr, nb - j));
@@ -203,7 +223,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                     }
                 }
 #if defined(_OPENMP)
-                if (team > 1) {
+                if (shared_a) {  // the block is repacked next
 #pragma omp barrier
                 }
 #endif
