@@ -14,7 +14,10 @@ numpy is timed with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its
 environment (they pin an older, slower OpenBLAS kernel on some machines here),
 or, with --isa, with OPENBLAS_CORETYPE set to the kernel for that instruction
 set (avx2: Haswell, avx512: SkylakeX, baseline: Nehalem) while matgrad runs with
-MATGRAD_ISA; the report names the kernel OpenBLAS picked. GEMM rates are also
+MATGRAD_ISA; the report names the kernel OpenBLAS picked. PyTorch is held to the same
+instruction set with ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS and ONEDNN_MAX_CPU_ISA
+(the report names the capability ATen took), so `--isa avx2` on an AVX-512 machine
+compares the three libraries as an AVX2 machine would. GEMM rates are also
 given as % of the FMA peak of that instruction set on this machine, measured in
 the same run (matgrad.kernels.fma_peak).
 
@@ -330,6 +333,15 @@ def worker(lib: str, quick: bool, threads: int, only: str | None = None) -> None
 
 # OpenBLAS's kernel for each of matgrad's instruction sets (OPENBLAS_CORETYPE).
 OPENBLAS_CORETYPES = {"avx2": "Haswell", "avx512": "SkylakeX", "baseline": "Nehalem"}
+# PyTorch's limit for each: ATen's kernels, MKL's GEMM and oneDNN's primitives. Without it
+# PyTorch runs its AVX-512 code in an --isa avx2 run (lecture y = x·w: 8 against 14 ms here).
+TORCH_ISA_ENV = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+               "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+    "baseline": {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+                 "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
 
 
 def library_env(lib: str, threads: int, isa: str | None = None) -> dict:
@@ -343,6 +355,8 @@ def library_env(lib: str, threads: int, isa: str | None = None) -> dict:
             env["OPENBLAS_CORETYPE"] = OPENBLAS_CORETYPES[isa]
     if lib == "matgrad" and isa:
         env["MATGRAD_ISA"] = isa
+    if lib == "torch" and isa:
+        env.update(TORCH_ISA_ENV[isa])
     return env
 
 
@@ -405,10 +419,18 @@ def environment_summary(threads: int, isa: str | None, facts: dict) -> list[str]
     ]
     try:
         import torch
-        lines[-1] += f", torch {torch.__version__}"
+        lines[-1] += f", torch {torch.__version__} (ATen capability: {_torch_capability(threads, isa)}"
+        lines[-1] += f"{', forced with ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS' if isa else ''})"
     except ImportError:
         lines[-1] += ", torch not installed"
     return lines
+
+
+def _torch_capability(threads: int, isa: str | None = None) -> str:
+    code = "import torch\nprint(torch.backends.cpu.get_cpu_capability())"
+    out = subprocess.run([sys.executable, "-c", code], env=library_env("torch", threads, isa),
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
 
 
 def _cpu_model() -> str:
