@@ -5,12 +5,40 @@
 
 namespace matgrad::detail {
 
+namespace {
+
+// A full panel of a transposed A: MR contiguous values per k step. A copy of a
+// constant size compiles to a few vector moves; a memcpy call per k step (24
+// bytes for AVX2's 6 rows) took 6.5% of an AVX2 Aᵀ·B at 1024³ on one thread.
+template <int MR, class T>
+void copy_transposed_panel(int64_t depth, const T* __restrict src, int64_t cs, T* __restrict dst) {
+    for (int64_t p = 0; p < depth; ++p)
+        for (int r = 0; r < MR; ++r) dst[p * MR + r] = src[p * cs + r];
+}
+
+// Whether a constant-size copy exists for this mr (the register tiles' heights).
+template <class T>
+bool copied_transposed_panel(int mr, int64_t depth, const T* src, int64_t cs, T* dst) {
+    switch (mr) {
+        case 2: copy_transposed_panel<2>(depth, src, cs, dst); return true;
+        case 4: copy_transposed_panel<4>(depth, src, cs, dst); return true;
+        case 6: copy_transposed_panel<6>(depth, src, cs, dst); return true;
+        case 8: copy_transposed_panel<8>(depth, src, cs, dst); return true;
+        case 12: copy_transposed_panel<12>(depth, src, cs, dst); return true;
+        default: return false;
+    }
+}
+
+}  // namespace
+
 template <class T>
 void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int mr, T* dst) {
     for (int64_t i0 = 0; i0 < rows; i0 += mr, dst += mr * depth) {
         const int live = static_cast<int>(std::min<int64_t>(mr, rows - i0));
         const T* src = a + i0 * rs;
-        if (rs == 1) {
+        if (rs == 1 && live == mr && copied_transposed_panel(mr, depth, src, cs, dst)) {
+            continue;
+        } else if (rs == 1) {
             // A is stored transposed (xᵀ in dL/dw = xᵀ·dL/dy): the mr values of
             // one k step are contiguous.
             for (int64_t p = 0; p < depth; ++p) {
