@@ -5,7 +5,8 @@
 //   kc     depth of one K slice. The A micro-panel (mr×kc) stays in L1 while the
 //          B micro-panels (nr×kc) stream past it from L2.
 //   nc     columns of the packed B block (kc×nc), private to a thread, in L2.
-//   mc     rows of the packed A block (mc×kc), shared by all threads, in L3.
+//   mc     rows of the packed A block (mc×kc), in L3: each thread packs the panels it
+//          reads, or, with 3+ threads along N, the team shares one block (gemm.cpp).
 // The register tile is fixed per ISA (the micro-kernels are compiled for it); kc,
 // nc and mc are derived at run time from the caches the CPU reports
 // (derive_blocking below, blocking.cpp), and the table here is only their
