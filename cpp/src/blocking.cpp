@@ -53,10 +53,11 @@ constexpr bool kHalfL2 = true;
 // - the A block: the B blocks are packed again for every A block, so below about
 //   1000 rows the repacking shows (BLIS keeps its matching L3 block at 3000-6000
 //   whatever the L3, for the same reason); past 4096 rows the per-block costs (the
-//   B repacking, a shared block's barrier pair per K slice) are already rare. With two
-//   threads along N each packs its own copy of the block: twice the L3 footprint,
-//   measured only where the L3 share is large (the 480 MiB Xeon). A small per-core L3 share (Skylake-X: 1.375 MiB) thus
-//   gets the floor, not the model's few hundred rows.
+//   B repacking, a shared block's barrier pair per K slice) are already rare. A
+//   small per-core L3 share (Skylake-X: 1.375 MiB) thus gets the floor, not the
+//   model's few hundred rows. With two threads along N each packs its own copy of
+//   the block (gemm.cpp): twice the L3 footprint, measured only where the L3 share
+//   is large (the 480 MiB Xeon).
 constexpr int64_t kMcMin = 1024, kMcMax = 4096;
 
 }  // namespace

@@ -9,10 +9,10 @@
 //           for each B micro-panel (nr cols):                          (from L2)
 //             micro-kernel: C tile (+)= A panel · B panel
 //
-// Threads split N (each owns whole columns of C) or, when N is too narrow, M;
-// either way no two threads ever write the same C tile, and each element of C
-// is computed by the same sequence of operations whatever the thread count,
-// so results are bit-identical for 1 and 2 threads. Where at most
+// Threads split N (each owns whole columns of C), M, or both (choose_grid); no
+// two threads ever write the same C tile, and each element of C is computed by
+// the same sequence of operations whatever the thread count, so results are
+// bit-identical for any number of threads. Where at most
 // kMaxThreadsPerAPanel threads read each A panel, every thread packs the panels
 // it reads into its own block and the team never waits; with more, one shared
 // block is packed by all, behind a barrier before and after each K slice.

@@ -33,17 +33,17 @@ T value(int64_t i, int salt) {
 }
 
 // C's row stride, wider than n.
-int64_t kLdc(const Shape& s) { return s.n + 3; }
+int64_t ldc_of(const Shape& s) { return s.n + 3; }
 
 // C = relu(op(A)·B + bias) with `threads` threads, forced blocking already set.
 template <class T>
 std::vector<T> run(const Shape& s, int threads, const std::vector<T>& a, const std::vector<T>& b,
                    const std::vector<T>& bias) {
     matgrad::set_num_threads(threads);
-    std::vector<T> c(static_cast<size_t>(s.m * kLdc(s)), T(-7));  // the gap past n must stay -7
+    std::vector<T> c(static_cast<size_t>(s.m * ldc_of(s)), T(-7));  // the gap past n must stay -7
     const int64_t rs_a = s.trans_a ? 1 : s.k, cs_a = s.trans_a ? s.m : 1;
     matgrad::detail::gemm_packed<T>(s.m, s.n, s.k, a.data(), rs_a, cs_a, b.data(), s.n, 1, c.data(),
-                                    kLdc(s), /*accumulate=*/true, bias.data(), /*relu=*/true);
+                                    ldc_of(s), /*accumulate=*/true, bias.data(), /*relu=*/true);
     return c;
 }
 
@@ -55,12 +55,12 @@ int check(const Shape& s, const char* isa, const char* blocks) {
     for (size_t i = 0; i < b.size(); ++i) b[i] = value<T>(int64_t(i), 2);
     for (size_t i = 0; i < bias.size(); ++i) bias[i] = value<T>(int64_t(i), 3);
 
-    std::vector<T> want(static_cast<size_t>(s.m * kLdc(s)), T(-7));
+    std::vector<T> want(static_cast<size_t>(s.m * ldc_of(s)), T(-7));
     matgrad::reference::gemm_strided(s.m, s.n, s.k, a.data(), s.trans_a ? 1 : s.k, s.trans_a ? s.m : 1,
-                                     b.data(), s.n, 1, want.data(), kLdc(s), true);
+                                     b.data(), s.n, 1, want.data(), ldc_of(s), true);
     for (int64_t i = 0; i < s.m; ++i)
         for (int64_t j = 0; j < s.n; ++j) {
-            T& w = want[size_t(i * kLdc(s) + j)];
+            T& w = want[size_t(i * ldc_of(s) + j)];
             w += bias[size_t(j)];
             if (w < 0) w = 0;
         }
