@@ -427,8 +427,13 @@ def environment_summary(threads: int, isa: str | None, facts: dict) -> list[str]
 
 
 def _torch_capability(threads: int, isa: str | None = None) -> str:
-    code = "import torch\nprint(torch.backends.cpu.get_cpu_capability())"
-    out = subprocess.run([sys.executable, "-c", code], env=library_env("torch", threads, isa),
+    return _printed_in_env("torch", "import torch\nprint(torch.backends.cpu.get_cpu_capability())",
+                           threads, isa)
+
+
+def _printed_in_env(lib: str, code: str, threads: int, isa: str | None) -> str:
+    """What `code` prints in a fresh interpreter with `lib`'s benchmark environment."""
+    out = subprocess.run([sys.executable, "-c", code], env=library_env(lib, threads, isa),
                          capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
 
@@ -450,9 +455,7 @@ def _openblas_kernel(threads: int, isa: str | None = None) -> str:
     code = ("import numpy\ntry:\n from threadpoolctl import threadpool_info\n"
             " print(next((i.get('architecture') for i in threadpool_info() if i['internal_api']=="
             "'openblas'), 'unknown'))\nexcept ImportError:\n print('unknown (threadpoolctl missing)')")
-    out = subprocess.run([sys.executable, "-c", code], env=library_env("numpy", threads, isa),
-                         capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
+    return _printed_in_env("numpy", code, threads, isa)
 
 
 def section_key(facts: dict, isa: str | None) -> str:

@@ -52,6 +52,7 @@ struct ThreadGrid {
 // packing A twice. Not measured with more than 2 threads, where the duplicated
 // packing grows with the threads along N: those keep the shared block.
 constexpr int kMaxThreadsPerAPanel = 2;
+bool each_packs_own_a(int along_n) { return along_n <= kMaxThreadsPerAPanel; }
 
 // Picks how many threads split N and how many split M: the factorisation whose
 // busiest thread does the least work per k step, counting its register tiles
@@ -70,7 +71,7 @@ ThreadGrid choose_grid(int64_t m, int64_t n, int64_t k, const Blocking& bl) {
     const int64_t m_panels = ceil_div(m, bl.mr), n_panels = ceil_div(n, bl.nr);
     auto cost_of = [&](int along_n, int along_m) {
         const int64_t tiles = ceil_div(n_panels, along_n) * ceil_div(m_panels, along_m);
-        const bool own_a = along_n <= kMaxThreadsPerAPanel;
+        const bool own_a = each_packs_own_a(along_n);
         const int64_t a_rows = ceil_div(m_panels, own_a ? along_m : along_n * along_m) * bl.mr;
         const int64_t b_cols = ceil_div(n_panels, along_n) * bl.nr;
         return tiles * bl.mr + a_rows + b_cols;
@@ -152,7 +153,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const int64_t mc = std::min(round_up(m, bl.mr), round_up(bl.mc, bl.mr));
     const int64_t kc_max = equal_k_slices(k, bl.kc);  // blocking.hpp
     const int64_t nc = std::min(round_up(n, bl.nr), round_up(bl.nc, bl.nr));
-    const bool own_a = grid.along_n <= kMaxThreadsPerAPanel;  // each thread packs what it reads
+    const bool own_a = each_packs_own_a(grid.along_n);  // each thread packs what it reads
     // A thread's own A panels: its share of the block's along the M split.
     const int64_t a_rows = own_a ? ceil_div(ceil_div(mc, bl.mr), grid.along_m) * bl.mr : mc;
     const int64_t a_elems = round_up(a_rows * kc_max, 64 / sizeof(T));
