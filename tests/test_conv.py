@@ -128,6 +128,8 @@ def test_pools_match_naive(dtype, kernel, stride):
     ((2, 2, 4, 3), (3, 2, 6, 5), 1, 1),  # the kernel as large as the padded input
     ((3, 1, 6, 6), (2, 1, 3, 3), 1, 1),  # C = 1
     ((1, 2, 8, 7), (2, 2, 3, 2), 3, 2),  # the stride does not tile the input
+    ((2, 8, 9, 9), (4, 8, 3, 3), 1, 1),  # stride 1 "same", 8 channels: the implicit scheme (no columns)
+    ((2, 9, 10, 9), (3, 9, 3, 2), 1, 0),  # stride 1 without padding, kh != kw: implicit
 ])
 @pytest.mark.parametrize("relu", [False, True])
 def test_conv_gradcheck(x_shape, w_shape, stride, pad, relu):
@@ -353,22 +355,26 @@ def test_given_forward_outputs_are_overwritten_and_checked(dtype):
 # ---- threads and the columns buffer --------------------------------------------------------
 
 
-def _conv_step(seed=0, dtype=np.float32):
+def _conv_step(seed=0, dtype=np.float32, stride=1, n=16):
     # 2.6M multiply-adds and 16 images in 8 groups: enough for the threads to split the images
-    x = mg.tensor(rand(16, 8, 12, 12, seed=seed, dtype=dtype), requires_grad=True)
+    x = mg.tensor(rand(n, 8, 12, 12, seed=seed, dtype=dtype), requires_grad=True)
     w = mg.tensor(rand(16, 8, 3, 3, seed=seed + 1, dtype=dtype), requires_grad=True)
     b = mg.tensor(rand(16, seed=seed + 2, dtype=dtype), requires_grad=True)
-    y = mg.max_pool2d(mg.conv2d(x, w, b, 1, 1, relu=True), 3, 2)
+    y = mg.max_pool2d(mg.conv2d(x, w, b, stride, 1, relu=True), 3, 2)
     y.backward(rand(*y.shape, seed=seed + 3, dtype=dtype))
     return y.data, x.grad, w.grad, b.grad
 
 
+# stride 1: the implicit scheme, images split between the threads (16 images) and one image
+# whose products the threads split; stride 2: the columns scheme
+@pytest.mark.parametrize("stride, n", [(1, 16), (1, 1), (2, 16)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_and_two_threads_give_the_same_bits(threads, dtype):
+def test_one_and_two_threads_give_the_same_bits(threads, dtype, stride, n):
+    assert kernels.conv_uses_columns((n, 8, 12, 12), (16, 8, 3, 3), stride, 1) == (stride == 2)
     threads(1)
-    one = _conv_step(dtype=dtype)
+    one = _conv_step(dtype=dtype, stride=stride, n=n)
     threads(2)
-    two = _conv_step(dtype=dtype)
+    two = _conv_step(dtype=dtype, stride=stride, n=n)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
 
@@ -379,10 +385,67 @@ def test_the_columns_buffer_is_reused_across_steps():
     w = mg.tensor(rand(8, 3, 3, 3, dtype=np.float32), requires_grad=True)
     held = []
     for _ in range(3):
-        mg.conv2d(x, w, padding=1).sum().backward()
+        mg.conv2d(x, w, stride=2, padding=1).sum().backward()
         gc.collect()
         held.append(conv_ops.workspaces.nbytes())
-    assert held[0] == held[1] == held[2] == 4 * 27 * 100 * 4  # one buffer of N·K·P floats, kept
+    assert held[0] == held[1] == held[2] == 4 * 27 * 25 * 4  # one buffer of N·K·P floats, kept
+
+
+def test_stride_one_convolutions_keep_no_columns():
+    conv_ops.workspaces.clear()
+    x = mg.tensor(rand(4, 8, 10, 10, dtype=np.float32), requires_grad=True)
+    w = mg.tensor(rand(8, 8, 3, 3, dtype=np.float32), requires_grad=True)
+    y = mg.conv2d(x, w, padding=1)
+    assert conv_ops.workspaces.nbytes() == 0  # the backward reads x again
+    y.sum().backward()
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, columns", [
+    ((64, 16, 16, 16), (32, 16, 3, 3), 1, 1, False),  # 3×3 "same": padded rows 18 <= 5/4 · 16
+    ((50, 8, 32, 32), (32, 8, 7, 7), 1, 3, False),    # 7×7: 38 <= 40
+    ((2, 8, 5, 5), (4, 8, 1, 1), 1, 0, False),        # 1×1
+    ((50, 3, 32, 32), (32, 3, 7, 7), 1, 3, True),     # cs231n's: 3 channels (fewer than 8)
+    ((64, 16, 16, 16), (32, 16, 3, 3), 2, 1, True),   # stride 2
+    ((1, 8, 8, 8), (4, 8, 3, 3), 1, 3, True),         # padding >= the kernel
+    ((1, 8, 6, 6), (4, 8, 3, 3), 1, 1, True),         # padded rows 8 > 5/4 · 6
+])
+def test_which_convolutions_use_columns(x_shape, w_shape, stride, pad, columns):
+    assert kernels.conv_uses_columns(x_shape, w_shape, stride, pad) is columns
+    x, w = rand(*x_shape[:1], *x_shape[1:]), rand(*w_shape, seed=1)
+    if x.size > 10_000:
+        return
+    y, cols = kernels.conv2d_forward(x, w, None, stride, pad)
+    assert (cols is not None) == columns
+    np.testing.assert_allclose(y, conv_forward_naive(x, w, None, stride, pad), rtol=1e-12, atol=1e-12)
+
+
+def test_the_implicit_scheme_kernels_take_x_not_columns():
+    x, w = rand(2, 8, 9, 9), rand(3, 8, 3, 3, seed=1)
+    assert not kernels.conv_uses_columns(x.shape, w.shape, 1, 1)
+    y, cols = kernels.conv2d_forward(x, w, padding=1)
+    assert cols is None
+    with pytest.raises(ValueError, match="conv2d_forward: this convolution .* runs without im2col columns"):
+        kernels.conv2d_forward(x, w, padding=1, cols=np.empty((2, 72, 81)))
+    gy = rand(*y.shape, seed=2)
+    with pytest.raises(ValueError, match="conv2d_backward: this convolution .* reads the forward's input for dw"):
+        kernels.conv2d_backward(gy, None, w, x.shape, 1, 1)
+    with pytest.raises(ValueError, match="conv2d_backward: this convolution .* has no columns"):
+        kernels.conv2d_backward(gy, np.empty((2, 72, 81)), w, x.shape, 1, 1, x=x)
+    with pytest.raises(ValueError, match="conv2d_backward: x has shape"):
+        kernels.conv2d_backward(gy, None, w, x.shape, 1, 1, x=x[:1])
+    dx, dw, db = kernels.conv2d_backward(gy, None, w, x.shape, 1, 1, x=x)
+    # against the columns: dw = Σ_i g_i·cols_iᵀ, dx = col2im(wᵀ·g_i)
+    cols = kernels.im2col(x, 3, 3, 1, 1)
+    g = gy.reshape(2, 3, 81)
+    np.testing.assert_allclose(dw.reshape(3, -1), sum(g[i] @ cols[i].T for i in range(2)), rtol=1e-12)
+    dcols = np.stack([w.reshape(3, -1).T @ g[i] for i in range(2)])
+    np.testing.assert_allclose(dx, kernels.col2im(dcols, x.shape, 3, 3, 1, 1), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12)
+    # dx alone needs neither x nor columns
+    only_dx = kernels.conv2d_backward(gy, None, w, x.shape, 1, 1, need_dw=False, need_db=False)
+    np.testing.assert_array_equal(only_dx[0], dx)
+    assert only_dx[1] is None and only_dx[2] is None
 
 
 def test_a_copy_of_the_output_keeps_the_columns_lent():

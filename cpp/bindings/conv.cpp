@@ -105,11 +105,17 @@ py::tuple conv2d_forward(const py::handle& x_obj, const py::handle& w_obj, const
     }
     x = contiguous(x);
     w = contiguous(w);
-    py::array cols = given_or_new(fn, "cols", cols_obj, x, cols_shape(s), {&x, &w, b ? &*b : nullptr});
+    const bool uses_cols = matgrad::conv_uses_columns(s);
+    if (!uses_cols && !cols_obj.is_none())
+        fail_value(std::string(fn) + ": this convolution (stride 1, x of shape " + shape_str(shape_of(x)) +
+                   ", w of shape " + shape_str(shape_of(w)) + ") runs without im2col columns "
+                   "(conv_uses_columns is False): pass cols=None");
+    std::optional<py::array> cols;
+    if (uses_cols) cols = given_or_new(fn, "cols", cols_obj, x, cols_shape(s), {&x, &w, b ? &*b : nullptr});
     py::array y = given_or_new(fn, "out", out_obj, x, Shape{s.n, s.f, s.out_h(), s.out_w()},
-                               {&x, &w, b ? &*b : nullptr, &cols});
+                               {&x, &w, b ? &*b : nullptr, cols ? &*cols : nullptr});
     const void *xp = x.data(), *wp = w.data(), *bp = b ? b->data() : nullptr;
-    void *cp = cols.mutable_data(), *yp = y.mutable_data();
+    void *cp = cols ? cols->mutable_data() : nullptr, *yp = y.mutable_data();
     {
         GilReleaseFor release(s.n * s.f * s.col_rows() * s.col_cols());
         with_element_type(dt, [&](auto zero) {
@@ -119,7 +125,7 @@ py::tuple conv2d_forward(const py::handle& x_obj, const py::handle& w_obj, const
                                     static_cast<T*>(yp));
         });
     }
-    return py::make_tuple(y, cols);
+    return py::make_tuple(y, cols ? py::object(*cols) : py::object(py::none()));
 }
 
 py::tuple conv2d_backward(const py::handle& dy_obj, const py::handle& cols_obj,
@@ -127,19 +133,41 @@ py::tuple conv2d_backward(const py::handle& dy_obj, const py::handle& cols_obj,
                           int64_t padding, const py::handle& y_obj, bool relu, bool need_dx,
                           bool need_dw, bool need_db, const py::handle& dx_obj,
                           const py::handle& dw_obj, const py::handle& db_obj, bool accumulate_dx,
-                          bool accumulate_dw, bool accumulate_db) {
+                          bool accumulate_dw, bool accumulate_db, const py::handle& x_obj) {
     const char* fn = "conv2d_backward";
     py::array w = require_4d(fn, "w", w_obj, "(F, C, KH, KW)");
     const Dtype dt = require_float(fn, "w", w);
     const Shape xs = require_image_shape(fn, x_shape_obj);
     const matgrad::ConvShape s = conv_shape(fn, xs, shape_of(w), stride, padding);
     const Shape ys{s.n, s.f, s.out_h(), s.out_w()};
-    py::array dy = require_ndarray(fn, "grad_y", dy_obj), cols = require_ndarray(fn, "cols", cols_obj);
+    py::array dy = require_ndarray(fn, "grad_y", dy_obj);
     require_float(fn, "grad_y", dy);
     require_same_dtype(fn, "w", w, "grad_y", dy);
-    require_same_dtype(fn, "w", w, "cols", cols);
     require_shape(fn, "grad_y", dy, ys, "(the shape of the forward output)");
-    require_shape(fn, "cols", cols, cols_shape(s), "(the forward's columns)");
+    // The columns scheme reads the forward's columns; the implicit one reads x again.
+    const bool uses_cols = matgrad::conv_uses_columns(s);
+    std::optional<py::array> cols, x;
+    if (uses_cols) {
+        if (cols_obj.is_none())
+            fail_value(std::string(fn) + ": this convolution needs the forward's columns: cols is None");
+        cols = require_ndarray(fn, "cols", cols_obj);
+        require_same_dtype(fn, "w", w, "cols", *cols);
+        require_shape(fn, "cols", *cols, cols_shape(s), "(the forward's columns)");
+        cols = contiguous(*cols);
+    } else {
+        if (!cols_obj.is_none())
+            fail_value(std::string(fn) + ": this convolution (stride 1) has no columns (conv_uses_columns is "
+                       "False): pass cols=None and x");
+        if (need_dw) {  // dW reads the input again
+            if (x_obj.is_none())
+                fail_value(std::string(fn) + ": this convolution (stride 1) reads the forward's input for dw: "
+                           "pass x");
+            x = require_ndarray(fn, "x", x_obj);
+            require_same_dtype(fn, "w", w, "x", *x);
+            require_shape(fn, "x", *x, xs, "(x_shape)");
+            x = contiguous(*x);
+        }
+    }
     std::optional<py::array> y;
     if (relu) {
         if (y_obj.is_none()) fail_value(std::string(fn) + ": relu=True needs y, the forward output");
@@ -151,10 +179,10 @@ py::tuple conv2d_backward(const py::handle& dy_obj, const py::handle& cols_obj,
         fail_value(std::string(fn) + ": y is only used with relu=True");
     }
     dy = contiguous(dy);
-    cols = contiguous(cols);
     w = contiguous(w);
     const std::initializer_list<std::pair<const char*, const py::array*>> inputs{
-        {"grad_y", &dy}, {"cols", &cols}, {"w", &w}, {"y", y ? &*y : nullptr}};
+        {"grad_y", &dy}, {"cols", cols ? &*cols : nullptr}, {"w", &w}, {"y", y ? &*y : nullptr},
+        {"x", x ? &*x : nullptr}};
     GradOut gdx = grad_out(fn, "dx", need_dx, dx_obj, accumulate_dx, w, xs, inputs);
     GradOut gdw = grad_out(fn, "dw", need_dw, dw_obj, accumulate_dw, w, shape_of(w), inputs);
     GradOut gdb = grad_out(fn, "db", need_db, db_obj, accumulate_db, w, Shape{s.f}, inputs);
@@ -164,7 +192,8 @@ py::tuple conv2d_backward(const py::handle& dy_obj, const py::handle& cols_obj,
             if (outs[i].second->array && outs[j].second->array &&
                 overlaps(*outs[i].second->array, *outs[j].second->array))
                 fail_value(std::string(fn) + ": " + outs[i].first + " and " + outs[j].first + " overlap");
-    const void *dyp = dy.data(), *cp = cols.data(), *wp = w.data(), *yp = y ? y->data() : nullptr;
+    const void *dyp = dy.data(), *cp = cols ? cols->data() : nullptr, *wp = w.data(), *yp = y ? y->data() : nullptr;
+    const void* xp = x ? x->data() : nullptr;
     void *dxp = gdx.data(), *dwp = gdw.data(), *dbp = gdb.data();
     {
         GilReleaseFor release(s.n * s.f * s.col_rows() * s.col_cols());
@@ -174,7 +203,8 @@ py::tuple conv2d_backward(const py::handle& dy_obj, const py::handle& cols_obj,
             g.dx = static_cast<T*>(dxp), g.dw = static_cast<T*>(dwp), g.db = static_cast<T*>(dbp);
             g.accumulate_dx = gdx.accumulate, g.accumulate_dw = gdw.accumulate, g.accumulate_db = gdb.accumulate;
             matgrad::conv2d_backward(s, static_cast<const T*>(dyp), static_cast<const T*>(yp), relu,
-                                     static_cast<const T*>(cp), static_cast<const T*>(wp), g);
+                                     static_cast<const T*>(xp), static_cast<const T*>(cp),
+                                     static_cast<const T*>(wp), g);
         });
     }
     return py::make_tuple(gdx.result(), gdw.result(), gdb.result());
@@ -353,22 +383,45 @@ void bind_conv(py::module_& m) {
 
 x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None, float32 or float64.
 y: (N, F, OH, OW) with OH = 1 + (H + 2*padding - KH) // stride (likewise OW),
-then max(0, .) when relu. cols: the im2col columns (N, C*KH*KW, OH*OW) that
-the backward needs; pass a C-contiguous array of that shape and dtype to have
-them written there (a buffer reused across steps), else one is allocated.
+then max(0, .) when relu. cols: where conv_uses_columns says so, the im2col
+columns (N, C*KH*KW, OH*OW) that the backward needs; pass a C-contiguous array
+of that shape and dtype to have them written there (a buffer reused across
+steps), else one is allocated. Other shapes (stride 1) run without columns:
+cols must be None and None is returned; their backward reads x instead.
 out: likewise for y, (N, F, OH, OW) in x's dtype, overwritten (never read).)doc");
     m.def("conv2d_backward", &conv2d_backward, py::arg("grad_y"), py::arg("cols"), py::arg("w"),
           py::arg("x_shape"), py::arg("stride") = 1, py::arg("padding") = 0,
           py::arg("y") = py::none(), py::arg("relu") = false, py::arg("need_dx") = true,
           py::arg("need_dw") = true, py::arg("need_db") = true, py::arg("dx") = py::none(),
           py::arg("dw") = py::none(), py::arg("db") = py::none(), py::arg("accumulate_dx") = true,
-          py::arg("accumulate_dw") = true, py::arg("accumulate_db") = true,
+          py::arg("accumulate_dw") = true, py::arg("accumulate_db") = true, py::arg("x") = py::none(),
           R"doc(Backward of conv2d_forward: returns (dx, dw, db), None where not needed.
 
 g = grad_y (masked by y > 0 when relu); dw = sum over images of g_i @ cols_i.T,
-dx = col2im(w.T @ g_i) per image, db = g summed over images and pixels. Arrays
-passed as dx/dw/db are added into when its accumulate_* flag is set (the
-default), else overwritten (never read).)doc");
+dx = col2im(w.T @ g_i) per image, db = g summed over images and pixels. cols:
+the forward's columns where conv_uses_columns says so; other shapes take
+cols=None and x, the forward's input (read for dw). Arrays passed as dx/dw/db
+are added into when its accumulate_* flag is set (the default), else
+overwritten (never read).)doc");
+    m.def(
+        "conv_uses_columns",
+        [](const py::handle& x_shape, const py::handle& w_shape, int64_t stride, int64_t padding) {
+            const char* fn = "conv_uses_columns";
+            const Shape xs = require_image_shape(fn, x_shape);
+            Shape ws;
+            try {
+                for (const py::handle item : w_shape) ws.push_back(item.cast<py::ssize_t>());
+            } catch (const py::cast_error&) {
+                fail_type(std::string(fn) + ": w_shape must be a tuple of 4 ints (F, C, KH, KW)");
+            }
+            if (ws.size() != 4)
+                fail_value(std::string(fn) + ": w_shape must be 4 sizes (F, C, KH, KW), got " + shape_str(ws));
+            return matgrad::conv_uses_columns(conv_shape(fn, xs, ws, stride, padding));
+        },
+        py::arg("x_shape"), py::arg("w_shape"), py::arg("stride") = 1, py::arg("padding") = 0,
+        "Whether conv2d_forward writes (and conv2d_backward reads) im2col columns for this convolution. "
+        "Stride-1 convolutions with padding below the kernel size, padded rows at most 5/4 of the output "
+        "rows and at least 8 input channels do not: they run as implicit GEMMs over the padded input.");
     m.def("im2col", &im2col, py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("stride") = 1,
           py::arg("padding") = 0,
           "The columns of x (N, C, H, W) for a KH x KW window: (N, C*KH*KW, OH*OW), 0 in the padding.");

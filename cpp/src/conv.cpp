@@ -1,4 +1,6 @@
-// 2-D convolution as GEMMs on im2col columns (Caffe's and cs231n's scheme).
+// 2-D convolution as GEMMs on im2col columns (Caffe's and cs231n's scheme), and the
+// backward of both schemes (matgrad.hpp; the implicit one's forward and dx are in
+// conv_implicit.cpp).
 //
 // One image at a time: its columns cols_i [K×P] (K = c·kh·kw, P = oh·ow) hold,
 // for every output pixel, the input values its window sees; then
@@ -22,8 +24,10 @@
 #include <cstdint>
 #include <initializer_list>
 #include <exception>
+#include <memory>
 #include <vector>
 
+#include "conv_internal.hpp"
 #include "gemm_internal.hpp"
 #include "kernels/kernel_table.hpp"
 #include "matgrad/matgrad.hpp"
@@ -33,8 +37,6 @@ namespace matgrad {
 namespace detail {
 namespace {
 
-// Below this many multiply-adds a whole convolution runs on one thread.
-constexpr int64_t kConvParallelMinMacs = int64_t{1} << 18;
 // The forward's product W·cols_i takes the skinny path, reading cols_i in place,
 // for at most this many filters (its rows; each row tile reads the B panel again),
 // and only where a tile reads at least kSkinnyInPlaceMinRowBytes of each cols_i row
@@ -66,13 +68,7 @@ bool dw_transposed_for(int64_t filters, int64_t window) {
     const int64_t nr = active_kernels().get<T>().blocking.nr;
     return filters <= nr && (4 * filters >= 3 * nr || window < nr);
 }
-// dW and db are summed per group of images (at most this many groups, each of
-// ceil(n / groups) images), then over the groups in order: the same sums
-// whatever the thread count, and at most this many partial dW in memory.
-constexpr int64_t kMaxGroups = 8;
-
-// ceil(a / b) for a ≥ 0, b > 0, without the overflow of (a + b − 1) / b.
-int64_t ceil_div(int64_t a, int64_t b) { return a == 0 ? 0 : (a - 1) / b + 1; }
+int64_t ceil_div(int64_t a, int64_t b) { return conv_ceil_div(a, b); }
 
 // The outputs o along one axis whose input o·stride − pad + t (t the kernel
 // offset) lies in [0, extent): [lo, hi), empty as lo == hi.
@@ -209,64 +205,22 @@ void col2im_image_scratch(const ConvShape& sh, const ValidOutputs& valid, T* __r
             }
 }
 
-// Σ x[0..n) in 8 interleaved partial sums (a fixed order, so the same bits on
-// every thread count), which the compiler can keep in vector registers.
+// Whether the implicit scheme's dx is ImplicitDx's convolution of g (else, as in the
+// columns scheme, col2im(Wᵀ·g_i), which needs no columns of x either): its products
+// have c rows, and tiles of fewer than a third of mr rows lose to the one GEMM of
+// c·kh·kw rows. Sapphire Rapids-class Xeon, AVX-512 f32 (mr 12), 2 threads, dx only,
+// ms, col2im -> taps: 64×c→32 16×16 3×3 c = 3 0.21 -> 0.31, c = 4 0.27 -> 0.27,
+// c = 8 0.48 -> 0.40, c = 16 0.95 -> 0.70; 50×c→32 32×32 7×7 c = 3 3.1 -> 5.3,
+// c = 4 3.9 -> 3.7, c = 8 7.8 -> 6.0.
 template <class T>
-T row_sum(const T* __restrict x, int64_t n) {
-    T part[8] = {};
-    int64_t e = 0;
-    for (; e + 8 <= n; e += 8)
-        for (int j = 0; j < 8; ++j) part[j] += x[e + j];
-    T sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    for (; e < n; ++e) sum += x[e];
-    return sum;
+bool dx_by_taps(const ConvShape& sh) {
+    return 3 * sh.c >= active_kernels().get<T>().blocking.mr;
 }
 
-// The threads a convolution uses: read once per call, since the per-thread
-// scratch is sized by it (another Python thread may change the count meanwhile).
-int conv_threads(const ConvShape& sh) {
-    const double macs = double(sh.n) * double(sh.f) * double(sh.col_rows()) * double(sh.col_cols());
-    return macs >= double(kConvParallelMinMacs) ? std::max(1, max_threads()) : 1;
-}
-
-// Whether for_images gives each thread whole groups of images (else they run one by
-// one on the calling thread, each GEMM threaded).
-bool images_split(const ConvShape& sh, int threads, int64_t group) {
-    return threads > 1 && ceil_div(sh.n, group) >= threads;
-}
 // Whether each per-image GEMM runs on one thread: then a product whose one panel of
 // columns the skinny path cannot split between threads loses nothing.
 bool gemms_single_threaded(const ConvShape& sh, int threads, int64_t group) {
     return threads == 1 || images_split(sh, threads, group);
-}
-
-// Runs body(first_image, end_image, tid) over the images, split in whole groups
-// over a team of at most `threads` when there are enough groups (else on the
-// calling thread, whose GEMMs may then use the threads), and rethrows on the
-// caller's thread what a member threw (an exception must not leave an OpenMP region).
-template <class Body>
-void for_images(const ConvShape& sh, int threads, int64_t group, const Body& body) {
-    const int64_t units = ceil_div(sh.n, group);
-    if (!images_split(sh, threads, group)) {
-        body(int64_t{0}, sh.n, 0);
-        return;
-    }
-    std::exception_ptr error;
-    run_team(threads, [&](int tid, int team) {
-        SerialScope serial;  // one image's GEMMs per thread
-        const int64_t base = units / team, extra = units % team;
-        const int64_t u0 = tid * base + std::min<int64_t>(tid, extra);
-        const int64_t u1 = u0 + base + (tid < extra ? 1 : 0);
-        try {
-            body(std::min(sh.n, u0 * group), std::min(sh.n, u1 * group), tid);
-        } catch (...) {
-#if defined(_OPENMP)
-#pragma omp critical(matgrad_conv_error)
-#endif
-            if (!error) error = std::current_exception();
-        }
-    });
-    if (error) std::rethrow_exception(error);
 }
 
 template <class T>
@@ -298,29 +252,40 @@ void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T*
     });
 }
 
+// The backward of either scheme. The columns scheme reads cols_i from the forward's
+// buffer; the implicit one forms them again per image, from x, in a per-thread buffer
+// (for dW only: they stay in cache for the one product that reads them), and its dx
+// is ImplicitDx's convolution of g instead of col2im(Wᵀ·g_i).
 template <class T>
-void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool relu, const T* cols,
-                          const T* wts, const ConvGrads<T>& g) {
+void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool relu, const T* x,
+                          const T* cols, const T* wts, const ConvGrads<T>& g) {
     const ValidOutputs valid(sh);
+    const bool implicit = !conv_uses_columns(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
     const int64_t per_group = std::max<int64_t>(1, ceil_div(sh.n, kMaxGroups));  // images per group
     const int64_t groups = ceil_div(sh.n, per_group);
     const int threads = conv_threads(sh);
+    const bool by_image = images_split(sh, threads, per_group);
     // dWᵀ has one panel of columns (F ≤ nr): the skinny path would run it on one thread,
     // so it is taken only where each thread has its own images. Both forms add the same
     // products in the same order (fma(a, b, c) = fma(b, a, c)): the same bits either way.
     const bool dw_transposed =
         dw_transposed_for<T>(F, K) && gemms_single_threaded(sh, threads, per_group);
-    // Per group: its share of dW and db. Per thread: the masked gradient and dcols.
+    // Per group: its share of dW and db. Per thread: the masked gradient, dcols (columns
+    // scheme) or the columns for dW (implicit scheme).
     std::vector<T> dw_parts(g.dw ? groups * F * K : 0), db_parts(g.db ? groups * F : 0);
-    std::vector<T> masked(relu ? threads * y_image : 0), dcols(g.dx ? threads * K * P : 0);
-    if (g.dx && !g.accumulate_dx) std::fill(g.dx, g.dx + sh.n * x_image, T(0));
+    std::vector<T> masked(relu ? threads * y_image : 0);
+    const bool dx_taps = implicit && dx_by_taps<T>(sh);
+    std::vector<T> dcols(g.dx && !dx_taps ? threads * K * P : 0), own_cols(g.dw && implicit ? threads * K * P : 0);
+    std::unique_ptr<ImplicitDx<T>> implicit_dx;
+    if (g.dx && dx_taps) implicit_dx = std::make_unique<ImplicitDx<T>>(sh, wts, by_image ? threads : 1);
+    if (g.dx && !dx_taps && !g.accumulate_dx) std::fill(g.dx, g.dx + sh.n * x_image, T(0));
 
     const ReluBackwardLoop<T> relu_backward_loop = active_kernels().get<T>().relu_backward;
     for_images(sh, threads, per_group, [&](int64_t first, int64_t end, int tid) {
         T* gi_buf = relu ? masked.data() + tid * y_image : nullptr;
-        T* dcol = g.dx ? dcols.data() + tid * K * P : nullptr;
+        T* dcol = dcols.empty() ? nullptr : dcols.data() + tid * K * P;
         for (int64_t i = first; i < end; ++i) {
             const int64_t group = i / per_group;
             const bool group_start = i % per_group == 0;
@@ -337,13 +302,21 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
                     db[fi] = group_start ? sum : db[fi] + sum;
                 }
             }
-            const T* col = cols + i * K * P;
+            const T* col = implicit ? nullptr : cols + i * K * P;
+            if (g.dw && implicit) {
+                T* mine = own_cols.data() + tid * K * P;
+                im2col_image(sh, valid, x + i * x_image, mine);
+                col = mine;
+            }
             T* dw_group = dw_parts.data() + group * F * K;
             if (g.dw && dw_transposed)  // dW_groupᵀ (+)= cols_i·g_iᵀ: [K×P]·[P×F], g_i read transposed
                 gemm_skinny<T>(K, F, P, col, P, 1, gi, 1, P, dw_group, F, !group_start, nullptr, false);
             else if (g.dw)  // dW_group (+)= g_i·cols_iᵀ: [F×P]·[P×K], cols_i read transposed
                 gemm_fused<T>(F, K, P, gi, P, 1, col, 1, P, dw_group, K, !group_start, nullptr, false);
-            if (g.dx) {  // dcols = Wᵀ·g_i: [K×F]·[F×P], W read transposed; then col2im
+            if (g.dx && dx_taps) {  // dx_i = conv(pad(g_i), W flipped) (conv_implicit.cpp)
+                implicit_dx->image(gi, g.dx + i * x_image, g.accumulate_dx, by_image ? tid : 0,
+                                   by_image ? 1 : threads);
+            } else if (g.dx) {  // dcols = Wᵀ·g_i: [K×F]·[F×P], W read transposed; then col2im
                 gemm_fused<T>(K, P, F, wts, 1, K, gi, P, 1, dcol, P, false, nullptr, false);
                 col2im_image_scratch(sh, valid, dcol, g.dx + i * x_image);
             }
@@ -425,21 +398,37 @@ void col2im(const ConvShape& s, const float* cols, float* dx, bool accumulate) {
 void col2im(const ConvShape& s, const double* cols, double* dx, bool accumulate) {
     detail::col2im_impl(s, cols, dx, accumulate);
 }
+namespace detail {
+namespace {
+
+template <class T>
+void conv2d_forward_any(const ConvShape& s, const T* x, const T* weights, const T* bias, bool relu,
+                        T* cols, T* y) {
+    if (conv_uses_columns(s))
+        conv2d_forward_impl(s, x, weights, bias, relu, cols, y);
+    else
+        conv2d_forward_implicit(s, x, weights, bias, relu, y);
+}
+
+}  // namespace
+}  // namespace detail
+
 void conv2d_forward(const ConvShape& s, const float* x, const float* weights, const float* bias,
                     bool relu, float* cols, float* y) {
-    detail::conv2d_forward_impl(s, x, weights, bias, relu, cols, y);
+    detail::conv2d_forward_any(s, x, weights, bias, relu, cols, y);
 }
 void conv2d_forward(const ConvShape& s, const double* x, const double* weights,
                     const double* bias, bool relu, double* cols, double* y) {
-    detail::conv2d_forward_impl(s, x, weights, bias, relu, cols, y);
+    detail::conv2d_forward_any(s, x, weights, bias, relu, cols, y);
 }
-void conv2d_backward(const ConvShape& s, const float* dy, const float* y, bool relu,
+void conv2d_backward(const ConvShape& s, const float* dy, const float* y, bool relu, const float* x,
                      const float* cols, const float* weights, const ConvGrads<float>& grads) {
-    detail::conv2d_backward_impl(s, dy, y, relu, cols, weights, grads);
+    detail::conv2d_backward_impl(s, dy, y, relu, x, cols, weights, grads);
 }
 void conv2d_backward(const ConvShape& s, const double* dy, const double* y, bool relu,
-                     const double* cols, const double* weights, const ConvGrads<double>& grads) {
-    detail::conv2d_backward_impl(s, dy, y, relu, cols, weights, grads);
+                     const double* x, const double* cols, const double* weights,
+                     const ConvGrads<double>& grads) {
+    detail::conv2d_backward_impl(s, dy, y, relu, x, cols, weights, grads);
 }
 
 }  // namespace matgrad

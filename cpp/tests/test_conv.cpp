@@ -9,11 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "conv_internal.hpp"
 #include "matgrad/matgrad.hpp"
 
 namespace {
 
 int failures = 0;
+int runs_with_columns = 0, runs_implicit = 0;  // check_conv calls per scheme
 
 template <class T>
 void expect_close(const char* what, const std::vector<T>& got, const std::vector<T>& want, double tol) {
@@ -91,15 +93,19 @@ void check_conv(matgrad::ConvShape s, bool relu, bool with_bias, double tol, uns
     std::vector<T> first_y, first_dx, first_dw, first_db;  // the 1-thread results, to compare bits
     for (int threads : {1, 2}) {
         matgrad::set_num_threads(threads);
-        std::vector<T> y(want_y.size()), cols(s.n * K * P);
-        matgrad::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, relu, cols.data(), y.data());
+        // The implicit scheme is given no columns: it must not need them.
+        const bool uses_cols = matgrad::conv_uses_columns(s);
+        ++(uses_cols ? runs_with_columns : runs_implicit);
+        std::vector<T> y(want_y.size()), cols_buffer(uses_cols ? s.n * K * P : 0);
+        T* cols = uses_cols ? cols_buffer.data() : nullptr;
+        matgrad::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, relu, cols, y.data());
         expect_close("conv2d_forward", y, want_y, tol);
         // accumulate: start every gradient at 1 and expect the sum plus 1
         std::vector<T> gx(x.size(), T(1)), gw(w.size(), T(1)), gb(s.f, T(1));
         matgrad::ConvGrads<T> grads;
         grads.dx = gx.data(), grads.dw = gw.data(), grads.db = gb.data();
         grads.accumulate_dx = grads.accumulate_dw = grads.accumulate_db = true;
-        matgrad::conv2d_backward(s, dy.data(), y.data(), relu, cols.data(), w.data(), grads);
+        matgrad::conv2d_backward(s, dy.data(), y.data(), relu, uses_cols ? nullptr : x.data(), cols, w.data(), grads);
         auto plus_one = [](const std::vector<double>& v) {
             std::vector<T> out(v.size());
             for (size_t e = 0; e < v.size(); ++e) out[e] = T(v[e] + 1);
@@ -118,14 +124,14 @@ void check_conv(matgrad::ConvShape s, bool relu, bool with_bias, double tol, uns
         std::vector<T> gx2(x.size(), T(7));
         matgrad::ConvGrads<T> only_dx;
         only_dx.dx = gx2.data();
-        matgrad::conv2d_backward(s, dy.data(), y.data(), relu, cols.data(), w.data(), only_dx);
+        matgrad::conv2d_backward(s, dy.data(), y.data(), relu, uses_cols ? nullptr : x.data(), cols, w.data(), only_dx);
         std::vector<T> want_dx(dx.begin(), dx.end());
         expect_close("conv2d_backward dx overwritten", gx2, want_dx, tol);
         // overwrite, dw and db only (whichever form dW takes, the old values are never read)
         std::vector<T> gw2(w.size(), T(7)), gb2(s.f, T(7));
         matgrad::ConvGrads<T> only_dw;
         only_dw.dw = gw2.data(), only_dw.db = gb2.data();
-        matgrad::conv2d_backward(s, dy.data(), y.data(), relu, cols.data(), w.data(), only_dw);
+        matgrad::conv2d_backward(s, dy.data(), y.data(), relu, uses_cols ? nullptr : x.data(), cols, w.data(), only_dw);
         expect_close("conv2d_backward dw overwritten", gw2, std::vector<T>(dw.begin(), dw.end()), tol);
         expect_close("conv2d_backward db overwritten", gb2, std::vector<T>(db.begin(), db.end()), tol);
     }
@@ -273,19 +279,38 @@ int main() {
     // Every kernel set this CPU runs: the paths the products take depend on its tiles
     // (conv.cpp: the forward reads cols in place for AVX-512's; dW is formed transposed
     // for filters that nearly fill one panel of nr columns).
+    // Each shape under the scheme its shape picks, and then under the other one where
+    // that can run (conv_internal.hpp): stride 1 with pad < kh, kw runs either way.
     const std::string native = matgrad::isa();
+    using matgrad::detail::ConvScheme;
     for (const char* isa : {"baseline", "avx2", "avx512", "neon"}) {
         if (!matgrad::isa_available(isa)) continue;
         matgrad::set_isa(isa);
-        for (const auto& s : shapes)
-            for (bool relu : {false, true})
-                for (bool bias : {false, true}) {
-                    check_conv<double>(s, relu, bias, 1e-12, seed);
-                    check_conv<float>(s, relu, bias, 1e-4, seed);  // dW sums up to 3,072 products in float32
-                    seed += 10;
+        for (ConvScheme scheme : {ConvScheme::by_shape, ConvScheme::columns, ConvScheme::implicit}) {
+            matgrad::detail::force_conv_scheme(scheme);
+            for (const auto& s : shapes) {
+                if (scheme != ConvScheme::by_shape) {  // only where the forced scheme differs
+                    matgrad::detail::force_conv_scheme(ConvScheme::by_shape);
+                    const bool by_shape = matgrad::conv_uses_columns(s);
+                    matgrad::detail::force_conv_scheme(scheme);
+                    if (matgrad::conv_uses_columns(s) == by_shape) continue;
                 }
+                for (bool relu : {false, true})
+                    for (bool bias : {false, true}) {
+                        check_conv<double>(s, relu, bias, 1e-12, seed);
+                        check_conv<float>(s, relu, bias, 1e-4, seed);  // dW sums up to 3,072 products in float32
+                        seed += 10;
+                    }
+            }
+        }
+        matgrad::detail::force_conv_scheme(ConvScheme::by_shape);
     }
     matgrad::set_isa(native.c_str());
+    if (runs_with_columns == 0 || runs_implicit == 0) {
+        std::printf("FAIL: %d runs with columns, %d implicit: both schemes must be checked\n", runs_with_columns,
+                    runs_implicit);
+        ++failures;
+    }
     const matgrad::PoolShape pools[] = {pool(2, 3, 7, 8, 2, 2, 2, 2), pool(2, 3, 7, 8, 3, 3, 2, 2),
                                         pool(1, 2, 5, 6, 3, 2, 1, 1), pool(3, 1, 9, 9, 2, 3, 1, 3),
                                         pool(0, 2, 4, 4, 2, 2, 2, 2), pool(8, 16, 32, 32, 3, 3, 2, 2)};

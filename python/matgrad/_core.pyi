@@ -68,10 +68,11 @@ def conv2d_forward(
     relu: bool = False,
     cols: Optional[_FloatArray] = None,
     out: Optional[_FloatArray] = None,
-) -> Tuple[_FloatArray, _FloatArray]: ...
+) -> Tuple[_FloatArray, Optional[_FloatArray]]: ...
+def conv_uses_columns(x_shape: Sequence[int], w_shape: Sequence[int], stride: int = 1, padding: int = 0) -> bool: ...
 def conv2d_backward(
     grad_y: _FloatArray,
-    cols: _FloatArray,
+    cols: Optional[_FloatArray],
     w: _FloatArray,
     x_shape: Sequence[int],
     stride: int = 1,
@@ -87,6 +88,7 @@ def conv2d_backward(
     accumulate_dx: bool = True,
     accumulate_dw: bool = True,
     accumulate_db: bool = True,
+    x: Optional[_FloatArray] = None,
 ) -> _Grads: ...
 def im2col(x: _FloatArray, kh: int, kw: int, stride: int = 1, padding: int = 0) -> _FloatArray: ...
 def col2im(

@@ -145,24 +145,36 @@ void im2col(const ConvShape& s, const double* x, double* cols);
 void col2im(const ConvShape& s, const float* cols, float* dx, bool accumulate);
 void col2im(const ConvShape& s, const double* cols, double* dx, bool accumulate);
 
-// Forward: per image, cols_i = im2col(x_i), then one GEMM y_i = W·cols_i with
-// W the weights as [f×(c·kh·kw)]; y_i starts as the bias, and the ReLU (relu)
-// is applied as the GEMM writes it. cols [n×(c·kh·kw)×(oh·ow)] is written and
-// kept for the backward. When the work is large enough, threads split the
-// images (each runs its GEMMs on one thread) if there are at least as many
-// images as threads (in the backward: groups of images, at most 8 groups);
-// otherwise the images go one by one, each GEMM threaded.
+// Two schemes, chosen by conv_uses_columns(s) from the shape alone (so the forward
+// and its backward always agree):
+//  - columns (any stride): per image, cols_i = im2col(x_i), then one GEMM
+//    y_i = W·cols_i with W the weights as [f×(c·kh·kw)]; cols [n×(c·kh·kw)×(oh·ow)]
+//    is written and kept for the backward, which forms dW = Σ_i g_i·cols_iᵀ from it
+//    and dx_i = col2im(Wᵀ·g_i).
+//  - implicit (stride 1, pad < kh and kw, padded rows at most 5/4 of the output
+//    rows, at least 8 input channels): no columns. The GEMMs read each image, copied once with a zero border,
+//    at kh·kw shifts (conv_implicit.cpp); dx is the stride-1 convolution of g with W
+//    flipped, and dW reads x again: cols is not used (it may be null) and the
+//    backward is given x instead.
+// Both add the bias and apply the ReLU (relu) as y is written. When the work is
+// large enough, threads split the images if there are at least as many images as
+// threads (in the backward: groups of images, at most 8 groups); otherwise the
+// images go one by one, each product threaded.
 //   x: [n×c×h×w], weights: [f×c×kh×kw], bias: [f] or null
-//   -> y: [n×f×oh×ow], cols: [n×(c·kh·kw)×(oh·ow)]
+//   -> y: [n×f×oh×ow], cols: [n×(c·kh·kw)×(oh·ow)] (columns scheme only)
+bool conv_uses_columns(const ConvShape& s);
 void conv2d_forward(const ConvShape& s, const float* x, const float* weights, const float* bias,
                     bool relu, float* cols, float* y);
 void conv2d_forward(const ConvShape& s, const double* x, const double* weights,
                     const double* bias, bool relu, double* cols, double* y);
 
 // Backward, with g = dL/dy masked by y > 0 (relu; y the forward output) or dL/dy:
-//   dW = Σ_i g_i·cols_iᵀ      [f×(c·kh·kw)]  (the same columns as the forward)
+//   dW = Σ_i g_i·cols_iᵀ      [f×(c·kh·kw)]  (the columns of x_i, as the forward had them)
 //   dx_i = col2im(Wᵀ·g_i)     [c×h×w]
 //   db = Σ_i Σ_pixels g_i     [f]
+// x is the forward's input, read by the implicit scheme (may be null for the
+// columns scheme); cols the forward's columns, read by the columns scheme (may be
+// null for the implicit one).
 // Each gradient may be null (skipped), and is added into when its accumulate
 // flag is set. dW and db are summed in a fixed order of image groups (at most
 // 8, of ceil(n/8) images), so the results do not depend on the thread count.
@@ -173,10 +185,11 @@ struct ConvGrads {
     T* db = nullptr;
     bool accumulate_dx = false, accumulate_dw = false, accumulate_db = false;
 };
-void conv2d_backward(const ConvShape& s, const float* dy, const float* y, bool relu,
+void conv2d_backward(const ConvShape& s, const float* dy, const float* y, bool relu, const float* x,
                      const float* cols, const float* weights, const ConvGrads<float>& grads);
 void conv2d_backward(const ConvShape& s, const double* dy, const double* y, bool relu,
-                     const double* cols, const double* weights, const ConvGrads<double>& grads);
+                     const double* x, const double* cols, const double* weights,
+                     const ConvGrads<double>& grads);
 
 // ---- 2-D pooling (NCHW, no padding) ----------------------------------------------
 //

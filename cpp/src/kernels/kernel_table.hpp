@@ -47,6 +47,18 @@ using DirectKernel = void (*)(int64_t kc, const T* a, int64_t rs_a, int64_t cs_a
                               int64_t ldb, LineStream prefetch, T* c, int64_t ldc, int rows,
                               int cols, bool accumulate, Epilogue<T> epilogue);
 
+// The packed tile summed over `taps` pairs of operands (the implicit-GEMM
+// convolution, conv_implicit.cpp: one pair per kernel offset), all in registers:
+//   C = epilogue(Σ_t Σ_{p<depth} A_t(r, p)·B_t(p, j) (+ C)),
+// A_t packed as the micro-kernel's A (depth steps of mr values, zero past rows),
+// the taps' panels one after another: A_t(r, p) = ap[(t·depth + p)·mr + r];
+// B_t read in place, B_t(p, j) = b[b_tap[t] + p*ldb + j], every one of the nr
+// columns of each row readable.
+template <class T>
+using TapKernel = void (*)(int64_t depth, int64_t taps, const T* ap, const T* b, int64_t ldb,
+                           const int64_t* b_tap, T* c, int64_t ldc, int rows, int cols, bool accumulate,
+                           Epilogue<T> epilogue);
+
 // Elementwise loops over a contiguous chunk; `stream` asks for non-temporal stores.
 template <class T>
 using ReluForwardLoop = void (*)(const T* x, T* y, int64_t n, bool stream);
@@ -79,6 +91,7 @@ struct TypedKernels {
     Blocking blocking;
     MicroKernel<T> microkernel;
     DirectKernel<T> direct_kernel;
+    TapKernel<T> tap_kernel;
     PackBTransposed<T> pack_b_transposed;
     ReluForwardLoop<T> relu_forward;
     ReluBackwardLoop<T> relu_backward;

@@ -3,6 +3,8 @@
 conv2d is im2col and one GEMM per image in C++ (``kernels.conv2d_forward``); its backward is one
 GEMM for dL/dw over the same columns, one GEMM and a col2im for dL/dx, and a sum for dL/db
 (``kernels.conv2d_backward``). No Jacobian is formed: dL/dx comes back with x's shape.
+Stride-1 convolutions with 8 or more input channels (``kernels.conv_uses_columns``) keep no columns:
+their products read the zero-padded image at each kernel offset, and the backward reads x again.
 
 The columns (N, C·KH·KW, OH·OW) are the one large buffer a convolution needs. They live from the
 forward to its backward, then the buffer is reused by the next forward of the same size and dtype
@@ -30,6 +32,7 @@ Size2 = Union[int, Tuple[int, int], Sequence[int]]
 
 _conv_forward = kernels.conv2d_forward
 _conv_backward = kernels.conv2d_backward
+_conv_uses_columns = kernels.conv_uses_columns
 _max_pool_forward = kernels.max_pool2d_forward
 _max_pool_backward = kernels.max_pool2d_backward
 _avg_pool_forward = kernels.avg_pool2d_forward
@@ -187,7 +190,11 @@ def conv2d(x: Operand, w: Tensor, b: Optional[Tensor] = None, stride: int = 1, p
     oh, ow = (h + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
     rb = b is not None and b.requires_grad
     record = _grad_mode.enabled and (x.requires_grad or w.requires_grad or rb)
-    slot, cols = workspaces.take((n, c * kh * kw, oh * ow), wd.dtype, keep=record)
+    # Stride-1 shapes run as implicit GEMMs over the padded input: no columns to keep
+    if _conv_uses_columns(xd.shape, wd.shape, stride, padding):
+        slot, cols = workspaces.take((n, c * kh * kw, oh * ow), wd.dtype, keep=record)
+    else:
+        slot, cols = None, None
     try:
         # (N,C,H,W) * (F,C,KH,KW) -> (N,F,OH,OW), columns (N, C·KH·KW, OH·OW) kept for the backward
         y_out = output_buffers.take((n, f, oh, ow), wd.dtype)
@@ -211,7 +218,7 @@ def conv2d(x: Operand, w: Tensor, b: Optional[Tensor] = None, stride: int = 1, p
         dw, acc_w = _grad_target(w) if rw and not same else _NO_TARGET
         db, acc_b = _grad_target(b) if rb else _NO_TARGET  # type: ignore[arg-type]  # rb: b is a Tensor
         gx, gw, gb = _conv_backward(gy, cols, wd, xd.shape, stride, padding, y if relu else None, relu,
-                                    rx, rw, rb, dx, dw, db, acc_x, acc_w, acc_b)
+                                    rx, rw, rb, dx, dw, db, acc_x, acc_w, acc_b, None if cols is not None else xd)
         if rx:
             x.grad = x._gown = gx
         if rw:
