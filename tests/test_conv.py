@@ -355,9 +355,10 @@ def test_given_forward_outputs_are_overwritten_and_checked(dtype):
 # ---- threads and the columns buffer --------------------------------------------------------
 
 
-def _conv_step(seed=0, dtype=np.float32, stride=1, n=16):
-    # 2.6M multiply-adds and 16 images in 8 groups: enough for the threads to split the images
-    x = mg.tensor(rand(n, 8, 12, 12, seed=seed, dtype=dtype), requires_grad=True)
+def _conv_step(seed=0, dtype=np.float32, stride=1, n=16, side=12):
+    # 16 images, 2.6M multiply-adds, in 8 groups: enough for the threads to split the images;
+    # one 20×20 image, 460k: enough for them to split its products
+    x = mg.tensor(rand(n, 8, side, side, seed=seed, dtype=dtype), requires_grad=True)
     w = mg.tensor(rand(16, 8, 3, 3, seed=seed + 1, dtype=dtype), requires_grad=True)
     b = mg.tensor(rand(16, seed=seed + 2, dtype=dtype), requires_grad=True)
     y = mg.max_pool2d(mg.conv2d(x, w, b, stride, 1, relu=True), 3, 2)
@@ -367,14 +368,15 @@ def _conv_step(seed=0, dtype=np.float32, stride=1, n=16):
 
 # stride 1: the implicit scheme, images split between the threads (16 images) and one image
 # whose products the threads split; stride 2: the columns scheme
-@pytest.mark.parametrize("stride, n", [(1, 16), (1, 1), (2, 16)])
+@pytest.mark.parametrize("stride, n, side", [(1, 16, 12), (1, 1, 20), (2, 16, 12)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_and_two_threads_give_the_same_bits(threads, dtype, stride, n):
-    assert kernels.conv_uses_columns((n, 8, 12, 12), (16, 8, 3, 3), stride, 1) == (stride == 2)
+def test_one_and_two_threads_give_the_same_bits(threads, dtype, stride, n, side):
+    assert kernels.conv_uses_columns((n, 8, side, side), (16, 8, 3, 3), stride, 1) == (stride == 2)
+    assert n * 16 * 72 * side * side >= 2**18  # kConvParallelMinMacs: two threads share the work
     threads(1)
-    one = _conv_step(dtype=dtype, stride=stride, n=n)
+    one = _conv_step(dtype=dtype, stride=stride, n=n, side=side)
     threads(2)
-    two = _conv_step(dtype=dtype, stride=stride, n=n)
+    two = _conv_step(dtype=dtype, stride=stride, n=n, side=side)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
 
@@ -442,6 +444,8 @@ def test_the_implicit_scheme_kernels_take_x_not_columns():
     dcols = np.stack([w.reshape(3, -1).T @ g[i] for i in range(2)])
     np.testing.assert_allclose(dx, kernels.col2im(dcols, x.shape, 3, 3, 1, 1), rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(db, gy.sum(axis=(0, 2, 3)), rtol=1e-12)
+    with pytest.raises(ValueError, match="conv2d_backward: x has shape"):  # checked even where not read
+        kernels.conv2d_backward(gy, None, w, x.shape, 1, 1, need_dw=False, x=x[:1])
     # dx alone needs neither x nor columns
     only_dx = kernels.conv2d_backward(gy, None, w, x.shape, 1, 1, need_dw=False, need_db=False)
     np.testing.assert_array_equal(only_dx[0], dx)

@@ -144,9 +144,15 @@ py::tuple conv2d_backward(const py::handle& dy_obj, const py::handle& cols_obj,
     require_float(fn, "grad_y", dy);
     require_same_dtype(fn, "w", w, "grad_y", dy);
     require_shape(fn, "grad_y", dy, ys, "(the shape of the forward output)");
-    // The columns scheme reads the forward's columns; the implicit one reads x again.
+    // The columns scheme reads the forward's columns; the implicit one reads x again
+    // (for dw). x is checked whenever it is given, read only where needed.
     const bool uses_cols = matgrad::conv_uses_columns(s);
     std::optional<py::array> cols, x;
+    if (!x_obj.is_none()) {
+        x = require_ndarray(fn, "x", x_obj);
+        require_same_dtype(fn, "w", w, "x", *x);
+        require_shape(fn, "x", *x, xs, "(x_shape)");
+    }
     if (uses_cols) {
         if (cols_obj.is_none())
             fail_value(std::string(fn) + ": this convolution needs the forward's columns: cols is None");
@@ -158,16 +164,14 @@ py::tuple conv2d_backward(const py::handle& dy_obj, const py::handle& cols_obj,
         if (!cols_obj.is_none())
             fail_value(std::string(fn) + ": this convolution (stride 1) has no columns (conv_uses_columns is "
                        "False): pass cols=None and x");
-        if (need_dw) {  // dW reads the input again
-            if (x_obj.is_none())
-                fail_value(std::string(fn) + ": this convolution (stride 1) reads the forward's input for dw: "
-                           "pass x");
-            x = require_ndarray(fn, "x", x_obj);
-            require_same_dtype(fn, "w", w, "x", *x);
-            require_shape(fn, "x", *x, xs, "(x_shape)");
-            x = contiguous(*x);
-        }
+        if (need_dw && !x)
+            fail_value(std::string(fn) + ": this convolution (stride 1) reads the forward's input for dw: "
+                       "pass x");
     }
+    if (x && need_dw && !uses_cols)
+        x = contiguous(*x);
+    else
+        x.reset();  // checked, not read
     std::optional<py::array> y;
     if (relu) {
         if (y_obj.is_none()) fail_value(std::string(fn) + ": relu=True needs y, the forward output");

@@ -275,11 +275,12 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
     // Per group: its share of dW and db. Per thread: the masked gradient, dcols (columns
     // scheme) or the columns for dW (implicit scheme).
     std::vector<T> dw_parts(g.dw ? groups * F * K : 0), db_parts(g.db ? groups * F : 0);
-    std::vector<T> masked(relu ? threads * y_image : 0);
+    const int sets = by_image ? threads : 1;  // threads running images at once
+    std::vector<T> masked(relu ? sets * y_image : 0);
     const bool dx_taps = implicit && dx_by_taps<T>(sh);
-    std::vector<T> dcols(g.dx && !dx_taps ? threads * K * P : 0), own_cols(g.dw && implicit ? threads * K * P : 0);
+    std::vector<T> dcols(g.dx && !dx_taps ? sets * K * P : 0), own_cols(g.dw && implicit ? sets * K * P : 0);
     std::unique_ptr<ImplicitDx<T>> implicit_dx;
-    if (g.dx && dx_taps) implicit_dx = std::make_unique<ImplicitDx<T>>(sh, wts, by_image ? threads : 1);
+    if (g.dx && dx_taps) implicit_dx = std::make_unique<ImplicitDx<T>>(sh, wts, sets);
     if (g.dx && !dx_taps && !g.accumulate_dx) std::fill(g.dx, g.dx + sh.n * x_image, T(0));
 
     const ReluBackwardLoop<T> relu_backward_loop = active_kernels().get<T>().relu_backward;

@@ -196,10 +196,11 @@ void conv2d_forward_implicit(const ConvShape& sh, const T* x, const T* wts, cons
 template <class T>
 ImplicitDx<T>::ImplicitDx(const ConvShape& sh, const T* wts, int sets)
     : sh_(sh),
+      kern_(active_kernels().get<T>()),
       grid_(sh.f, sh.out_h(), sh.out_w(), sh.kh - 1 - sh.pad, sh.kw - 1 - sh.pad, sh.kh, sh.kw,
-            active_kernels().get<T>().blocking.nr),
-      mr_(active_kernels().get<T>().blocking.mr),
-      nr_(active_kernels().get<T>().blocking.nr),
+            kern_.blocking.nr),
+      mr_(kern_.blocking.mr),
+      nr_(kern_.blocking.nr),
       shifts_(shifts(sh.kh, sh.kw, grid_.prow)) {
     // A_t(ci, f) = W[f, ci, kh−1−r, kw−1−s] = wts[f·K + ci·taps + (taps − 1 − t)]
     const int64_t taps = sh.kh * sh.kw;
@@ -211,7 +212,7 @@ ImplicitDx<T>::ImplicitDx(const ConvShape& sh, const T* wts, int sets)
 
 template <class T>
 void ImplicitDx<T>::image(const T* g_i, T* dx_i, bool accumulate, int set, int threads) {
-    const TapKernel<T> kernel = active_kernels().get<T>().tap_kernel;
+    const TapKernel<T> kernel = kern_.tap_kernel;
     const int64_t C = sh_.c, taps = sh_.kh * sh_.kw, qr = grid_.qr;
     T* gp = padded_.data() + set * grid_.elems;
     T* dxw = wide_.data() + set * C * qr;

@@ -7,6 +7,7 @@
 #include <exception>
 #include <vector>
 
+#include "kernels/kernel_table.hpp"
 #include "matgrad/matgrad.hpp"
 #include "threads.hpp"
 
@@ -122,6 +123,7 @@ public:
 
 private:
     ConvShape sh_;
+    const TypedKernels<T>& kern_;  // read once: set_isa may run meanwhile (the GIL is released)
     WideGrid grid_;
     int mr_, nr_;
     std::vector<int64_t> shifts_;

@@ -154,7 +154,8 @@ void col2im(const ConvShape& s, const double* cols, double* dx, bool accumulate)
 //  - implicit (stride 1, pad < kh and kw, padded rows at most 5/4 of the output
 //    rows, at least 8 input channels): no columns. The GEMMs read each image, copied once with a zero border,
 //    at kh·kw shifts (conv_implicit.cpp); dx is the stride-1 convolution of g with W
-//    flipped, and dW reads x again: cols is not used (it may be null) and the
+//    flipped (or col2im(Wᵀ·g_i) where c is under a third of the tile's rows), and dW
+//    forms the columns again from x: cols is not used (it may be null) and the
 //    backward is given x instead.
 // Both add the bias and apply the ReLU (relu) as y is written. When the work is
 // large enough, threads split the images if there are at least as many images as
