@@ -23,7 +23,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
-#include <exception>
 #include <memory>
 #include <vector>
 
@@ -68,7 +67,6 @@ bool dw_transposed_for(int64_t filters, int64_t window) {
     const int64_t nr = active_kernels().get<T>().blocking.nr;
     return filters <= nr && (4 * filters >= 3 * nr || window < nr);
 }
-int64_t ceil_div(int64_t a, int64_t b) { return conv_ceil_div(a, b); }
 
 // The outputs o along one axis whose input o·stride − pad + t (t the kernel
 // offset) lies in [0, extent): [lo, hi), empty as lo == hi.
@@ -77,7 +75,7 @@ struct Range {
 };
 Range valid_outputs(int64_t extent, int64_t pad, int64_t stride, int64_t t, int64_t outputs) {
     const int64_t first = pad - t;  // o·stride ≥ pad − t
-    const int64_t lo = first > 0 ? std::min(outputs, ceil_div(first, stride)) : 0;
+    const int64_t lo = first > 0 ? std::min(outputs, conv_ceil_div(first, stride)) : 0;
     const int64_t last = extent - 1 + pad - t;  // o·stride ≤ extent − 1 + pad − t
     return {lo, std::max(lo, last >= 0 ? std::min(outputs, last / stride + 1) : int64_t{0})};
 }
@@ -232,7 +230,7 @@ void conv2d_forward_impl(const ConvShape& sh, const T* x, const T* wts, const T*
     const int threads = conv_threads(sh);
     // The skinny path splits only N between threads: with images one by one, its product
     // must have a panel of columns for each thread (as gemm_fused asks).
-    const int64_t panels = ceil_div(P, active_kernels().get<T>().blocking.nr);
+    const int64_t panels = conv_ceil_div(P, active_kernels().get<T>().blocking.nr);
     const bool in_place = forward_reads_cols_in_place<T>(F) &&
                           (gemms_single_threaded(sh, threads, 1) || panels >= threads);
     for_images(sh, threads, 1, [&](int64_t first, int64_t end, int) {
@@ -263,8 +261,8 @@ void conv2d_backward_impl(const ConvShape& sh, const T* dy, const T* y, bool rel
     const bool implicit = !conv_uses_columns(sh);
     const int64_t K = sh.col_rows(), P = sh.col_cols(), F = sh.f;
     const int64_t x_image = sh.c * sh.h * sh.w, y_image = F * P;
-    const int64_t per_group = std::max<int64_t>(1, ceil_div(sh.n, kMaxGroups));  // images per group
-    const int64_t groups = ceil_div(sh.n, per_group);
+    const int64_t per_group = std::max<int64_t>(1, conv_ceil_div(sh.n, kMaxGroups));  // images per group
+    const int64_t groups = conv_ceil_div(sh.n, per_group);
     const int threads = conv_threads(sh);
     const bool by_image = images_split(sh, threads, per_group);
     // dWᵀ has one panel of columns (F ≤ nr): the skinny path would run it on one thread,
