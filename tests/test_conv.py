@@ -406,7 +406,9 @@ def test_stride_one_convolutions_keep_no_columns():
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, columns", [
     ((64, 16, 16, 16), (32, 16, 3, 3), 1, 1, False),  # 3×3 "same": padded rows 18 <= 5/4 · 16
     ((50, 8, 32, 32), (32, 8, 7, 7), 1, 3, False),    # 7×7: 38 <= 40
-    ((2, 8, 5, 5), (4, 8, 1, 1), 1, 0, False),        # 1×1
+    ((2, 8, 5, 5), (4, 8, 1, 1), 1, 0, True),         # 1×1: its columns are x itself
+    ((2, 65, 9, 9), (4, 65, 3, 3), 1, 1, True),       # more than 64 channels
+    ((2, 64, 9, 9), (4, 64, 3, 3), 1, 1, False),      # 64
     ((50, 3, 32, 32), (32, 3, 7, 7), 1, 3, True),     # cs231n's: 3 channels (fewer than 8)
     ((64, 16, 16, 16), (32, 16, 3, 3), 2, 1, True),   # stride 2
     ((1, 8, 8, 8), (4, 8, 3, 3), 1, 3, True),         # padding >= the kernel

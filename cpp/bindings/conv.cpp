@@ -425,7 +425,8 @@ overwritten (never read).)doc");
         py::arg("x_shape"), py::arg("w_shape"), py::arg("stride") = 1, py::arg("padding") = 0,
         "Whether conv2d_forward writes (and conv2d_backward reads) im2col columns for this convolution. "
         "Stride-1 convolutions with padding below the kernel size, padded rows at most 5/4 of the output "
-        "rows and at least 8 input channels do not: they run as implicit GEMMs over the padded input.");
+        "rows, a kernel larger than 1x1 and 8 to 64 input channels do not: they run as implicit GEMMs over "
+        "the padded input.");
     m.def("im2col", &im2col, py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("stride") = 1,
           py::arg("padding") = 0,
           "The columns of x (N, C, H, W) for a KH x KW window: (N, C*KH*KW, OH*OW), 0 in the padding.");

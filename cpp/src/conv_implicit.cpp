@@ -50,22 +50,29 @@ void force_conv_scheme(ConvScheme scheme) { forced_scheme.store(scheme); }
 // The implicit scheme where it runs (stride 1, and a padding that leaves the kernel at
 // least one row and column on the image: pad < kh, kw, so that dx's own padding
 // kh − 1 − pad is ≥ 0) and pays: padded rows at most a quarter wider than the output
-// rows (the wide grid's dropped columns), and at least kImplicitMinChannels input
-// channels (each offset's product is c deep; with fewer, forming dW's columns in the
-// backward costs what the forward saved). The rule reads the shape only, never the
-// kernel set, so a forward and its backward agree even if set_isa runs between them.
+// rows (the wide grid's dropped columns), a kernel larger than 1×1, and from
+// kImplicitMinChannels to kImplicitMaxChannels input channels. Each offset's product
+// is c deep: with fewer channels, forming dW's columns in the backward costs what the
+// forward saved; with more, or a 1×1 kernel (whose columns are x itself), the tiles
+// read c planes far apart for every panel and lose to the columns' GEMMs. The rule
+// reads the shape only, never the kernel set, so a forward and its backward agree
+// even if set_isa runs between them.
 // Sapphire Rapids-class Xeon, AVX-512 f32, 2 threads, forward + backward, ms, columns
 // -> implicit: 64×c→32 16×16 3×3 pad 1: c = 2 0.46 -> 0.52, 3 0.63 -> 0.68, 4 0.76 ->
 // 0.84, 8 1.44 -> 1.33, 16 2.56 -> 2.49; 50×c→32 32×32 7×7 pad 3: c = 3 9.6 -> 9.2,
-// 8 33.8 -> 19.5, 16 71.5 -> 39.5; 128×16→32 8×8 3×3 1.46 -> 1.45.
-constexpr int64_t kImplicitMinChannels = 8;
+// 8 33.8 -> 19.5, 16 71.5 -> 39.5; 128×16→32 8×8 3×3 1.46 -> 1.45; 16×32→32 32×32
+// 5×5 23.0-24.5 -> 13.1-13.2; 8×64→64 56×56 3×3 41.6-43.4 -> 28.6-29.1; 4×128→128
+// 28×28 3×3 13.7-14.0 -> 13.7-13.8; 2×256→256 14×14 3×3 forward 2.27 -> 2.75, backward
+// 5.1-5.4 -> 6.0-6.2; 8×64→64 56×56 1×1 4.2-4.3 -> 7.4.
+constexpr int64_t kImplicitMinChannels = 8, kImplicitMaxChannels = 64;
 
 bool conv_uses_columns(const ConvShape& s) {
     const detail::ConvScheme forced = detail::forced_scheme.load(std::memory_order_relaxed);
     if (forced == detail::ConvScheme::columns) return true;
     if (s.stride != 1 || s.pad >= s.kh || s.pad >= s.kw) return true;
     return forced == detail::ConvScheme::by_shape &&
-           (s.c < kImplicitMinChannels || 4 * (s.w + 2 * s.pad) > 5 * s.out_w());
+           (s.c < kImplicitMinChannels || s.c > kImplicitMaxChannels || s.kh * s.kw == 1 ||
+            4 * (s.w + 2 * s.pad) > 5 * s.out_w());
 }
 
 namespace detail {

@@ -152,7 +152,7 @@ void col2im(const ConvShape& s, const double* cols, double* dx, bool accumulate)
 //    is written and kept for the backward, which forms dW = Σ_i g_i·cols_iᵀ from it
 //    and dx_i = col2im(Wᵀ·g_i).
 //  - implicit (stride 1, pad < kh and kw, padded rows at most 5/4 of the output
-//    rows, at least 8 input channels): no columns. The GEMMs read each image, copied once with a zero border,
+//    rows, a kernel larger than 1×1, 8 to 64 input channels): no columns. The GEMMs read each image, copied once with a zero border,
 //    at kh·kw shifts (conv_implicit.cpp); dx is the stride-1 convolution of g with W
 //    flipped (or col2im(Wᵀ·g_i) where c is under a third of the tile's rows), and dW
 //    forms the columns again from x: cols is not used (it may be null) and the

@@ -3,8 +3,8 @@
 conv2d is im2col and one GEMM per image in C++ (``kernels.conv2d_forward``); its backward is one
 GEMM for dL/dw over the same columns, one GEMM and a col2im for dL/dx, and a sum for dL/db
 (``kernels.conv2d_backward``). No Jacobian is formed: dL/dx comes back with x's shape.
-Stride-1 convolutions with 8 or more input channels, padding below the kernel size and rows at most
-5/4 wider once padded (``kernels.conv_uses_columns``) keep no columns:
+Stride-1 convolutions with 8 to 64 input channels, a kernel larger than 1×1, padding below the kernel
+size and rows at most 5/4 wider once padded (``kernels.conv_uses_columns``) keep no columns:
 their products read the zero-padded image at each kernel offset, and the backward reads x again.
 
 The columns (N, C·KH·KW, OH·OW) are the one large buffer a convolution needs. They live from the
