@@ -14,6 +14,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define MATGRAD_HAVE_CPUID 1
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <immintrin.h>  // _xgetbv
+#include <intrin.h>     // __cpuidex
+#define MATGRAD_HAVE_CPUID 1
 #endif
 
 namespace matgrad::detail {
@@ -81,12 +85,70 @@ int64_t parse_size(const char* text) {
     }
 }
 
+#if defined(MATGRAD_HAVE_CPUID)
+// CPUID(leaf, subleaf), with no check of the CPU's highest leaf (cpuid() checks).
+void cpuid_raw(unsigned leaf, unsigned subleaf, unsigned* eax, unsigned* ebx, unsigned* ecx,
+               unsigned* edx) {
+#if defined(_MSC_VER) && !defined(__clang__)
+    int r[4];
+    __cpuidex(r, static_cast<int>(leaf), static_cast<int>(subleaf));
+    *eax = unsigned(r[0]), *ebx = unsigned(r[1]), *ecx = unsigned(r[2]), *edx = unsigned(r[3]);
+#else
+    __cpuid_count(leaf, subleaf, *eax, *ebx, *ecx, *edx);
+#endif
+}
+
+// The register state the OS saves on a context switch (XCR0); read only when
+// CPUID says OSXSAVE.
+unsigned long long xcr0() {
+#if defined(_MSC_VER) && !defined(__clang__)
+    return _xgetbv(0);
+#else
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (static_cast<unsigned long long>(hi) << 32) | lo;
+#endif
+}
+#endif
+
 }  // namespace
+
+bool cpuid(unsigned leaf, unsigned subleaf, unsigned* eax, unsigned* ebx, unsigned* ecx, unsigned* edx) {
+#if defined(MATGRAD_HAVE_CPUID)
+    unsigned top, b, c, d;
+    cpuid_raw(leaf & 0x80000000u, 0, &top, &b, &c, &d);  // highest basic or extended leaf
+    if (leaf > top) return false;
+    cpuid_raw(leaf, subleaf, eax, ebx, ecx, edx);
+    return true;
+#else
+    (void)leaf, (void)subleaf, (void)eax, (void)ebx, (void)ecx, (void)edx;
+    return false;
+#endif
+}
+
+X86Features x86_features() {
+    X86Features f;
+#if defined(MATGRAD_HAVE_CPUID)
+    unsigned eax, ebx, ecx, edx;
+    if (!cpuid(1, 0, &eax, &ebx, &ecx, &edx)) return f;
+    f.fma = ecx & (1u << 12);
+    const bool osxsave = ecx & (1u << 27), avx = ecx & (1u << 28);
+    const unsigned long long state = osxsave ? xcr0() : 0;
+    // XMM and YMM state (bits 1, 2); AVX-512 adds opmask, ZMM0-15 upper halves, ZMM16-31 (5-7).
+    const bool os_ymm = (state & 0x6) == 0x6, os_zmm = (state & 0xe6) == 0xe6;
+    f.os_avx = avx && os_ymm;
+    if (cpuid(7, 0, &eax, &ebx, &ecx, &edx)) {
+        f.avx2 = f.os_avx && (ebx & (1u << 5));
+        f.avx512f = f.os_avx && os_zmm && (ebx & (1u << 16));
+    }
+#endif
+    return f;
+}
 
 bool caches_from_cpuid(CpuCaches* out) {
 #if defined(MATGRAD_HAVE_CPUID)
     unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+    if (!cpuid(0, 0, &eax, &ebx, &ecx, &edx)) return false;
     const unsigned max_leaf = eax;
     const bool intel = ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;  // GenuineIntel
     const bool amd = (ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163) ||  // AuthenticAMD
@@ -95,12 +157,12 @@ bool caches_from_cpuid(CpuCaches* out) {
     if (intel && max_leaf >= 4) leaf = 4;
     if (amd) {
         // 0x8000001D exists when 0x80000001 ECX bit 22 (TOPOEXT) is set.
-        if (__get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 22))) leaf = 0x8000001D;
+        if (cpuid(0x80000001, 0, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 22))) leaf = 0x8000001D;
     }
     if (leaf == 0) return false;
     CpuCaches caches;
     for (unsigned index = 0; index < 16; ++index) {
-        __cpuid_count(leaf, index, eax, ebx, ecx, edx);
+        cpuid_raw(leaf, index, &eax, &ebx, &ecx, &edx);
         const int type = static_cast<int>(eax & 0x1f);
         if (type == 0) break;  // no more caches
         const int level = static_cast<int>((eax >> 5) & 0x7);

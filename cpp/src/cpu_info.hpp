@@ -27,4 +27,20 @@ bool caches_from_sysfs(const std::string& root, CpuCaches* out);
 // are not usable by the model and the ISA's fixed blocks apply. false elsewhere.
 bool caches_from_sysctl(CpuCaches* out);
 
+// CPUID(leaf, subleaf) into the four registers; false, leaving them alone, on a CPU
+// without CPUID or when the leaf is above its highest (basic or extended) leaf.
+bool cpuid(unsigned leaf, unsigned subleaf, unsigned* eax, unsigned* ebx, unsigned* ecx, unsigned* edx);
+
+// What the x86 kernel sets need, from CPUID and XCR0: each ISA only when the OS
+// also saves its registers (os_avx: YMM state; avx512f: ZMM and opmask state too).
+// All false elsewhere. Read with CPUID rather than GCC's __builtin_cpu_supports so
+// that MSVC builds dispatch the same way.
+struct X86Features {
+    bool os_avx = false;
+    bool fma = false;
+    bool avx2 = false;
+    bool avx512f = false;
+};
+X86Features x86_features();
+
 }  // namespace matgrad::detail

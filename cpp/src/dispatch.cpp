@@ -19,12 +19,9 @@ namespace {
 
 bool cpu_has(const char* name) {
 #if defined(MATGRAD_HAVE_X86_ISAS)
-    __builtin_cpu_init();
-    // __builtin_cpu_supports also checks that the OS saves the wide registers.
-    if (std::strcmp(name, "avx512") == 0)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-    if (std::strcmp(name, "avx2") == 0)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    static const X86Features x86 = x86_features();  // includes the OS's saving of the registers
+    if (std::strcmp(name, "avx512") == 0) return x86.avx512f && x86.fma;
+    if (std::strcmp(name, "avx2") == 0) return x86.avx2 && x86.fma;
 #endif
 #if defined(MATGRAD_HAVE_NEON_KERNELS)
     if (std::strcmp(name, "neon") == 0) return true;  // part of the architecture

@@ -201,6 +201,30 @@ void test_detected_caches_are_plausible() {
     }
 }
 
+// The ISA dispatch reads CPUID and XCR0 itself (so that MSVC builds can too); on
+// GCC and Clang it must agree with their own detection, which checks the same
+// OS support. The leaf-range check: a leaf past the highest is refused.
+void test_x86_features() {
+    using matgrad::detail::x86_features;
+    const auto f = x86_features();
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    check(f.fma == bool(__builtin_cpu_supports("fma")), "x86_features: fma as __builtin_cpu_supports");
+    check(f.avx2 == bool(__builtin_cpu_supports("avx2")), "x86_features: avx2 as __builtin_cpu_supports");
+    check(f.avx512f == bool(__builtin_cpu_supports("avx512f")),
+          "x86_features: avx512f as __builtin_cpu_supports");
+    check(!f.avx2 || f.os_avx, "x86_features: avx2 only with the OS's YMM state");
+    unsigned a = 7, b = 7, c = 7, d = 7, top = 0;
+    check(matgrad::detail::cpuid(0, 0, &top, &b, &c, &d) && top >= 1, "cpuid: leaf 0 gives the highest leaf");
+    a = b = c = d = 7;
+    check(!matgrad::detail::cpuid(top + 1, 0, &a, &b, &c, &d) && a == 7 && d == 7,
+          "cpuid: a leaf past the highest is refused, registers untouched");
+    check(!matgrad::detail::cpuid(0x8fffffffu, 0, &a, &b, &c, &d), "cpuid: an extended leaf past the highest is refused");
+#else
+    check(!f.fma && !f.avx2 && !f.avx512f && !f.os_avx, "x86_features: all false off x86");
+#endif
+}
+
 void expect_parse_error(const char* text, const char* fragment) {
     try {
         matgrad::detail::parse_blocking_override(text);
@@ -361,6 +385,7 @@ int main() {
     test_unknown_levels_keep_the_fixed_table();
     test_sysfs_reader();
     test_detected_caches_are_plausible();
+    test_x86_features();
     test_override_parser();
     test_forced_blockings();
     if (failures) {

@@ -1,11 +1,56 @@
-// Portable kernels: GCC/Clang vector extensions of 16 bytes, which become SSE2
-// on x86-64 and NEON or scalar code elsewhere. Compiled with the default flags
-// of the target, so this path runs on every CPU the wheel installs on.
+// Portable kernels of 16-byte vectors, compiled with the default flags of the
+// target, so this path runs on every CPU the wheel installs on: SSE2 intrinsics on
+// x86-64 (part of the architecture, and the one spelling GCC, Clang and MSVC share),
+// GCC/Clang vector extensions elsewhere (NEON or scalar code).
 #include "kernel_table.hpp"
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__SSE2__)
+#include <emmintrin.h>
+#define MATGRAD_BASELINE_SSE2 1
+#endif
 
 namespace matgrad::detail {
 namespace {
 
+#if defined(MATGRAD_BASELINE_SSE2)
+// No FMA in SSE2: a multiply, then an add (the same two roundings as the vector
+// extensions below). max returns its second operand when either is NaN (as the
+// AVX2 kernels' vmaxps): max(0, NaN) = NaN, max(0, -0.0) = -0.0.
+struct VecF32 {
+    using T = float;
+    using reg = __m128;
+    static constexpr int W = 4;
+    static reg zero() { return _mm_setzero_ps(); }
+    static reg load(const T* p) { return _mm_load_ps(p); }
+    static reg loadu(const T* p) { return _mm_loadu_ps(p); }
+    static void storeu(T* p, reg r) { _mm_storeu_ps(p, r); }
+    static reg set1(T x) { return _mm_set1_ps(x); }
+    static reg fmadd(reg a, reg b, reg c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
+    static reg add(reg a, reg b) { return _mm_add_ps(a, b); }
+    // Plain stores, as on the other targets of this unit.
+    static void stream(T* p, reg r) { storeu(p, r); }
+    static void stream_fence() {}
+    static reg relu(reg x) { return _mm_max_ps(_mm_setzero_ps(), x); }
+    static reg relu_mask(reg dy, reg x) { return _mm_and_ps(_mm_cmpgt_ps(x, _mm_setzero_ps()), dy); }
+};
+
+struct VecF64 {
+    using T = double;
+    using reg = __m128d;
+    static constexpr int W = 2;
+    static reg zero() { return _mm_setzero_pd(); }
+    static reg load(const T* p) { return _mm_load_pd(p); }
+    static reg loadu(const T* p) { return _mm_loadu_pd(p); }
+    static void storeu(T* p, reg r) { _mm_storeu_pd(p, r); }
+    static reg set1(T x) { return _mm_set1_pd(x); }
+    static reg fmadd(reg a, reg b, reg c) { return _mm_add_pd(_mm_mul_pd(a, b), c); }
+    static reg add(reg a, reg b) { return _mm_add_pd(a, b); }
+    static void stream(T* p, reg r) { storeu(p, r); }
+    static void stream_fence() {}
+    static reg relu(reg x) { return _mm_max_pd(_mm_setzero_pd(), x); }
+    static reg relu_mask(reg dy, reg x) { return _mm_and_pd(_mm_cmpgt_pd(x, _mm_setzero_pd()), dy); }
+};
+#else
 template <class Elem>
 struct VecGeneric {
     using T = Elem;
@@ -39,11 +84,11 @@ struct VecGeneric {
     static reg relu(reg x) { return x < 0 ? reg{} : x; }
     static reg relu_mask(reg dy, reg x) { return x > 0 ? dy : reg{}; }
 };
-
-#include "microkernel_impl.inc"
-
 using VecF32 = VecGeneric<float>;
 using VecF64 = VecGeneric<double>;
+#endif
+
+#include "microkernel_impl.inc"
 
 constexpr KernelTable kTable = make_table<VecF32, VecF64, baseline_blocking::f32.mr,
                                           baseline_blocking::f32.nr / VecF32::W,

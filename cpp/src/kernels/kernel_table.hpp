@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "../blocking.hpp"
+#include "../portable.hpp"
 
 // NEON is part of aarch64: its kernels are built there and nowhere else.
 #if defined(__aarch64__) && defined(__ARM_NEON)
