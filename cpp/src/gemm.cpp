@@ -209,7 +209,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                     const int64_t r0 = s_begin * bl.mr;
                     const int64_t rows = std::min(s_end * bl.mr, mb) - r0;
                     pack_a(rows, kb, a + (ic + r0) * rs_a + pc * cs_a, rs_a, cs_a, bl.mr,
-                           packed_a + (s_begin - first_stored) * bl.mr * kb);
+                           packed_a + (s_begin - first_stored) * bl.mr * kb, kern.pack_a_rows);
                 }
 #if defined(_OPENMP)
                 if (shared_a) {

@@ -91,7 +91,7 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
             const T* a_tile = a + pc * cs_a;
             int64_t a_tile_step = mr * rs_a, a_rs = rs_a, a_cs = cs_a;
             if (pack_a_slices && first < end) {
-                pack_a(m, kb, a + pc * cs_a, rs_a, cs_a, mr, slice);
+                pack_a(m, kb, a + pc * cs_a, rs_a, cs_a, mr, slice, kern.pack_a_rows);
                 a_tile = slice;
                 a_tile_step = mr * kb;
                 a_rs = 1;

@@ -105,7 +105,8 @@ constexpr KernelTable kTable = make_table<VecF32, VecF64, avx512_blocking::f32.m
                                           avx512_blocking::f64.mr,
                                           avx512_blocking::f64.nr / VecF64::W>(
     "avx512", avx512_blocking::f32, avx512_blocking::f64, &pack_b_transposed<VecF32>,
-    &pack_b_transposed<VecF64>);
+    &pack_b_transposed<VecF64>, &pack_a_rows<VecF32, avx512_blocking::f32.mr>,
+    &pack_a_rows<VecF64, avx512_blocking::f64.mr>);
 
 }  // namespace
 

@@ -77,7 +77,8 @@ constexpr KernelTable kTable = make_table<VecF32, VecF64, neon_blocking::f32.mr,
                                           neon_blocking::f64.mr,
                                           neon_blocking::f64.nr / VecF64::W>(
     "neon", neon_blocking::f32, neon_blocking::f64, &pack_b_transposed<VecF32>,
-    &pack_b_transposed<VecF64>);
+    &pack_b_transposed<VecF64>, &pack_a_rows<VecF32, neon_blocking::f32.mr>,
+    &pack_a_rows<VecF64, neon_blocking::f64.mr>);
 
 }  // namespace
 
