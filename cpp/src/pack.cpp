@@ -33,7 +33,7 @@ bool copied_transposed_panel(int mr, int64_t depth, const T* src, int64_t cs, T*
 
 template <class T>
 void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int mr, T* dst,
-            void (*pack_full_rows)(int64_t, const T*, int64_t, T*)) {
+            void (*pack_rows_panel)(int64_t, const T*, int64_t, int, T*)) {
     for (int64_t i0 = 0; i0 < rows; i0 += mr, dst += mr * depth) {
         const int live = static_cast<int>(std::min<int64_t>(mr, rows - i0));
         const T* src = a + i0 * rs;
@@ -46,8 +46,8 @@ void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int
                 std::memcpy(dst + p * mr, src + p * cs, live * sizeof(T));
                 std::fill(dst + p * mr + live, dst + (p + 1) * mr, T(0));
             }
-        } else if (cs == 1 && live == mr && pack_full_rows) {
-            pack_full_rows(depth, src, rs, dst);
+        } else if (cs == 1 && pack_rows_panel) {
+            pack_rows_panel(depth, src, rs, live, dst);
         } else if (cs == 1 && live == mr && mr <= 16) {
             // Row-major A, a full panel: walk k and gather the mr rows, so that the
             // writes are contiguous (mr live read streams, one write stream). Measured
@@ -186,9 +186,9 @@ void pack_b_fastest(void (*pack_transposed)(int64_t, int64_t, const T*, int64_t,
 }
 
 template void pack_a<float>(int64_t, int64_t, const float*, int64_t, int64_t, int, float*,
-                            void (*)(int64_t, const float*, int64_t, float*));
+                            void (*)(int64_t, const float*, int64_t, int, float*));
 template void pack_a<double>(int64_t, int64_t, const double*, int64_t, int64_t, int, double*,
-                             void (*)(int64_t, const double*, int64_t, double*));
+                             void (*)(int64_t, const double*, int64_t, int, double*));
 template void pack_b<float>(int64_t, int64_t, const float*, int64_t, int64_t, int, float*);
 template void pack_b<double>(int64_t, int64_t, const double*, int64_t, int64_t, int, double*);
 template void pack_b_fastest<float>(void (*)(int64_t, int64_t, const float*, int64_t, int, float*),
