@@ -107,6 +107,13 @@ inline constexpr int64_t kSmallMaxCopiedB = int64_t{1} << 16;
 // On the Zen 5 in place was the faster (5.8-6.8 against 6.9-7.8 ms). wᵀ stays
 // skinny: AVX-512 9.5-9.8 ms against 11.0-11.2 packed, AVX2 13.0-14.7 against
 // 13.9-14.5.
+//
+// And only when wᵀ is larger than a core's L2 (gemm_fused): a wᵀ that fits is read from
+// cache either way, and the packed path then won. Sapphire Rapids-class Xeon, C++ loop,
+// 2 threads, packed / skinny, µs: 128×512·(256)ᵀ (the MLP's dL/dx) native 111-116 /
+// 127-137, AVX2 173-179 / 201-208; 128×256·(512)ᵀ 130 / 140; 64×512·(784)ᵀ 198 / 219;
+// 128×256·(10)ᵀ 10.9 / 15.8. Larger ones stay skinny (64×4096·(4096)ᵀ packed 9.9-10.2,
+// skinny 10.2-11.0 ms: not measured on the Zen 5 again, where skinny won by 15%).
 inline constexpr int64_t kSkinnyMaxRows = 128;
 // ... and a row-major B, read in place, only for at most this many rows and when
 // each tile reads at least kSkinnyInPlaceMinRowBytes of every B row: with so few

@@ -125,7 +125,11 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
                         (b_in_place || k * panels * nr <= kNarrowMaxCopiedB);
     // The skinny path splits N only: it needs a panel for every thread.
     const int threads = m * n * k >= kParallelMinMacs ? max_threads() : 1;
-    const bool transposed_b = rs_b == 1 && cs_b != 1;
+    // wᵀ goes skinny only when it is larger than a core's L2, so that it streams from
+    // L3 or memory and the skinny path's single pass over it pays (blocking.hpp).
+    const int64_t l2_bytes = cpu_caches().l2.size;
+    const bool transposed_b = rs_b == 1 && cs_b != 1 &&
+                              (l2_bytes <= 0 || k * n * int64_t(sizeof(T)) > l2_bytes);
     const bool in_place_b = cs_b == 1 && m <= kSkinnyInPlaceMaxRows &&
                             nr * int64_t(sizeof(T)) >= kSkinnyInPlaceMinRowBytes;
     const bool skinny = m <= kSkinnyMaxRows && (transposed_b || in_place_b) && panels >= threads;
