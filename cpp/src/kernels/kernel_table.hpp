@@ -73,14 +73,14 @@ template <class T>
 using PackBTransposed = void (*)(int64_t depth, int64_t cols, const T* b, int64_t cs, int nr,
                                  T* dst);
 
-// The inner loop of one row of C against a transposed B (gemm_row_dots,
-// row_loops_impl.inc): out[r] = Σ_p x[p]·rows[r*stride + p] for r < count, x and
-// each row k long.
 // One panel of rows <= mr rows of a row-major A (cs = 1) in pack_a's layout
 // (pack.hpp): dst[p*mr + r] = a[r*rs + p], 0 for r >= rows.
 template <class T>
 using PackARows = void (*)(int64_t depth, const T* a, int64_t rs, int rows, T* dst);
 
+// The inner loop of one row of C against a transposed B (gemm_row_dots,
+// row_loops_impl.inc): out[r] = Σ_p x[p]·rows[r*stride + p] for r < count, x and
+// each row k long.
 template <class T>
 using RowDotsLoop = void (*)(int64_t k, const T* x, const T* rows, int64_t stride, int64_t count,
                              T* out);
