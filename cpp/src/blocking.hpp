@@ -133,13 +133,16 @@ inline constexpr int64_t equal_k_slices(int64_t k, int64_t kc) {
     return k <= kc ? k : (k + (k + kc - 1) / kc - 1) / ((k + kc - 1) / kc);
 }
 // Whether the skinny path packs a row-major A slice (m × kc) per K slice instead of
-// letting the tiles read its mr rows in place: only when a tile has more rows than
-// the L1 has ways (unknown ways: in place). Rows 4 KiB apart, or a multiple of it
-// (the lecture's 4096 columns), all fall in one L1 set. AMD Zen 4 (8 ways),
-// 64×4096·(4096×4096)ᵀ f32, alternated: AVX-512's 12-row tiles, one thread 62-64 ->
-// 66-69 GFLOP/s, two threads 99-116 -> 133-148 with the packing; AVX2's 6-row
-// tiles, two threads 134-144 -> 105-128, a loss.
-inline constexpr bool skinny_packs_a(int mr, int l1_ways) { return l1_ways > 0 && mr > l1_ways; }
+// letting the tiles read its mr rows in place: only when a tile has at least as many
+// rows as the L1 has ways (unknown ways: in place). Rows 4 KiB apart, or a multiple
+// of it (the lecture's 4096 columns), all fall in one L1 set, which the packed B
+// panel's lines share too. AMD Zen 4 (8 ways), 64×4096·(4096×4096)ᵀ f32, alternated:
+// AVX-512's 12-row tiles, one thread 62-64 -> 66-69 GFLOP/s, two threads 99-116 ->
+// 133-148 with the packing; AVX2's 6-row tiles, two threads 134-144 -> 105-128, a
+// loss. Sapphire Rapids-class Xeon (12 ways), 12-row tiles, 2 threads, C++ loop,
+// alternated 6×, ms, in place -> packed: 64 rows 10.8-11.4 -> 10.6-11.2, 128 rows
+// 18.7-19.5 -> 18.2-18.8.
+inline constexpr bool skinny_packs_a(int mr, int l1_ways) { return l1_ways > 0 && mr >= l1_ways; }
 // GEMMs with at most kNarrowMaxCols columns, at least kNarrowMinRows rows, a
 // row-major A and a copy of B (padded to whole nr panels) of at most
 // kNarrowMaxCopiedB elements take the unpacked path too, threads splitting the

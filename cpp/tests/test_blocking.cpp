@@ -351,9 +351,10 @@ void test_forced_blockings() {
 void test_skinny_packs_a() {
     using matgrad::detail::skinny_packs_a;
     check(skinny_packs_a(12, 8), "Zen 4 (8-way L1d), AVX-512 12-row tiles: packed");
-    check(!skinny_packs_a(12, 12), "Sapphire Rapids / Ice Lake (12-way L1d), 12-row tiles: in place");
+    check(skinny_packs_a(12, 12), "Sapphire Rapids / Zen 5 (12-way L1d), 12-row tiles: packed");
+    check(!skinny_packs_a(11, 12), "fewer rows than ways: in place");
     check(!skinny_packs_a(6, 8), "AVX2 6-row tiles on an 8-way L1d: in place");
-    check(!skinny_packs_a(8, 8), "baseline 8-row tiles on an 8-way L1d: in place");
+    check(skinny_packs_a(8, 8), "8-row tiles on an 8-way L1d: packed");
     check(!skinny_packs_a(12, 0), "unknown associativity: in place");
 }
 
