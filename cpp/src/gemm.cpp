@@ -224,7 +224,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                     for (int64_t jc = j_begin; jc < j_end; jc += nc) {
                         const int64_t nb = std::min(nc, j_end - jc);
                         const T* b_block = b + pc * rs_b + jc * cs_b;
-                        pack_b_fastest(kern.pack_b_transposed, kb, nb, b_block, rs_b, cs_b, bl.nr,
+                        pack_b_fastest(kern.pack_b_transposed, kern.pack_b_rows, kb, nb, b_block, rs_b, cs_b, bl.nr,
                                        packed_b);
                         for (int64_t q = p_begin; q < p_end; ++q) {
                             const int64_t i = q * bl.mr;

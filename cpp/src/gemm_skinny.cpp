@@ -104,7 +104,7 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 int64_t ldb = rs_b;
                 if (!in_place || cols < nr) {
                     const T* src = b + pc * rs_b + j * cs_b;
-                    pack_b_fastest(kern.pack_b_transposed, kb, cols, src, rs_b, cs_b, nr, packed);
+                    pack_b_fastest(kern.pack_b_transposed, kern.pack_b_rows, kb, cols, src, rs_b, cs_b, nr, packed);
                     panel = packed;
                     ldb = nr;
                 }

@@ -44,7 +44,7 @@ void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     if (cs_b != 1 || n % nr != 0) {
         const size_t bytes = sizeof(T) * size_t(k) * size_t((n + nr - 1) / nr * nr);
         T* packed = static_cast<T*>((bytes <= kKeptCopyBytes ? kept : once).reserve(bytes));
-        pack_b_fastest(kern.pack_b_transposed, k, n, b, rs_b, cs_b, nr, packed);
+        pack_b_fastest(kern.pack_b_transposed, kern.pack_b_rows, k, n, b, rs_b, cs_b, nr, packed);
         rows_b = packed;
         ldb = nr;
         panel_stride = nr * k;

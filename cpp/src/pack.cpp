@@ -156,9 +156,12 @@ void pack_b(int64_t depth, int64_t cols, const T* b, int64_t rs, int64_t cs, int
 
 template <class T>
 void pack_b_fastest(void (*pack_transposed)(int64_t, int64_t, const T*, int64_t, int, T*),
+                    void (*pack_rows)(int64_t, int64_t, const T*, int64_t, int, T*),
                     int64_t depth, int64_t cols, const T* b, int64_t rs, int64_t cs, int nr, T* dst) {
     if (rs == 1 && cs != 1 && pack_transposed)
         pack_transposed(depth, cols, b, cs, nr, dst);
+    else if (cs == 1 && pack_rows)
+        pack_rows(depth, cols, b, rs, nr, dst);
     else
         pack_b(depth, cols, b, rs, cs, nr, dst);
 }
@@ -170,8 +173,8 @@ template void pack_a<double>(int64_t, int64_t, const double*, int64_t, int64_t, 
 template void pack_b<float>(int64_t, int64_t, const float*, int64_t, int64_t, int, float*);
 template void pack_b<double>(int64_t, int64_t, const double*, int64_t, int64_t, int, double*);
 template void pack_b_fastest<float>(void (*)(int64_t, int64_t, const float*, int64_t, int, float*),
-                                    int64_t, int64_t, const float*, int64_t, int64_t, int, float*);
+                                    void (*)(int64_t, int64_t, const float*, int64_t, int, float*), int64_t, int64_t, const float*, int64_t, int64_t, int, float*);
 template void pack_b_fastest<double>(void (*)(int64_t, int64_t, const double*, int64_t, int, double*),
-                                     int64_t, int64_t, const double*, int64_t, int64_t, int, double*);
+                                     void (*)(int64_t, int64_t, const double*, int64_t, int, double*), int64_t, int64_t, const double*, int64_t, int64_t, int, double*);
 
 }  // namespace matgrad::detail

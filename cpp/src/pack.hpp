@@ -23,10 +23,12 @@ void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int
 template <class T>
 void pack_b(int64_t depth, int64_t cols, const T* b, int64_t rs, int64_t cs, int nr, T* dst);
 
-// pack_b, or, when op(B) is stored transposed (rs == 1: the wᵀ of dL/dx) and the
-// kernel set has one, its register-transposing pack (kernel_table.hpp). Same layout.
+// pack_b, or the kernel set's own pack (kernel_table.hpp) where it has one: its
+// register-transposing pack when op(B) is stored transposed (rs == 1: the wᵀ of
+// dL/dx), its vector copy when op(B) is row-major (cs == 1). Same layout.
 template <class T>
 void pack_b_fastest(void (*pack_transposed)(int64_t, int64_t, const T*, int64_t, int, T*),
+                    void (*pack_rows)(int64_t, int64_t, const T*, int64_t, int, T*),
                     int64_t depth, int64_t cols, const T* b, int64_t rs, int64_t cs, int nr, T* dst);
 
 }  // namespace matgrad::detail

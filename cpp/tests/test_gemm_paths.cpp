@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "gemm_internal.hpp"
+#include "kernels/kernel_table.hpp"
 #include "matgrad/matgrad.hpp"
+#include "pack.hpp"
 
 namespace {
 
@@ -122,6 +124,33 @@ int run_case(const Case& c, const char* isa) {
     return failures;
 }
 
+// The kernel set's vector pack of a row-major B (pack_b_rows) writes exactly what
+// the portable pack_b writes, padding included: whole and partial row groups, a
+// right edge narrower than a panel, and an nr other than the tile's.
+template <class T>
+int check_pack_b_rows(const matgrad::detail::TypedKernels<T>& kern, const char* isa) {
+    int failures = 0;
+    const int tile_nr = kern.blocking.nr;
+    for (int nr : {tile_nr, 5})
+        for (int64_t depth : {1, 7, 8, 9, 17})
+            for (int64_t cols : {int64_t(1), int64_t(nr - 1), int64_t(nr), int64_t(3 * nr + 2)}) {
+                if (cols < 1) continue;
+                const int64_t rs = cols + 3;  // rows wider than the block
+                std::vector<T> b(depth * rs);
+                for (size_t i = 0; i < b.size(); ++i) b[i] = value<T>(int64_t(i), 3);
+                const int64_t size = (cols + nr - 1) / nr * nr * depth;
+                std::vector<T> want(size, T(-99)), got(size, T(-77));
+                matgrad::detail::pack_b(depth, cols, b.data(), rs, 1, nr, want.data());
+                kern.pack_b_rows(depth, cols, b.data(), rs, nr, got.data());
+                if (want != got) {
+                    std::printf("FAIL pack_b_rows %s %s nr=%d depth=%lld cols=%lld\n", isa,
+                                sizeof(T) == 4 ? "f32" : "f64", nr, (long long)depth, (long long)cols);
+                    ++failures;
+                }
+            }
+    return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -137,6 +166,8 @@ int main(int argc, char** argv) {
     for (const char* isa : {"baseline", "avx2", "avx512", "neon"}) {
         if (!matgrad::isa_available(isa)) continue;
         matgrad::set_isa(isa);
+        const matgrad::detail::KernelTable& table = matgrad::detail::kernels_named(isa);
+        failures += check_pack_b_rows(table.f32, isa) + check_pack_b_rows(table.f64, isa);
         for (int64_t m : ms)
             for (int64_t n : ns)
                 for (int64_t k : ks)

@@ -73,6 +73,10 @@ template <class T>
 using PackBTransposed = void (*)(int64_t depth, int64_t cols, const T* b, int64_t cs, int nr,
                                  T* dst);
 
+// Packs a row-major op(B)[0:depth, 0:cols], op(B)(p, j) = b[p*rs + j], into the
+// layout pack_b documents (pack.hpp), with the ISA's vectors.
+template <class T>
+using PackBRows = void (*)(int64_t depth, int64_t cols, const T* b, int64_t rs, int nr, T* dst);
 // One panel of rows <= mr rows of a row-major A (cs = 1) in pack_a's layout
 // (pack.hpp): dst[p*mr + r] = a[r*rs + p], 0 for r >= rows.
 template <class T>
@@ -99,6 +103,7 @@ struct TypedKernels {
     DirectKernel<T> direct_kernel;
     TapKernel<T> tap_kernel;
     PackBTransposed<T> pack_b_transposed;
+    PackBRows<T> pack_b_rows;
     PackARows<T> pack_a_rows;  // null where the ISA has no register transpose
     ReluForwardLoop<T> relu_forward;
     ReluBackwardLoop<T> relu_backward;
