@@ -347,7 +347,8 @@ void test_forced_blockings() {
 
 }  // namespace
 
-// The skinny path packs a row-major A slice only when a tile's rows outnumber the L1's ways.
+// The skinny path packs a row-major A slice only when a tile has at least as many rows as the
+// L1 has ways (and, gemm_skinny's own condition, each thread reads it for two panels or more).
 void test_skinny_packs_a() {
     using matgrad::detail::skinny_packs_a;
     check(skinny_packs_a(12, 8), "Zen 4 (8-way L1d), AVX-512 12-row tiles: packed");

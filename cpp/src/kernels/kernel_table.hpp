@@ -126,7 +126,7 @@ template <>
 inline const TypedKernels<double>& KernelTable::get<double>() const { return f64; }
 
 // Defined one per ISA translation unit. Every entry is set except the optional
-// pack_b_transposed (null: the portable pack_b is used).
+// pack_b_transposed and pack_a_rows (null on the baseline: the portable packs are used).
 const KernelTable& avx512_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& neon_kernels();
