@@ -20,3 +20,11 @@
 #else
 #define MATGRAD_PREFETCH(p, rw, locality) __builtin_prefetch((p), (rw), (locality))
 #endif
+
+// Keeps a function out of its caller, where inlining it would change how the
+// caller's own hot loop is compiled (microkernel_impl.inc, direct_tile_kernel).
+#if defined(_MSC_VER) && !defined(__clang__)
+#define MATGRAD_NOINLINE __declspec(noinline)
+#else
+#define MATGRAD_NOINLINE __attribute__((noinline))
+#endif
