@@ -132,17 +132,26 @@ inline constexpr int64_t kSkinnyInPlaceMinRowBytes = 128;
 inline constexpr int64_t equal_k_slices(int64_t k, int64_t kc) {
     return k <= kc ? k : (k + (k + kc - 1) / kc - 1) / ((k + kc - 1) / kc);
 }
-// Whether the skinny path packs a row-major A slice (m × kc) per K slice instead of
-// letting the tiles read its mr rows in place: only when a tile has at least as many
-// rows as the L1 has ways (unknown ways: in place). Rows 4 KiB apart, or a multiple
-// of it (the lecture's 4096 columns), all fall in one L1 set, which the packed B
-// panel's lines share too. AMD Zen 4 (8 ways), 64×4096·(4096×4096)ᵀ f32, alternated:
-// AVX-512's 12-row tiles, one thread 62-64 -> 66-69 GFLOP/s, two threads 99-116 ->
-// 133-148 with the packing; AVX2's 6-row tiles, two threads 134-144 -> 105-128, a
-// loss. Sapphire Rapids-class Xeon (12 ways), 12-row tiles, 2 threads, C++ loop,
-// alternated 6×, ms, in place -> packed: 64 rows 10.8-11.4 -> 10.6-11.2, 128 rows
-// 18.7-19.5 -> 18.2-18.8.
-inline constexpr bool skinny_packs_a(int mr, int l1_ways) { return l1_ways > 0 && mr >= l1_ways; }
+// Whether the skinny path packs a row-major A slice (m × kc) per K slice into
+// mr-row panels instead of letting the tiles read its mr rows in place: where each
+// thread reads the slice for two panels or more (the smallest share, panels /
+// threads). For one panel, packing copies what the tiles would read once anyway:
+// the convolutions' dWᵀ = cols_i·g_iᵀ (K×P·P×32), Sapphire Rapids-class Xeon,
+// AVX-512, `bench_conv`, ms, medians (ranges) of 16 runs in place / 8 packed:
+// cs231n 9.2 (8.5-10.0) / 10.3 (9.6-10.9), 3×3 2.09 (2.01-2.17) / 2.31 (2.23-2.37).
+// Where it is read again, the packed rows are one stream instead of mr streams a
+// row apart (rows 4 KiB apart, or a multiple of it, share one L1 set), and the
+// tile reads them at constant offsets (microkernel_impl.inc, direct_tile_unit_rows).
+// Lecture dL/dx = dL/dy·wᵀ, 64×4096·(4096×4096)ᵀ, same Xeon, 2 threads, C++ loop,
+// alternated, in place -> packed: AVX-512 f32 12-row tiles 10.8-11.4 -> 10.6-11.2
+// ms; AVX2 6-row tiles f32 14.8 -> 13.6, f64 31.3 -> 28.6; baseline f32 37.3 ->
+// 36.8, f64 70.7 -> 67.7. Until the constant offsets, AVX2's tiles lost with the
+// packing, on this Xeon (14.2 -> 15.4 ms) and on an AMD Zen 4 (two threads 134-144
+// -> 105-128 GFLOP/s), and it was done only for tiles with as many rows as the L1
+// has ways; the Zen 4 has not been measured since (docs/tuning.md, "Sixth session").
+inline constexpr bool skinny_packs_a(int64_t panels, int threads) {
+    return threads > 0 && panels / threads >= 2;
+}
 // GEMMs with at most kNarrowMaxCols columns, at least kNarrowMinRows rows, a
 // row-major A and a copy of B (padded to whole nr panels) of at most
 // kNarrowMaxCopiedB elements take the unpacked path too, threads splitting the

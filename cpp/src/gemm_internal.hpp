@@ -23,7 +23,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                  const T* bias, bool relu);
 // Skinny (few rows): B panel by panel, read in place when row-major, threads split N.
 // A row-major A is packed per K slice or read in place as skinny_packs_a says
-// (blocking.hpp) for this machine, or as `a_mode` forces (tests: both ways on any CPU).
+// (blocking.hpp), or as `a_mode` forces (tests: both ways on any CPU).
 enum class SkinnyA { by_policy, in_place, packed };
 template <class T>
 void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,

@@ -12,8 +12,8 @@
 //
 //   threads split N, in whole nr-column panels (no shared state, no barriers)
 //   for pc in K by kc:                       A slice (m×kc) stays in L2
-//     row-major A, tiles as tall as the L1 has ways, and two or more panels for
-//       every thread: the slice packed in mr-row panels
+//     row-major A, two or more panels for every thread: the slice packed in
+//       mr-row panels
 //     for each of this thread's B panels:    kc×nr of op(B)
 //       row-major B: read in place;  wᵀ (or a narrow right edge): packed, one panel (L1)
 //       for each mr-row panel of C:          the first one prefetches the next panel's source
@@ -64,19 +64,12 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const DirectKernel<T> kernel = kern.direct_kernel;
     const bool in_place = cs_b == 1;  // row-major op(B): its rows are the kernel's B rows
 
-    // A row-major A read in place gives each tile mr streams a whole row apart, which
-    // can share one L1 set (blocking.hpp, skinny_packs_a); then the A slice (m × kc,
-    // a few tens of KiB) is packed once per K slice into mr-row panels, one stream
-    // per tile. Only where each thread reads the slice for two panels or more: for
-    // one, packing copies what the tiles would read once anyway. The convolutions'
-    // dWᵀ = cols_i·g_iᵀ (K×P·P×32, one panel), Sapphire Rapids-class Xeon, AVX-512,
-    // `bench_conv`, ms, medians (ranges) of 16 runs in place / 8 packed: cs231n 9.2
-    // (8.5-10.0) / 10.3 (9.6-10.9), 3×3 2.09 (2.01-2.17) / 2.31 (2.23-2.37).
-    const bool a_read_again = panels / threads >= 2;  // the smallest share
+    // A row-major A slice (m × kc, a few tens of KiB) is packed once per K slice into
+    // mr-row panels where each thread reads it for two panels or more
+    // (blocking.hpp, skinny_packs_a); otherwise the tiles read it in place.
     const bool pack_a_slices =
-        rs_a != 1 && (a_mode == SkinnyA::by_policy
-                          ? a_read_again && skinny_packs_a(mr, cpu_caches().l1d.ways)
-                          : a_mode == SkinnyA::packed);
+        rs_a != 1 && (a_mode == SkinnyA::by_policy ? skinny_packs_a(panels, threads)
+                                                    : a_mode == SkinnyA::packed);
     const int64_t a_rows = (m + mr - 1) / mr * mr;
 
     // One packed B panel (kc × nr) and, when packed, one A slice per team member,

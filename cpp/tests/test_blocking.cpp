@@ -347,16 +347,14 @@ void test_forced_blockings() {
 
 }  // namespace
 
-// The skinny path packs a row-major A slice only when a tile has at least as many rows as the
-// L1 has ways (and, gemm_skinny's own condition, each thread reads it for two panels or more).
+// The skinny path packs a row-major A slice where every thread reads it for two panels or more.
 void test_skinny_packs_a() {
     using matgrad::detail::skinny_packs_a;
-    check(skinny_packs_a(12, 8), "Zen 4 (8-way L1d), AVX-512 12-row tiles: packed");
-    check(skinny_packs_a(12, 12), "Sapphire Rapids / Zen 5 (12-way L1d), 12-row tiles: packed");
-    check(!skinny_packs_a(11, 12), "fewer rows than ways: in place");
-    check(!skinny_packs_a(6, 8), "AVX2 6-row tiles on an 8-way L1d: in place");
-    check(skinny_packs_a(8, 8), "8-row tiles on an 8-way L1d: packed");
-    check(!skinny_packs_a(12, 0), "unknown associativity: in place");
+    check(skinny_packs_a(128, 2), "lecture dL/dx (128 panels, 2 threads): packed");
+    check(skinny_packs_a(4, 2), "two panels per thread: packed");
+    check(!skinny_packs_a(3, 2), "a thread with one panel: in place");
+    check(!skinny_packs_a(1, 1), "one panel of filters (conv dW transposed): in place");
+    check(!skinny_packs_a(8, 0), "no team: in place");
 }
 
 void test_equal_k_slices() {
