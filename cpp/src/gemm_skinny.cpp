@@ -38,13 +38,14 @@ namespace {
 int64_t lines_for(int64_t bytes) { return (bytes + 63) / 64; }
 
 // The memory op(B)[p0:p0+depth, j0:j0+cols] comes from, as runs of cache lines.
+// read_in_place: the tiles read it where it lies, not a pack (LineStream::into_l1).
 template <class T>
 LineStream source_of(const T* b, int64_t rs_b, int64_t cs_b, int64_t p0, int64_t depth, int64_t j0,
-                     int64_t cols) {
+                     int64_t cols, bool read_in_place) {
     const char* base = reinterpret_cast<const char*>(b + p0 * rs_b + j0 * cs_b);
     const int64_t item = sizeof(T);
-    if (cs_b == 1) return LineStream{base, rs_b * item, lines_for(cols * item), depth};  // rows
-    return LineStream{base, cs_b * item, lines_for(depth * item), cols};  // rs_b == 1: columns
+    if (cs_b == 1) return LineStream{base, rs_b * item, lines_for(cols * item), depth, read_in_place};  // rows
+    return LineStream{base, cs_b * item, lines_for(depth * item), cols, false};  // rs_b == 1: columns
 }
 
 }  // namespace
@@ -109,9 +110,10 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                     ldb = nr;
                 }
                 // The next panel's source, fetched while this one is computed.
-                const LineStream next =
-                    q + 1 < end ? source_of(b, rs_b, cs_b, pc, kb, j + nr, std::min<int64_t>(nr, n - j - nr))
-                                : LineStream{};
+                const int64_t next_cols = std::min<int64_t>(nr, n - j - nr);
+                const LineStream next = q + 1 < end ? source_of(b, rs_b, cs_b, pc, kb, j + nr, next_cols,
+                                                                in_place && next_cols == nr)
+                                                    : LineStream{};
                 const Epilogue<T> epi{last && bias ? bias + j : nullptr, last && relu};
                 for (int64_t i = 0; i < m; i += mr) {
                     const int rows = static_cast<int>(std::min<int64_t>(mr, m - i));

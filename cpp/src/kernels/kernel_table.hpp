@@ -35,9 +35,13 @@ using MicroKernel = void (*)(int64_t kc, const T* ap, const T* bp, T* c, int64_t
 // Cache lines for a micro-kernel to prefetch while it computes, a few per k
 // step, in order: `runs` runs of `run_lines` 64-byte lines, `stride` bytes
 // apart (the source of the next B panel of a skinny product). Default: none.
+// into_l1: the next tiles read these lines themselves (a B read in place), so
+// they go into L1; otherwise a pack reads them after all of this panel's tiles,
+// and they go into L2 only, where they do not evict the panel being read.
 struct LineStream {
     const char* base = nullptr;
     int64_t stride = 0, run_lines = 0, runs = 0;
+    bool into_l1 = false;
 };
 
 // The same tile from unpacked operands (small and skinny products): op(A)(r, p) =
