@@ -158,7 +158,8 @@ int main(int argc, char** argv) {
     // are cut to what still crosses every block (nc <= 384, kc <= 384 on the
     // kernel sets with such a CPU), so the run fits an emulator's speed.
     const bool emulated = argc > 1 && std::string(argv[1]) == "--emulated";
-    const int64_t ms[] = {1, 5, 12, 13, 25};
+    // Bottom tiles of 1, 4, 5, 11 rows and whole ones on 12- and 6-row tiles.
+    const int64_t ms[] = {1, 5, 12, 16, 23};
     // 2049: past one column block; 1031: several K slices, an odd remainder.
     const int64_t ns[] = {1, 8, 12, 16, 31, 32, 33, 64, 65, emulated ? 401 : 2049};
     const int64_t ks[] = {1, 7, 64, 385, emulated ? 833 : 1031};
