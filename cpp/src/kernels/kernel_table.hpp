@@ -93,6 +93,13 @@ template <class T>
 using RowDotsLoop = void (*)(int64_t k, const T* x, const T* rows, int64_t stride, int64_t count,
                              T* out);
 
+// The inner loop of one row of C against a row-major B (gemm_row, row_loops_impl.inc):
+// acc[j] += Σ_{p<depth} x[p*cs_x]·b[p*rs + j] for j < n. Optional: null means
+// gemm_row's own portable loops (the baseline's: faster there, see gemm_row.cpp).
+template <class T>
+using RowAxpysLoop = void (*)(int64_t n, int64_t depth, const T* x, int64_t cs_x, const T* b,
+                              int64_t rs, T* acc);
+
 // The machine's limit for this ISA: `iterations` rounds of independent vector
 // FMA chains (enough of them to cover the FMA latency on every port). Returns
 // the floating-point operations done (2 per lane per FMA); *sink receives a
@@ -112,6 +119,7 @@ struct TypedKernels {
     ReluForwardLoop<T> relu_forward;
     ReluBackwardLoop<T> relu_backward;
     RowDotsLoop<T> row_dots;
+    RowAxpysLoop<T> row_axpys;  // null on the baseline
     PeakLoop<T> fma_peak;
 };
 
@@ -130,7 +138,8 @@ template <>
 inline const TypedKernels<double>& KernelTable::get<double>() const { return f64; }
 
 // Defined one per ISA translation unit. Every entry is set except the optional
-// pack_b_transposed and pack_a_rows (null on the baseline: the portable packs are used).
+// pack_b_transposed, pack_a_rows and row_axpys (null on the baseline: the portable
+// code is used).
 const KernelTable& avx512_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& neon_kernels();
