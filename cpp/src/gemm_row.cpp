@@ -17,8 +17,9 @@
 // Xeon, 2 threads, alternated 5-6×, against the portable loops below: f32 AVX-512
 // 1.22-1.25 -> 1.08-1.09 ms, AVX2 1.22-1.23 -> 1.09-1.13, f64 AVX-512 4.09 -> 3.34;
 // 1×512·784×512 f32 15.9 -> 14.4 and 16.7 -> 14.4 µs; 1×1024·1024×1024 f32 (B in
-// cache) unchanged, f64 147 -> 130 µs. The baseline keeps the portable loops, which GCC vectorises for SSE2 better than the
-// 16-byte V (no fused multiply-add) does: 1×1024·1024×1024 80 against 93 µs.
+// cache) unchanged, f64 147 -> 130 µs. The baseline keeps the portable loops,
+// which GCC vectorises for SSE2 better than the 16-byte V (no fused multiply-add)
+// does: 1×1024·1024×1024 80 against 93 µs.
 // Every output is summed in the same order whatever the thread count.
 #include <algorithm>
 
