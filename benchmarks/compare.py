@@ -402,7 +402,10 @@ def environment_summary(threads: int, isa: str | None, facts: dict) -> list[str]
     import numpy as np
     import matgrad
     caches = facts["caches"]
-    blocking = "; ".join(f"{d} {b['mr']}×{b['nr']} kc {b['kc']} nc {b['nc']} mc {b['mc']}"
+    def slices(b: dict) -> str:  # kc, and how deep a slice may grow (kc_limit)
+        limit = b.get("kc_limit", b["kc"])
+        return f"kc {b['kc']}" + (f" (slices up to {limit})" if limit > b["kc"] else "")
+    blocking = "; ".join(f"{d} {b['mr']}×{b['nr']} {slices(b)} nc {b['nc']} mc {b['mc']}"
                          for d, b in facts["blocking"].items())
     lines = [
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "

@@ -31,9 +31,12 @@ def test_config_has_the_documented_shape():
     assert cfg["cache_source"] in ("cpuid", "sysfs", "default")
     assert set(cfg["blocking"]) == {"float32", "float64"}
     for dtype, b in cfg["blocking"].items():
-        assert set(b) == {"mr", "nr", "kc", "nc", "mc"}
+        assert set(b) == {"mr", "nr", "kc", "nc", "mc", "kc_limit"}
         assert all(isinstance(v, int) and v > 0 for v in b.values())
         assert b["nc"] % b["nr"] == 0 and b["mc"] % b["mr"] == 0, dtype
+        # K slices grow to 1.5·kc for f32 on the FMA kernel sets only (blocking.hpp).
+        grows = dtype == "float32" and cfg["isa"] in ("avx512", "avx2")
+        assert b["kc_limit"] == (b["kc"] + b["kc"] // 2 if grows else b["kc"]), (dtype, cfg["isa"], b)
     assert cfg["blocking_source"] in ("derived", "fallback")
 
 
@@ -77,6 +80,7 @@ def test_environment_override_applies_to_both_dtypes():
     assert cfg["blocking_source"] == "override"
     for b in cfg["blocking"].values():
         assert (b["kc"], b["nc"], b["mc"]) == (40, 100, 30)
+        assert b["kc_limit"] == 40  # a kc set is the slice depth: slices do not grow past it
 
 
 def test_environment_override_of_one_value_keeps_the_others():
@@ -86,6 +90,7 @@ def test_environment_override_of_one_value_keeps_the_others():
         assert cfg["blocking"][dtype]["mc"] == 24
         assert cfg["blocking"][dtype]["kc"] == derived["blocking"][dtype]["kc"]
         assert cfg["blocking"][dtype]["nc"] == derived["blocking"][dtype]["nc"]
+        assert cfg["blocking"][dtype]["kc_limit"] == derived["blocking"][dtype]["kc_limit"]
 
 
 def test_products_are_right_under_an_environment_override():

@@ -411,6 +411,7 @@ py::dict block_sizes(const py::object& dtype) {
     d["kc"] = b.kc;
     d["nc"] = b.nc;
     d["mc"] = b.mc;
+    d["kc_limit"] = b.kc_limit;
     return d;
 }
 
@@ -485,7 +486,8 @@ loss is NaN when any score is NaN or infinite.)doc");
           "The data caches this CPU reports: {'l1d', 'l2', 'l3': {'size', 'ways', 'line', "
           "'sharing'}, 'source': 'cpuid' | 'sysfs' | 'sysctl' | 'default'}; sizes in bytes, 0 if unknown.");
     m.def("block_sizes", &block_sizes, py::arg("dtype"),
-          "The active kernel set's GEMM blocks for float32 or float64: {'mr', 'nr', 'kc', 'nc', 'mc'}.");
+          "The active kernel set's GEMM blocks for float32 or float64: {'mr', 'nr', 'kc', 'nc', 'mc', "
+          "'kc_limit'}.");
     m.def("blocking_source", &matgrad::blocking_source,
           "Where the blocks came from: 'derived', 'fallback' or 'override'.");
     m.def("set_blocking", &matgrad::set_blocking, py::arg("kc"), py::arg("nc"), py::arg("mc"),

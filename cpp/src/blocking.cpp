@@ -75,6 +75,8 @@ Blocking derive_blocking(const CpuCaches& caches, const Blocking& tile, int elem
         const int64_t ways_b = (caches.l1d.ways - 1) * nr / (nr + mr);
         b.kc = clamp(ways_b * way / (nr * S), kc_min(S), kKcMax);
     }
+    // The table's growth allowance for K slices, as a ratio to kc (blocking.hpp).
+    b.kc_limit = tile.kc_limit > tile.kc ? b.kc * tile.kc_limit / tile.kc : b.kc;
     if (usable_level(caches.l2)) {
         const int64_t way = caches.l2.size / caches.l2.ways;
         const int64_t ways_a = ceil_div(2 * mr * b.kc * S, way);
@@ -131,7 +133,7 @@ BlockingOverride parse_blocking_override(const char* text) {
 }
 
 Blocking with_override(Blocking b, const BlockingOverride& o) {
-    if (o.kc > 0) b.kc = o.kc;
+    if (o.kc > 0) b.kc = b.kc_limit = o.kc;  // an overridden kc is the slice depth, as set
     if (o.nc > 0) b.nc = o.nc;
     if (o.mc > 0) b.mc = o.mc;
     return b;

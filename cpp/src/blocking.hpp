@@ -26,6 +26,10 @@ namespace matgrad::detail {
 struct Blocking {
     int mr, nr;
     int64_t kc, nc, mc;
+    // The deepest a K slice may grow to when K is not a whole number of kc slices
+    // (equal_k_slices). In the tables below it is a ratio to kc that derive_blocking
+    // keeps for the derived kc; 0: kc itself, the slices never grow.
+    int64_t kc_limit = 0;
 };
 
 // The fixed table (fallback) was measured on a Zen 5 (48 KiB L1d, 1 MiB L2).
@@ -39,13 +43,18 @@ struct Blocking {
 //   more vectors per row won: 1024³, 2 threads, Sapphire Rapids-class Xeon, GFLOP/s
 //   f32 / f64: 4×8 / 4×4 (the old tiles) 58-60 / 26-27; 4×12 / 4×6 62-65 / 29-31;
 //   2×32 / 2×16 62-63 / 32; 2×24 / 2×12 58-61 / 32-33.
+// kc_limit: f32 on AVX-512 and AVX2 lets a K slice grow to 1.5·kc (K / kc rounded
+//   to the nearest whole, equal_k_slices): one pass fewer over every C tile. Not f64
+//   (AVX-512 1024³ 4% and AVX2 1024³ and 2048³ 2-3% slower with the deeper slices),
+//   nor the baseline (128×512·784×512 3% slower). Sapphire Rapids-class Xeon; docs/
+//   tuning.md, "Seventh session".
 // How measured: see docs/tuning.md (bench_gemm at 1024³ and 64×4096×4096).
 namespace avx512_blocking {
-inline constexpr Blocking f32{12, 32, 384, 512, 3072};
+inline constexpr Blocking f32{12, 32, 384, 512, 3072, 576};
 inline constexpr Blocking f64{12, 16, 256, 384, 3072};
 }  // namespace avx512_blocking
 namespace avx2_blocking {
-inline constexpr Blocking f32{6, 16, 256, 768, 3072};
+inline constexpr Blocking f32{6, 16, 256, 768, 3072, 384};
 inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 }  // namespace avx2_blocking
 // neon (aarch64, 32 × 128-bit registers): f32 8×12, f64 6×8, 24 accumulators
@@ -125,12 +134,23 @@ inline constexpr int64_t kSkinnyMaxRows = 128;
 // while at m = 8 it was 1.7× ahead, hence 8.
 inline constexpr int64_t kSkinnyInPlaceMaxRows = 8;
 inline constexpr int64_t kSkinnyInPlaceMinRowBytes = 128;
-// The depth of each K slice: K in equal slices of at most kc. A short last slice
-// (784 = 3·256 + 16, 513 = 2·256 + 1) would read and write every C tile once more for
-// a few k steps. Sapphire Rapids-class Xeon, 777×1023×513, 2 threads, alternated 3×:
-// f32 285-301 -> 298-311 GFLOP/s, f64 136-138 -> 149-151; 1000³ and 1024²×1040 unchanged.
-inline constexpr int64_t equal_k_slices(int64_t k, int64_t kc) {
-    return k <= kc ? k : (k + (k + kc - 1) / kc - 1) / ((k + kc - 1) / kc);
+// The depth of each K slice: K in equal slices. A short last slice (784 = 3·256 +
+// 16, 513 = 2·256 + 1) would read and write every C tile once more for a few k
+// steps. Sapphire Rapids-class Xeon, 777×1023×513, 2 threads, alternated 3×: f32
+// 285-301 -> 298-311 GFLOP/s, f64 136-138 -> 149-151; 1000³ and 1024²×1040 unchanged.
+// With a kc_limit above kc (Blocking) the count is K / kc rounded to the nearest
+// whole rather than up, as long as the slices stay within kc_limit: each slice
+// fewer is one pass fewer over every C tile (AVX2 f32 1024³ 3 slices of 342 instead
+// of 4 of 256: 10.58 -> 10.30 ms; see the tables above for where it lost).
+inline constexpr int64_t equal_k_slices(int64_t k, int64_t kc, int64_t kc_limit) {
+    if (k <= kc) return k;
+    const int64_t limit = kc_limit > kc ? kc_limit : kc;
+    const int64_t nearest = (k + kc / 2) / kc, needed = (k + limit - 1) / limit;
+    const int64_t slices = nearest > needed ? nearest : needed;
+    return (k + slices - 1) / slices;
+}
+inline constexpr int64_t equal_k_slices(const Blocking& b, int64_t k) {
+    return equal_k_slices(k, b.kc, b.kc_limit);
 }
 // Whether the skinny path packs a row-major A slice (m × kc) per K slice into
 // mr-row panels instead of letting the tiles read its mr rows in place: where each

@@ -69,7 +69,8 @@ struct Tuning {
 };
 
 bool same_blocking(const Blocking& a, const Blocking& b) {
-    return a.mr == b.mr && a.nr == b.nr && a.kc == b.kc && a.nc == b.nc && a.mc == b.mc;
+    return a.mr == b.mr && a.nr == b.nr && a.kc == b.kc && a.nc == b.nc && a.mc == b.mc &&
+           a.kc_limit == b.kc_limit;
 }
 
 bool has_override(const BlockingOverride& o) { return o.kc > 0 || o.nc > 0 || o.mc > 0; }
@@ -152,7 +153,7 @@ const CpuCaches& cpu_caches() {
 BlockSizes block_sizes(bool double_precision) {
     const detail::KernelTable& t = detail::active_kernels();
     const detail::Blocking& b = double_precision ? t.f64.blocking : t.f32.blocking;
-    return BlockSizes{b.mr, b.nr, b.kc, b.nc, b.mc};
+    return BlockSizes{b.mr, b.nr, b.kc, b.nc, b.mc, b.kc_limit > b.kc ? b.kc_limit : b.kc};
 }
 
 const char* blocking_source() {

@@ -155,7 +155,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const ThreadGrid grid = choose_grid(m, n, k, bl);
 
     const int64_t mc = std::min(round_up(m, bl.mr), round_up(bl.mc, bl.mr));
-    const int64_t kc_max = equal_k_slices(k, bl.kc);  // blocking.hpp
+    const int64_t kc_max = equal_k_slices(bl, k);  // blocking.hpp
     const int64_t nc = std::min(round_up(n, bl.nr), round_up(bl.nc, bl.nr));
     const bool own_a = each_packs_own_a(grid.along_n);  // each thread packs what it reads
     // A thread's own A panels: its share of the block's along the M split.

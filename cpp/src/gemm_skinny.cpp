@@ -58,7 +58,7 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
         return gemm_fused(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     const TypedKernels<T>& kern = active_kernels().get<T>();
     const int mr = kern.blocking.mr, nr = kern.blocking.nr;
-    const int64_t kc = equal_k_slices(k, kern.blocking.kc);
+    const int64_t kc = equal_k_slices(kern.blocking, k);
     const int64_t panels = (n + nr - 1) / nr;
     const int threads =
         static_cast<int>(std::min<int64_t>(m * n * k >= kParallelMinMacs ? max_threads() : 1, panels));

@@ -5,6 +5,7 @@
 // - the sysfs reader on a fake /sys tree, the MATGRAD_BLOCKING parser;
 // - a property test: random blockings (set_blocking) × random shapes, transposes,
 //   dtypes and kernel sets, each product against the scalar reference.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -50,10 +51,13 @@ struct Known {
     CpuCaches caches;
     // Expected {kc, nc, mc}: avx2 f32 (6×16), avx2 f64 (6×8), avx512 f32 (12×32), avx512 f64 (12×16).
     int64_t expect[4][3];
+    // Expected kc_limit in the same order: 1.5·kc for f32 (the tables' ratio), kc for f64.
+    int64_t kc_limit[4];
 };
 
-const Blocking kTiles[4] = {{6, 16, 256, 768, 3072}, {6, 8, 256, 384, 3072},
-                            {12, 32, 384, 512, 3072}, {12, 16, 256, 384, 3072}};
+namespace tables = matgrad::detail;
+const Blocking kTiles[4] = {tables::avx2_blocking::f32, tables::avx2_blocking::f64,
+                            tables::avx512_blocking::f32, tables::avx512_blocking::f64};
 const int kElem[4] = {4, 8, 4, 8};
 const char* const kTileName[4] = {"avx2 f32", "avx2 f64", "avx512 f32", "avx512 f64"};
 
@@ -61,24 +65,30 @@ void test_known_cpus() {
     const Known cpus[] = {
         // AMD Zen 3: 32 KiB 8-way L1d, 512 KiB 8-way L2, 32 MiB 16-way L3 per 16 CPUs.
         {"Zen 3", cpu(32 * KiB, 8, 512 * KiB, 8, 32 * MiB, 16, 16),
-         {{320, 144, 1326}, {256, 96, 1020}, {256, 192, 1656}, {192, 128, 1104}}},
+         {{320, 144, 1326}, {256, 96, 1020}, {256, 192, 1656}, {192, 128, 1104}},
+         {480, 256, 384, 192}},
         // AMD Zen 4: 1 MiB 8-way L2.
         {"Zen 4", cpu(32 * KiB, 8, 1 * MiB, 8, 32 * MiB, 16, 16),
-         {{320, 304, 1224}, {256, 192, 1020}, {256, 384, 1536}, {192, 256, 1020}}},
+         {{320, 304, 1224}, {256, 192, 1020}, {256, 384, 1536}, {192, 256, 1020}},
+         {480, 256, 384, 192}},
         // AMD Zen 5: 48 KiB 12-way L1d, 1 MiB 16-way L2.
         {"Zen 5", cpu(48 * KiB, 12, 1 * MiB, 16, 32 * MiB, 16, 16),
-         {{320, 352, 1122}, {320, 176, 1020}, {256, 448, 1404}, {192, 288, 1020}}},
+         {{320, 352, 1122}, {320, 176, 1020}, {256, 448, 1404}, {192, 288, 1020}},
+         {480, 320, 384, 192}},
         // Intel Skylake-X: 1 MiB 16-way L2, 1.375 MiB of 11-way L3 per core (the mc floor).
         {"Skylake-X", cpu(32 * KiB, 8, 1 * MiB, 16, 16896 * KiB, 11, 24),
-         {{320, 352, 1020}, {256, 224, 1020}, {256, 448, 1020}, {192, 288, 1020}}},
+         {{320, 352, 1020}, {256, 224, 1020}, {256, 448, 1020}, {192, 288, 1020}},
+         {480, 256, 384, 192}},
         // Intel Haswell: 256 KiB 8-way L2, 8 MiB 16-way L3 per 8 CPUs.
         {"Haswell", cpu(32 * KiB, 8, 256 * KiB, 8, 8 * MiB, 16, 8),
-         {{320, 64, 1020}, {256, 48, 1020}, {256, 96, 1020}, {192, 32, 1020}}},
+         {{320, 64, 1020}, {256, 48, 1020}, {256, 96, 1020}, {192, 32, 1020}},
+         {480, 256, 384, 192}},
         // The Sapphire Rapids-class Xeon (docs/tuning.md): 48 KiB 12-way L1d, 2 MiB 16-way L2,
         // 480 MiB of L3 per 2 CPUs. avx512 f64: the model's kc 192 (12×16 tile: ⌊11·16/28⌋ = 6
         // ways of 4 KiB / 128 B), nc = 7 ways · 128 KiB / (192 · 8) = 597 -> 592.
         {"Sapphire Rapids-class Xeon", cpu(48 * KiB, 12, 2 * MiB, 16, 480 * MiB, 16, 2),
-         {{320, 704, 4092}, {320, 352, 4092}, {256, 896, 4092}, {192, 592, 4092}}},
+         {{320, 704, 4092}, {320, 352, 4092}, {256, 896, 4092}, {192, 592, 4092}},
+         {480, 320, 384, 192}},
     };
     for (const Known& k : cpus)
         for (int t = 0; t < 4; ++t) {
@@ -91,11 +101,14 @@ void test_known_cpus() {
                                               std::to_string(k.expect[t][1]));
             check(b.mc == k.expect[t][2], what + ": mc " + std::to_string(b.mc) + " != " +
                                               std::to_string(k.expect[t][2]));
+            check(b.kc_limit == k.kc_limit[t], what + ": kc_limit " + std::to_string(b.kc_limit) +
+                                                   " != " + std::to_string(k.kc_limit[t]));
             // What the model promises, whatever the numbers.
             const int64_t S = kElem[t];
             check(b.nc % b.nr == 0 && b.mc % b.mr == 0, what + ": nc, mc are whole tiles");
             check(b.kc * b.nc * S <= k.caches.l2.size / 2, what + ": the B block fits half of L2");
             check(b.kc >= (S == 8 ? 192 : 256) && b.kc <= 320, what + ": kc within the measured range");
+            check(b.kc_limit == (S == 4 ? b.kc + b.kc / 2 : b.kc), what + ": f32 slices grow to 1.5·kc, f64 not");
         }
 }
 
@@ -131,6 +144,7 @@ void test_known_arm_cpus() {
                   what + ": got kc " + std::to_string(b.kc) + " nc " + std::to_string(b.nc) + " mc " +
                       std::to_string(b.mc));
             check(b.kc * b.nc * (t == 0 ? 4 : 8) <= k.caches.l2.size / 2, what + ": B block in half of L2");
+            check(b.kc_limit == b.kc, what + ": K slices do not grow (not measured on ARM)");
         }
 }
 
@@ -138,7 +152,8 @@ void test_unknown_levels_keep_the_fixed_table() {
     const CpuCaches none;  // source "default", all sizes 0
     for (int t = 0; t < 4; ++t) {
         const Blocking b = matgrad::detail::derive_blocking(none, kTiles[t], kElem[t]);
-        check(b.kc == kTiles[t].kc && b.nc == kTiles[t].nc && b.mc == kTiles[t].mc,
+        check(b.kc == kTiles[t].kc && b.nc == kTiles[t].nc && b.mc == kTiles[t].mc &&
+                  b.kc_limit == (kTiles[t].kc_limit > 0 ? kTiles[t].kc_limit : kTiles[t].kc),
               std::string("no caches known: ") + kTileName[t] + " keeps the fixed table");
     }
     CpuCaches only_l1 = none;
@@ -244,6 +259,11 @@ void test_override_parser() {
     check(p.kc == 0 && p.nc == 0 && p.mc == 7, "parse: one of them");
     const Blocking b = matgrad::detail::with_override(kTiles[0], p);
     check(b.kc == kTiles[0].kc && b.mc == 7, "override: only what is given changes");
+    Blocking grown = kTiles[0];
+    grown.kc_limit = 512;
+    const Blocking set = matgrad::detail::with_override(grown, matgrad::detail::parse_blocking_override("kc=300"));
+    check(set.kc == 300 && set.kc_limit == 300, "override: a kc set is the slice depth, not grown past it");
+    check(matgrad::detail::with_override(grown, p).kc_limit == 512, "override without kc: kc_limit kept");
     expect_parse_error("kc=0", "positive");
     expect_parse_error("kc=-5", "positive integer");
     expect_parse_error("kc=12x", "positive integer");
@@ -359,22 +379,43 @@ void test_skinny_packs_a() {
 
 void test_equal_k_slices() {
     using matgrad::detail::equal_k_slices;
-    check(equal_k_slices(0, 256) == 0 && equal_k_slices(100, 256) == 100, "K within one slice: K");
-    check(equal_k_slices(256, 256) == 256 && equal_k_slices(512, 256) == 256, "whole slices: kc");
-    check(equal_k_slices(784, 256) == 196, "784 = 4 × 196, not 3 × 256 + 16");
-    check(equal_k_slices(513, 256) == 171, "513 = 3 × 171, not 2 × 256 + 1");
-    check(equal_k_slices(257, 256) == 129, "257: 129 + 128");
-    check(equal_k_slices(2048, 192) == 187, "2048 = 10 × 187 + 178");
+    // kc_limit == kc: as many slices as kc needs, of equal depth.
+    check(equal_k_slices(0, 256, 256) == 0 && equal_k_slices(100, 256, 256) == 100, "K within one slice: K");
+    check(equal_k_slices(256, 256, 256) == 256 && equal_k_slices(512, 256, 256) == 256, "whole slices: kc");
+    check(equal_k_slices(784, 256, 256) == 196, "784 = 4 × 196, not 3 × 256 + 16");
+    check(equal_k_slices(513, 256, 256) == 171, "513 = 3 × 171, not 2 × 256 + 1");
+    check(equal_k_slices(257, 256, 256) == 129, "257: 129 + 128");
+    check(equal_k_slices(2048, 192, 192) == 187, "2048 = 10 × 187 + 178");
+    check(equal_k_slices(1024, 192, 0) == 171, "kc_limit 0 (the tables): kc");
+    // kc_limit above kc (AVX2 f32 on a 48 KiB 12-way L1: kc 320, kc_limit 480): K / kc
+    // rounded to the nearest whole, within the limit.
+    check(equal_k_slices(1024, 320, 512) == 342, "1024 / 320 = 3.2: 3 slices of 342, not 4 of 256");
+    check(equal_k_slices(784, 320, 512) == 392, "784 / 320 = 2.45: 2 slices of 392");
+    check(equal_k_slices(2048, 320, 512) == 342, "2048 / 320 = 6.4: 6 slices");
+    check(equal_k_slices(400, 320, 512) == 400, "400 / 320 = 1.25: one slice");
+    check(equal_k_slices(513, 320, 512) == 257, "513 / 320 = 1.6: 2 slices");
+    check(equal_k_slices(784, 320, 384) == 262, "784 with the limit 384: 2 × 392 would pass it, 3 slices");
+    check(equal_k_slices(700, 320, 330) == 234, "700: 2 × 350 would pass the limit 330: 3");
     for (int64_t kc : {1, 7, 128, 192, 256, 320})
-        for (int64_t k = 1; k < 2000; ++k) {
-            // as few slices as kc allows, and their depths differ by less than one slice
-            const int64_t d = equal_k_slices(k, kc), slices = (k + kc - 1) / kc;
-            if (d != (k + slices - 1) / slices || d > kc) {
-                check(false, "equal_k_slices(" + std::to_string(k) + ", " + std::to_string(kc) + ") = " +
-                                 std::to_string(d));
-                return;
+        for (int64_t limit : {kc, kc + 1, kc + kc / 3, 3 * kc / 2, 2 * kc, 4 * kc})
+            for (int64_t k = 1; k < 2000; ++k) {
+                // Equal depths (differing by less than one), never past the limit, and as
+                // few slices as the nearest whole count of kc and the limit allow (for a tiny
+                // kc, rounding the depth up may save one more).
+                const int64_t d = equal_k_slices(k, kc, limit);
+                const int64_t slices = (k + d - 1) / d;
+                const int64_t nearest = std::max<int64_t>(1, (k + kc / 2) / kc);
+                const int64_t fewest = std::max(nearest, (k + std::max(kc, limit) - 1) / std::max(kc, limit));
+                const bool ok = k <= kc ? d == k
+                                        : d == (k + slices - 1) / slices && d <= std::max(kc, limit) &&
+                                              (kc >= 128 ? slices == fewest : slices <= fewest) &&
+                                              d <= kc + kc / 2 + 1;
+                if (!ok) {
+                    check(false, "equal_k_slices(" + std::to_string(k) + ", " + std::to_string(kc) + ", " +
+                                     std::to_string(limit) + ") = " + std::to_string(d));
+                    return;
+                }
             }
-        }
 }
 
 int main() {

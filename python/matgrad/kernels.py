@@ -66,7 +66,8 @@ def config() -> Dict[str, Any]:
     them (0 when unknown), with ``cache_source`` saying where they came from
     (``"cpuid"``, ``"sysfs"``, ``"sysctl"`` on macOS, or ``"default"``) and ``cache_geometry`` the ways, line
     size and sharing of each level; ``blocking``: ``{"float32": {"mr", "nr", "kc", "nc",
-    "mc"}, "float64": {...}}`` for the kernel set in use, with ``blocking_source``
+    "mc", "kc_limit"}, "float64": {...}}`` for the kernel set in use (``kc_limit``: the
+    deepest a K slice grows when K is not a whole number of kc slices), with ``blocking_source``
     (``"derived"`` from the caches, ``"fallback"`` to the fixed table when they are
     unknown, or ``"override"`` by ``MATGRAD_BLOCKING`` / :func:`set_blocking`).
     """
