@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "aligned_arrays.hpp"
+
 namespace matgrad_bindings {
 
 namespace py = pybind11;
@@ -206,7 +208,7 @@ inline GradOut grad_out(const char* fn, const char* name, bool needed, const py:
         return g;
     }
     if (obj.is_none()) {
-        g.array = py::array(like.dtype(), shape);
+        g.array = new_aligned_array(like.dtype(), shape);
         return g;
     }
     g.array = check_out(fn, name, obj, like, shape);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "aligned_arrays.hpp"
 #include "checks.hpp"
 #include "matgrad/matgrad.hpp"
 
@@ -78,7 +79,7 @@ Shape cols_shape(const matgrad::ConvShape& s) { return Shape{s.n, s.col_rows(), 
 // A work or output array given by the caller: exactly the right one, or an error.
 py::array given_or_new(const char* fn, const char* name, const py::handle& obj, const py::array& like,
                        const Shape& shape, std::initializer_list<const py::array*> inputs) {
-    if (obj.is_none()) return py::array(like.dtype(), shape);
+    if (obj.is_none()) return new_aligned_array(like.dtype(), shape);
     py::array out = check_out(fn, name, obj, like, shape);
     for (const py::array* in : inputs)
         if (in && overlaps(out, *in)) fail_value(std::string(fn) + ": " + name + " overlaps an input");
@@ -354,7 +355,7 @@ py::array pool_backward(const char* fn, const py::handle& dy_obj, const py::hand
     }
     py::array dx;
     if (out_obj.is_none()) {
-        dx = py::array(dy.dtype(), xs);
+        dx = new_aligned_array(dy.dtype(), xs);
         accumulate = false;
     } else {
         dx = check_out(fn, "out", out_obj, dy, xs);

@@ -15,6 +15,7 @@
 
 namespace py = pybind11;
 
+#include "aligned_arrays.hpp"
 #include "checks.hpp"
 
 using namespace matgrad_bindings;
@@ -70,7 +71,7 @@ py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
     if (out_obj.is_none()) {
         if (accumulate)
             fail_value(std::string(fn) + ": accumulate=True needs out (the array to add into)");
-        out = py::array(a.dtype(), Shape{m, n});
+        out = new_aligned_array(a.dtype(), Shape{m, n});
     } else {
         out = check_out(fn, "out", out_obj, a, Shape{m, n});
         if (overlaps(out, a)) fail_value(std::string(fn) + ": out overlaps input a");
@@ -88,7 +89,7 @@ py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
 
 py::array prepare_elementwise_out(const char* fn, const py::handle& out_obj, const py::array& like,
                                   std::initializer_list<const py::array*> inputs) {
-    if (out_obj.is_none()) return py::array(like.dtype(), shape_of(like));
+    if (out_obj.is_none()) return new_aligned_array(like.dtype(), shape_of(like));
     py::array out = check_out(fn, "out", out_obj, like, shape_of(like));
     // Writing in place over an input is fine (each element is read before it is
     // written); a partial overlap is not.
@@ -191,7 +192,7 @@ py::array linear_forward(const py::handle& x_obj, const py::handle& w_obj, const
     }
     py::array out;
     if (out_obj.is_none()) {
-        out = py::array(x.dtype(), Shape{n, m});
+        out = new_aligned_array(x.dtype(), Shape{n, m});
     } else {
         out = check_out(fn, "out", out_obj, x, Shape{n, m});
         if (overlaps(out, x)) fail_value(std::string(fn) + ": out overlaps input x");
@@ -428,6 +429,7 @@ PYBIND11_MODULE(_core, m) {
     // Resolve the kernel set now, so a bad MATGRAD_ISA fails the import, and set
     // up thread control now (it installs the at-fork handler).
     matgrad::isa();  // also reads MATGRAD_BLOCKING
+    init_aligned_arrays();
     matgrad::get_num_threads();
 
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
@@ -485,6 +487,17 @@ loss is NaN when any score is NaN or infinite.)doc");
     m.def("cpu_caches", &cpu_caches,
           "The data caches this CPU reports: {'l1d', 'l2', 'l3': {'size', 'ways', 'line', "
           "'sharing'}, 'source': 'cpuid' | 'sysfs' | 'sysctl' | 'default'}; sizes in bytes, 0 if unknown.");
+    m.def("empty_aligned",
+          [](const py::sequence& dims, const py::object& dtype) {
+              Shape shape;
+              for (const py::handle d : dims) shape.push_back(d.cast<py::ssize_t>());
+              for (py::ssize_t d : shape)
+                  if (d < 0) fail_value("empty_aligned: negative dimension in shape " + shape_str(shape));
+              return new_aligned_array(py::dtype::from_args(dtype), shape);
+          },
+          py::arg("shape"), py::arg("dtype"),
+          "An uninitialised C-contiguous array whose data starts on a 64-byte cache line, "
+          "as the kernels' own outputs do (for buffers they write into).");
     m.def("block_sizes", &block_sizes, py::arg("dtype"),
           "The active kernel set's GEMM blocks for float32 or float64: {'mr', 'nr', 'kc', 'nc', 'mc', "
           "'kc_limit'}.");

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .. import _core
 from ..tensor import Operand, Tensor, _const, _getrefcount
 
 def _wrap(v: Any, dtype: np.dtype, op: str) -> Tensor:
@@ -107,7 +108,7 @@ class _RecycledBuffers:
                     return held[i]
             if len(held) >= self._per_shape or self._bytes + nbytes > self._max:
                 return None
-            fresh = np.empty(shape, dtype)
+            fresh = _core.empty_aligned(shape, dtype)  # on a cache line, as the kernels' outputs
             held.append(fresh)
             self._bytes += nbytes
             return fresh

@@ -22,7 +22,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import numpy.typing as npt
 
-from .. import kernels
+from .. import _core, kernels
 from ..tensor import Operand, Tensor, _accumulate, _const, _grad_mode, _node
 from ._common import _NO_TARGET, _grad_target, _tensor_arg, output_buffers
 
@@ -90,12 +90,12 @@ class _Workspaces:
             if fits:
                 slot = min(fits, key=lambda s: s.array.size)
             elif not keep:
-                return None, np.empty(shape, dtype)
+                return None, _core.empty_aligned(shape, dtype)
             elif free:
                 slot = max(free, key=lambda s: s.array.size)
-                slot.array = np.empty(count, dtype)  # grown: the old buffer goes
+                slot.array = _core.empty_aligned((count,), dtype)  # grown: the old buffer goes
             else:
-                slot = _Slot(np.empty(count, dtype))
+                slot = _Slot(_core.empty_aligned((count,), dtype))
                 self._slots.append(slot)
             slot.lease = _CLAIMED
             idle = [s for s in self._slots if s.is_free()]
