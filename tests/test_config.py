@@ -34,8 +34,11 @@ def test_config_has_the_documented_shape():
         assert set(b) == {"mr", "nr", "kc", "nc", "mc", "kc_limit"}
         assert all(isinstance(v, int) and v > 0 for v in b.values())
         assert b["nc"] % b["nr"] == 0 and b["mc"] % b["mr"] == 0, dtype
-        # K slices grow to 1.5·kc for f32 on the FMA kernel sets only (blocking.hpp).
-        grows = dtype == "float32" and cfg["isa"] in ("avx512", "avx2")
+        # K slices grow to 1.5·kc for f32 on the FMA kernel sets, on an L1 of 48 KiB or more
+        # (blocking.cpp, kGrowMinL1).
+        l1 = cfg["cache_geometry"]["l1d"]
+        grows = (dtype == "float32" and cfg["isa"] in ("avx512", "avx2") and l1["size"] >= 48 * 1024
+                 and l1["ways"] > 1 and l1["size"] // l1["ways"] >= l1["line"] > 0)
         assert b["kc_limit"] == (b["kc"] + b["kc"] // 2 if grows else b["kc"]), (dtype, cfg["isa"], b)
     assert cfg["blocking_source"] in ("derived", "fallback")
 

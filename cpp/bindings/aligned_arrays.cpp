@@ -16,6 +16,20 @@
 #include <sys/mman.h>
 #endif
 
+// Under AddressSanitizer (scripts/sanitize.sh) the slack around the array is poisoned,
+// so a kernel writing past the end of an output is reported as it would be for
+// numpy's exact-size blocks.
+#if defined(__SANITIZE_ADDRESS__)
+#define MATGRAD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MATGRAD_ASAN 1
+#endif
+#endif
+#if defined(MATGRAD_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace matgrad_bindings {
 namespace {
 
@@ -36,6 +50,12 @@ void* place(void* raw, std::size_t size) {
     Header* h = static_cast<Header*>(aligned) - 1;
     h->raw = raw;
     h->size = size;
+#if defined(MATGRAD_ASAN)
+    char* const bytes = static_cast<char*>(raw);
+    ASAN_POISON_MEMORY_REGION(bytes, reinterpret_cast<char*>(h) - bytes);
+    ASAN_POISON_MEMORY_REGION(static_cast<char*>(aligned) + size,
+                              bytes + size + kSlack - (static_cast<char*>(aligned) + size));
+#endif
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     // As numpy's default allocator does from 4 MiB: huge pages where the kernel's THP
     // mode is madvise (a C++ loop over 4 KiB pages ran 3-5% slower; docs/tuning.md).
@@ -63,7 +83,12 @@ void* aligned_calloc(void*, std::size_t nelem, std::size_t elsize) {
 }
 
 void aligned_free(void*, void* ptr, std::size_t) {
-    if (ptr) std::free(header_of(ptr)->raw);
+    if (!ptr) return;
+    void* const raw = header_of(ptr)->raw;
+#if defined(MATGRAD_ASAN)
+    ASAN_UNPOISON_MEMORY_REGION(raw, header_of(ptr)->size + kSlack);
+#endif
+    std::free(raw);
 }
 
 void* aligned_realloc(void* ctx, void* ptr, std::size_t new_size) {

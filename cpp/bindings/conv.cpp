@@ -228,7 +228,7 @@ py::array im2col(const py::handle& x_obj, int64_t kh, int64_t kw, int64_t stride
     const Dtype dt = require_float(fn, "x", x);
     const matgrad::ConvShape s = window_shape(fn, shape_of(x), kh, kw, stride, padding);
     x = contiguous(x);
-    py::array cols(x.dtype(), cols_shape(s));
+    py::array cols = new_aligned_array(x.dtype(), cols_shape(s));
     const void* xp = x.data();
     void* cp = cols.mutable_data();
     {
@@ -250,7 +250,7 @@ py::array col2im(const py::handle& cols_obj, const py::handle& x_shape_obj, int6
     const Dtype dt = require_float(fn, "cols", cols);
     require_shape(fn, "cols", cols, cols_shape(s), "(N, C*KH*KW, OH*OW) for x_shape and the window");
     cols = contiguous(cols);
-    py::array dx(cols.dtype(), xs);
+    py::array dx = new_aligned_array(cols.dtype(), xs);
     const void* cp = cols.data();
     void* dp = dx.mutable_data();
     {

@@ -340,7 +340,7 @@ py::tuple cross_entropy_forward(const py::handle& scores_obj, const py::handle& 
                    shape_str(s));
     const std::vector<int64_t> labels = checked_labels(fn, labels_obj, n, c);
     s = contiguous(s);
-    py::array probs(s.dtype(), Shape{n, c}), loss(s.dtype(), Shape{});
+    py::array probs = new_aligned_array(s.dtype(), Shape{n, c}), loss = new_aligned_array(s.dtype(), Shape{});
     const void* sp = s.data();
     const int64_t* yp = labels.data();
     void* pp = probs.mutable_data();

@@ -46,6 +46,11 @@ int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : x > hi ?
 //   slices cost 1-6% at 256³ here.
 constexpr int64_t kKcMax = 320;
 constexpr int64_t kc_min(int64_t elem_bytes) { return elem_bytes >= 8 ? 192 : 256; }
+// - K slices grow past kc (the tables' kc_limit) only on an L1 of at least 48 KiB: the
+//   growth was measured on the Xeon's 48 KiB 12-way L1 (docs/tuning.md, "Seventh
+//   session"); on a 32 KiB L1 a 480-deep AVX2 f32 slice's A and B panels (41 KiB)
+//   would not fit, and no such CPU has been measured with it.
+constexpr int64_t kGrowMinL1 = 48 * 1024;
 // - a B block filling the L2 but one way (the model) was 10-20% slower than one
 //   in half of it: the L2 also keeps the A panels, C lines and the hardware
 //   prefetcher's lines. The block gets half the ways.
@@ -75,8 +80,11 @@ Blocking derive_blocking(const CpuCaches& caches, const Blocking& tile, int elem
         const int64_t ways_b = (caches.l1d.ways - 1) * nr / (nr + mr);
         b.kc = clamp(ways_b * way / (nr * S), kc_min(S), kKcMax);
     }
-    // The table's growth allowance for K slices, as a ratio to kc (blocking.hpp).
-    b.kc_limit = tile.kc_limit > tile.kc ? b.kc * tile.kc_limit / tile.kc : b.kc;
+    // The table's growth allowance for K slices, as a ratio to kc (blocking.hpp), on
+    // L1s like the one it was measured on; elsewhere (32 KiB L1s, unknown caches) the
+    // slices keep to kc until measured there.
+    const bool measured_l1 = usable_level(caches.l1d) && caches.l1d.size >= kGrowMinL1;
+    b.kc_limit = measured_l1 && tile.kc_limit > tile.kc ? b.kc * tile.kc_limit / tile.kc : b.kc;
     if (usable_level(caches.l2)) {
         const int64_t way = caches.l2.size / caches.l2.ways;
         const int64_t ways_a = ceil_div(2 * mr * b.kc * S, way);

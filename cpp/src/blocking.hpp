@@ -47,7 +47,7 @@ struct Blocking {
 //   to the nearest whole, equal_k_slices): one pass fewer over every C tile. Not f64
 //   (AVX-512 1024³ 4% and AVX2 1024³ and 2048³ 2-3% slower with the deeper slices),
 //   nor the baseline (128×512·784×512 3% slower). Sapphire Rapids-class Xeon; docs/
-//   tuning.md, "Seventh session".
+//   tuning.md, "Seventh session". Applied only on L1s of 48 KiB or more (blocking.cpp).
 // How measured: see docs/tuning.md (bench_gemm at 1024³ and 64×4096×4096).
 namespace avx512_blocking {
 inline constexpr Blocking f32{12, 32, 384, 512, 3072, 576};

@@ -54,7 +54,7 @@ void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     // times k×nr product with B read in place reaches this path for k up to about
     // 2¹⁸/nr: 8191 for AVX-512 f32), and one chain of k additions per output loses
     // more precision than kc-long chains summed (the packed path slices K in equal
-    // parts of at most kc, equal_k_slices; the bound on chain length is the same). The
+    // parts of about kc, at most 1.5·kc where f32 slices grow, equal_k_slices). The
     // epilogue runs on the last slice.
     const int64_t kc = kern.blocking.kc;
     const DirectKernel<T> kernel = kern.direct_kernel;

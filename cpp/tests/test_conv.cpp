@@ -264,9 +264,11 @@ int main() {
         conv(3, 3, 6, 9, 4, 1, 5, 1, 2),   conv(12, 4, 16, 16, 8, 3, 3, 1, 1),
         // dW formed transposed (the filters fill 3/4 of a panel or more: 6 and 8 for nr 8,
         // 12 and 16 for nr 16, 24 and 32 for nr 32, 12 for the baseline's nr 12), also over
-        // the output pixels in K slices (400 > kc, 320 at most); filters past one panel
+        // the output pixels in K slices (400 > kc, 320 at most; 576 past the 480 that f32
+        // slices may grow to, blocking.hpp); filters past one panel
         // (dW as g·colsᵀ: 33, 36, 40) and past kSkinnyMaxFilters (70: the forward packs);
-        // the forward's product over c·kh·kw = 360 > kc; one image with two threads (the
+        // the forward's product over c·kh·kw = 360 > kc (and 576, more than one slice
+        // even where f32 slices grow to 1.5·kc); one image with two threads (the
         // GEMMs split their own columns, so neither skinny form is taken: the same bits)
         conv(3, 2, 20, 20, 24, 3, 3, 1, 1), conv(2, 3, 9, 9, 12, 3, 3, 1, 1),
         conv(2, 2, 8, 8, 32, 3, 3, 2, 1),   conv(2, 2, 6, 6, 16, 3, 3, 1, 1),
@@ -274,6 +276,7 @@ int main() {
         conv(3, 3, 20, 20, 40, 3, 3, 1, 1), conv(2, 40, 6, 6, 33, 3, 3, 1, 1),
         conv(1, 8, 20, 20, 36, 3, 3, 1, 1), conv(1, 8, 20, 20, 32, 3, 3, 1, 1),
         conv(2, 3, 7, 7, 70, 3, 3, 1, 1),
+        conv(2, 64, 6, 6, 33, 3, 3, 1, 1), conv(1, 2, 24, 24, 24, 3, 3, 1, 1),
     };
     unsigned seed = 1;
     // Every kernel set this CPU runs: the paths the products take depend on its tiles

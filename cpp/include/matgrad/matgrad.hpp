@@ -264,7 +264,8 @@ struct BlockSizes {
     int64_t kc, nc, mc;     // K slice, packed B block columns, packed A block rows
     int64_t kc_limit;       // deepest K slice: K / kc is rounded to the nearest whole
                             // slice count while the slices stay within it (f32 on
-                            // AVX-512 and AVX2: 1.5·kc; elsewhere, and with kc set: kc)
+                            // AVX-512 and AVX2 with a 48 KiB+ L1: 1.5·kc; elsewhere,
+                            // and with kc set: kc)
 };
 // The blocks the active kernel set uses for float (double_precision false) or double.
 BlockSizes block_sizes(bool double_precision);
