@@ -7,6 +7,7 @@
 
 #include <numpy/arrayobject.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -111,6 +112,16 @@ PyDataMem_Handler aligned_handler = {
 // Never released: arrays may outlive the module object.
 PyObject* handler_capsule = nullptr;
 
+// Whether the array holds kAlignedMinBytes or more (counted up to that, so no shape overflows).
+bool holds_enough(py::ssize_t itemsize, const std::vector<py::ssize_t>& shape) {
+    py::ssize_t bytes = itemsize;
+    for (py::ssize_t d : shape) {
+        if (d <= 0) return false;
+        bytes = d >= kAlignedMinBytes ? kAlignedMinBytes : std::min(bytes * d, kAlignedMinBytes);
+    }
+    return bytes >= kAlignedMinBytes;
+}
+
 }  // namespace
 
 void init_aligned_arrays() {
@@ -121,6 +132,7 @@ void init_aligned_arrays() {
 }
 
 py::array new_aligned_array(const py::dtype& dtype, const std::vector<py::ssize_t>& shape) {
+    if (!holds_enough(dtype.itemsize(), shape)) return py::array(dtype, shape);
     // The handler applies to arrays created while it is set (a context variable, so
     // other threads and contexts are unaffected); the previous one is set back.
     PyObject* previous = PyDataMem_SetHandler(handler_capsule);

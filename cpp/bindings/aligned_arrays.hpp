@@ -19,7 +19,13 @@ namespace py = pybind11;
 // Installs the handler's numpy C API; call once, from the module's init.
 void init_aligned_arrays();
 
-// An uninitialised C-contiguous array of `dtype` and `shape`, its data on a 64-byte line.
+// Below this many bytes an array keeps numpy's allocator: setting the handler and
+// back costs about 0.25 µs per array (relu_forward on 8×8 went 0.20 -> 0.44 µs),
+// more than a line's offset costs a product that small.
+inline constexpr py::ssize_t kAlignedMinBytes = py::ssize_t{1} << 16;
+
+// An uninitialised C-contiguous array of `dtype` and `shape`, its data on a 64-byte
+// line when it holds kAlignedMinBytes or more.
 py::array new_aligned_array(const py::dtype& dtype, const std::vector<py::ssize_t>& shape);
 
 // The handler's name, as numpy reports it for such arrays (get_handler_name).

@@ -404,6 +404,28 @@ bool is_double(const py::dtype& dt) {
     fail_type("dtype must be float32 or float64, got " + py::str(dt).cast<std::string>());
 }
 
+// shape: an int or a tuple / list of ints (anything with __index__, not bool).
+py::array empty_aligned(const py::handle& shape_obj, const py::object& dtype) {
+    const char* fn = "empty_aligned";
+    auto is_int = [](const py::handle& d) { return PyIndex_Check(d.ptr()) && !PyBool_Check(d.ptr()); };
+    auto type_of = [](const py::handle& d) { return std::string(Py_TYPE(d.ptr())->tp_name); };
+    Shape shape;
+    auto add = [&](const py::handle& d) {
+        if (!is_int(d)) fail_type(std::string(fn) + ": dimensions must be ints, got " + type_of(d));
+        shape.push_back(py::reinterpret_steal<py::object>(PyNumber_Index(d.ptr())).cast<py::ssize_t>());
+    };
+    if (is_int(shape_obj)) {
+        add(shape_obj);
+    } else if (py::isinstance<py::tuple>(shape_obj) || py::isinstance<py::list>(shape_obj)) {
+        for (const py::handle d : shape_obj) add(d);
+    } else {
+        fail_type(std::string(fn) + ": shape must be an int or a tuple of ints, got " + type_of(shape_obj));
+    }
+    for (py::ssize_t d : shape)
+        if (d < 0) fail_value(std::string(fn) + ": negative dimension in shape " + shape_str(shape));
+    return new_aligned_array(py::dtype::from_args(dtype), shape);
+}
+
 py::dict block_sizes(const py::object& dtype) {
     const matgrad::BlockSizes b = matgrad::block_sizes(is_double(py::dtype::from_args(dtype)));
     py::dict d;
@@ -487,17 +509,10 @@ loss is NaN when any score is NaN or infinite.)doc");
     m.def("cpu_caches", &cpu_caches,
           "The data caches this CPU reports: {'l1d', 'l2', 'l3': {'size', 'ways', 'line', "
           "'sharing'}, 'source': 'cpuid' | 'sysfs' | 'sysctl' | 'default'}; sizes in bytes, 0 if unknown.");
-    m.def("empty_aligned",
-          [](const py::sequence& dims, const py::object& dtype) {
-              Shape shape;
-              for (const py::handle d : dims) shape.push_back(d.cast<py::ssize_t>());
-              for (py::ssize_t d : shape)
-                  if (d < 0) fail_value("empty_aligned: negative dimension in shape " + shape_str(shape));
-              return new_aligned_array(py::dtype::from_args(dtype), shape);
-          },
-          py::arg("shape"), py::arg("dtype"),
+    m.def("empty_aligned", &empty_aligned, py::arg("shape"), py::arg("dtype"),
           "An uninitialised C-contiguous array whose data starts on a 64-byte cache line, "
-          "as the kernels' own outputs do (for buffers they write into).");
+          "as the kernels' own outputs do (for buffers they write into). shape: an int or "
+          "a tuple or list of ints, none negative.");
     m.def("block_sizes", &block_sizes, py::arg("dtype"),
           "The active kernel set's GEMM blocks for float32 or float64: {'mr', 'nr', 'kc', 'nc', 'mc', "
           "'kc_limit'}.");
