@@ -86,8 +86,12 @@ def test_empty_aligned(dtype):
         _core.empty_aligned((3, -1), dtype)
     with pytest.raises(TypeError, match="empty_aligned: dimensions must be ints, got float"):
         _core.empty_aligned((3, 2.0), dtype)
-    with pytest.raises(TypeError, match="empty_aligned: shape must be an int or a tuple of ints, got str"):
+    with pytest.raises(TypeError, match="empty_aligned: shape must be an int, or a tuple or list of ints, got str"):
         _core.empty_aligned("34", dtype)
+    with pytest.raises(TypeError):  # a 1-D array's __index__ raises: an error, not a crash
+        _core.empty_aligned(np.array([2, 3]), dtype)
+    with pytest.raises(ValueError, match="empty_aligned: dimension 36893488147419103232 is too large"):
+        _core.empty_aligned((1 << 65,), dtype)
 
 
 def test_resize_keeps_the_data_and_the_alignment():

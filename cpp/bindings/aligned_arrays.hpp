@@ -1,4 +1,5 @@
-// Arrays the bindings allocate (outputs, work arrays) start on a 64-byte cache line.
+// Arrays of 64 KiB or more the bindings allocate (outputs, gradients, work arrays)
+// start on a 64-byte cache line.
 //
 // numpy's own allocator returns malloc's 16-byte alignment: a fresh array's data
 // starts 16, 32 or 48 bytes into a line, and a C tile row of 32 floats then spans

@@ -412,14 +412,22 @@ py::array empty_aligned(const py::handle& shape_obj, const py::object& dtype) {
     Shape shape;
     auto add = [&](const py::handle& d) {
         if (!is_int(d)) fail_type(std::string(fn) + ": dimensions must be ints, got " + type_of(d));
-        shape.push_back(py::reinterpret_steal<py::object>(PyNumber_Index(d.ptr())).cast<py::ssize_t>());
+        const py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(d.ptr()));
+        if (!index) throw py::error_already_set();  // an __index__ that raised (a 1-D ndarray)
+        const Py_ssize_t value = PyLong_AsSsize_t(index.ptr());
+        if (value == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            fail_value(std::string(fn) + ": dimension " + py::str(index).cast<std::string>() + " is too large");
+        }
+        shape.push_back(value);
     };
-    if (is_int(shape_obj)) {
-        add(shape_obj);
-    } else if (py::isinstance<py::tuple>(shape_obj) || py::isinstance<py::list>(shape_obj)) {
+    if (py::isinstance<py::tuple>(shape_obj) || py::isinstance<py::list>(shape_obj)) {
         for (const py::handle d : shape_obj) add(d);
+    } else if (is_int(shape_obj)) {
+        add(shape_obj);
     } else {
-        fail_type(std::string(fn) + ": shape must be an int or a tuple of ints, got " + type_of(shape_obj));
+        fail_type(std::string(fn) + ": shape must be an int, or a tuple or list of ints, got " +
+                  type_of(shape_obj));
     }
     for (py::ssize_t d : shape)
         if (d < 0) fail_value(std::string(fn) + ": negative dimension in shape " + shape_str(shape));
@@ -510,9 +518,10 @@ loss is NaN when any score is NaN or infinite.)doc");
           "The data caches this CPU reports: {'l1d', 'l2', 'l3': {'size', 'ways', 'line', "
           "'sharing'}, 'source': 'cpuid' | 'sysfs' | 'sysctl' | 'default'}; sizes in bytes, 0 if unknown.");
     m.def("empty_aligned", &empty_aligned, py::arg("shape"), py::arg("dtype"),
-          "An uninitialised C-contiguous array whose data starts on a 64-byte cache line, "
-          "as the kernels' own outputs do (for buffers they write into). shape: an int or "
-          "a tuple or list of ints, none negative.");
+          "An uninitialised C-contiguous array for buffers the kernels write into: like the "
+          "kernels' own outputs, its data starts on a 64-byte cache line when it holds 64 KiB "
+          "or more (smaller ones keep numpy's allocator). shape: an int, or a tuple or list of "
+          "ints, none negative.");
     m.def("block_sizes", &block_sizes, py::arg("dtype"),
           "The active kernel set's GEMM blocks for float32 or float64: {'mr', 'nr', 'kc', 'nc', 'mc', "
           "'kc_limit'}.");
