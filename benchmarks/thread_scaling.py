@@ -1,14 +1,16 @@
-"""Thread scaling of matgrad against numpy: GEMM 2048³ float32 and the lecture's layer
-(y = relu(x·w + b), N=64, D=M=4096, forward + backward) at 1, 2, 4, 8, 16 threads.
+"""Thread scaling of matgrad against numpy (and PyTorch, when installed): GEMM 2048³ float32, the
+lecture's layer (y = relu(x·w + b), N=64, D=M=4096, forward + backward) and the MLP
+784-512-256-10 training step, at 1, 2, 4, 8, 16 threads.
 
 Each (library, thread count) runs in its own process, as in compare.py; the libraries alternate
-and each figure is the median over the rounds. Prints a Markdown table.
+and each figure is the median over the rounds. Prints one Markdown table per case.
 
     python benchmarks/thread_scaling.py --threads 1 2 4 8 16 --rounds 2
 """
 
 import argparse
 import os
+import re
 import statistics
 import sys
 
@@ -17,7 +19,33 @@ import compare  # noqa: E402
 
 GEMM = "gemm f32 2048³ A·B"
 LAYER = "lecture layer fwd+bwd f32"
-ONLY = "^(gemm f32 2048³ A·B|lecture layer fwd\\+bwd f32)$"
+MLP = "train step MLP 784-512-256-10, batch 128"
+CASES = (GEMM, LAYER, MLP)
+ONLY = "^(" + "|".join(re.escape(name) for name in CASES) + ")$"
+
+
+def format_tables(results: dict, flops: dict, libraries: list) -> list:
+    """Markdown lines: one table per case, a row per thread count; GEMM in GFLOP/s, the others
+    in ms. results: {threads: {library: {case: seconds}}}; flops: {case: floating-point ops}.
+    The ratio columns are each other library's time over matgrad's (above 1: matgrad faster)."""
+    others = [lib for lib in libraries if lib != "matgrad"]
+    lines = []
+    for case in CASES:
+        rate = case == GEMM
+        unit = "GFLOP/s" if rate else "ms"
+        lines += [f"{case} ({unit})", ""]
+        lines.append("| threads | " + " | ".join(libraries) + " | "
+                     + " | ".join(f"× vs {lib}" for lib in others) + " |")
+        lines.append("|---" * (1 + len(libraries) + len(others)) + "|")
+        for t, by_lib in results.items():
+            seconds = {lib: by_lib[lib][case] for lib in libraries if case in by_lib[lib]}
+            cells = [(f"{flops[case] / seconds[lib] / 1e9:.0f}" if rate else f"{seconds[lib] * 1e3:.2f}")
+                     if lib in seconds else "—" for lib in libraries]
+            ratios = [f"{seconds[lib] / seconds['matgrad']:.2f}"
+                      if lib in seconds and "matgrad" in seconds else "—" for lib in others]
+            lines.append(f"| {t} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        lines.append("")
+    return lines
 
 
 def main(argv=None):
@@ -28,26 +56,22 @@ def main(argv=None):
 
     table = compare.cases(False, ONLY)
     flops = {name: work for name, (_, work, _) in table.items()}
+    libraries = compare.available_libraries()
     results = {}
     for t in args.threads:
-        runs = {"matgrad": [], "numpy": []}
+        runs = {lib: [] for lib in libraries}
         for r in range(args.rounds):
-            for lib in (("matgrad", "numpy") if r % 2 == 0 else ("numpy", "matgrad")):
+            order = libraries if r % 2 == 0 else libraries[::-1]
+            for lib in order:
                 runs[lib].append(compare.run_worker(lib, False, t, ONLY))
-        results[t] = {lib: {name: statistics.median(run[name] for run in rs) for name in table}
+        results[t] = {lib: {name: statistics.median(run[name] for run in rs)
+                            for name in table if all(name in run for run in rs)}
                       for lib, rs in runs.items()}
         print(f"{t} threads done", file=sys.stderr, flush=True)
 
     print(f"- {compare._cpu_model()}, {os.cpu_count()} logical CPUs; medians of {args.rounds} rounds")
     print()
-    print("| threads | matgrad GEMM 2048³ GFLOP/s | numpy GEMM GFLOP/s | × vs numpy "
-          "| matgrad layer ms | numpy layer ms | × vs numpy |")
-    print("|---|---|---|---|---|---|---|")
-    for t, res in results.items():
-        mg_g, np_g = res["matgrad"][GEMM], res["numpy"][GEMM]
-        mg_l, np_l = res["matgrad"][LAYER], res["numpy"][LAYER]
-        print(f"| {t} | {flops[GEMM] / mg_g / 1e9:.0f} | {flops[GEMM] / np_g / 1e9:.0f} | {np_g / mg_g:.2f} "
-              f"| {mg_l * 1e3:.2f} | {np_l * 1e3:.2f} | {np_l / mg_l:.2f} |")
+    print("\n".join(format_tables(results, flops, libraries)))
     return 0
 
 
