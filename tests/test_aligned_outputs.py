@@ -20,7 +20,7 @@ except ImportError:  # numpy 1.x
 
 DTYPES = [np.float32, np.float64]
 HANDLER = "matgrad_aligned_64"
-MIN_BYTES = 1 << 16  # kAlignedMinBytes in cpp/bindings/aligned_arrays.hpp
+MIN_BYTES = _core.ALIGNED_MIN_BYTES  # kAlignedMinBytes in cpp/bindings/aligned_arrays.hpp
 
 
 def assert_ours(arr: np.ndarray) -> None:

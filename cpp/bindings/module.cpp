@@ -522,6 +522,8 @@ loss is NaN when any score is NaN or infinite.)doc");
           "kernels' own outputs, its data starts on a 64-byte cache line when it holds 64 KiB "
           "or more (smaller ones keep numpy's allocator). shape: an int, or a tuple or list of "
           "ints, none negative.");
+    // The threshold itself, so that tests and tools need not repeat it.
+    m.attr("ALIGNED_MIN_BYTES") = kAlignedMinBytes;
     m.def("block_sizes", &block_sizes, py::arg("dtype"),
           "The active kernel set's GEMM blocks for float32 or float64: {'mr', 'nr', 'kc', 'nc', 'mc', "
           "'kc_limit'}.");
