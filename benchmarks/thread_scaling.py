@@ -53,6 +53,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.rounds < 1 or any(t < 1 for t in args.threads):
+        parser.error("--rounds and every --threads value must be at least 1")
 
     table = compare.cases(False, ONLY)
     flops = {name: work for name, (_, work, _) in table.items()}

@@ -23,6 +23,12 @@ HANDLER = "matgrad_aligned_64"
 MIN_BYTES = _core.ALIGNED_MIN_BYTES  # kAlignedMinBytes in cpp/bindings/aligned_arrays.hpp
 
 
+def test_the_threshold_is_the_one_the_shapes_here_straddle():
+    """The shapes below are chosen around 64 KiB ((127, 3, 129) f32 is 4 bytes short of it, a
+    (1 << 14,) f32 array exactly it): a new threshold needs new shapes, not silent passes."""
+    assert MIN_BYTES == 1 << 16
+
+
 def assert_ours(arr: np.ndarray) -> None:
     assert arr.ctypes.data % 64 == 0, f"data at {arr.ctypes.data:#x}, {arr.ctypes.data % 64} bytes into a line"
     assert arr.flags.owndata and arr.flags.c_contiguous and arr.flags.writeable

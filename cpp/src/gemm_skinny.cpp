@@ -23,6 +23,7 @@
 // bias/ReLU epilogue runs on the last slice. K = 0 (and empty C) go to gemm_fused,
 // which handles them without coming back here.
 #include <algorithm>
+#include <cstdint>
 
 #include "aligned_buffer.hpp"
 #include "blocking.hpp"
@@ -37,15 +38,26 @@ namespace {
 
 int64_t lines_for(int64_t bytes) { return (bytes + 63) / 64; }
 
-// The memory op(B)[p0:p0+depth, j0:j0+cols] comes from, as runs of cache lines.
-// read_in_place: the tiles read it where it lies, not a pack (LineStream::into_l1).
+// The memory op(B)[p0:p0+depth, j0:j0+cols] comes from, as runs of cache lines,
+// counted from the line each run starts in (the prefetcher rounds a run's start
+// down to its line).
+// - Rows (a row-major op(B)): the tiles read them in place (LineStream::into_l1),
+//   so every line a row's cols touch is fetched, one more than they fill where the
+//   row starts off a line (numpy's large arrays start 16 bytes in). With a stride
+//   off the line size each row is given the most lines any row can touch.
+// - Columns (wᵀ, packed panel by panel): the lines the run's bytes fill, from the
+//   line it starts in. Its last line, where the run starts off one, is left to the
+//   pack: fetching it too made the lecture's dL/dx 3-4% slower on AVX-512
+//   (docs/tuning.md, "Eighth session").
 template <class T>
 LineStream source_of(const T* b, int64_t rs_b, int64_t cs_b, int64_t p0, int64_t depth, int64_t j0,
                      int64_t cols, bool read_in_place) {
     const char* base = reinterpret_cast<const char*>(b + p0 * rs_b + j0 * cs_b);
     const int64_t item = sizeof(T);
-    if (cs_b == 1) return LineStream{base, rs_b * item, lines_for(cols * item), depth, read_in_place};  // rows
-    return LineStream{base, cs_b * item, lines_for(depth * item), cols, false};  // rs_b == 1: columns
+    if (cs_b != 1) return LineStream{base, cs_b * item, lines_for(depth * item), cols, false};  // rs_b == 1
+    const int64_t stride = rs_b * item;
+    const int64_t offset = stride % 64 == 0 ? static_cast<int64_t>(reinterpret_cast<uintptr_t>(base) % 64) : 63;
+    return LineStream{base, stride, lines_for(offset + cols * item), depth, read_in_place};
 }
 
 }  // namespace
