@@ -1,4 +1,6 @@
+import importlib.util
 import platform
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +85,13 @@ def f64(*shape):
 def read_only(arr):
     arr.flags.writeable = False
     return arr
+
+
+def load_benchmark(name):
+    """A script of benchmarks/ (not a package) imported as a module, for the tests of its pure
+    functions."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

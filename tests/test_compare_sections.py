@@ -1,20 +1,14 @@
 """benchmarks/compare.py --write keeps one section per CPU and instruction set: a run replaces its
 own section and leaves every other section, and whatever precedes the first one, as it was."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-COMPARE = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare", COMPARE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("compare")
 
 
 def test_a_run_replaces_only_its_own_section(compare, tmp_path):

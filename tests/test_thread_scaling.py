@@ -2,20 +2,14 @@
 the others in ms, each other library's time over matgrad's as its ratio, a dash where a library
 has no figure."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "thread_scaling.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def scaling():
-    spec = importlib.util.spec_from_file_location("thread_scaling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("thread_scaling")
 
 
 def _rows(lines, case):
