@@ -18,6 +18,7 @@
 //       row-major B: read in place;  wᵀ (or a narrow right edge): packed, one panel (L1)
 //       for each mr-row panel of C:          the first one prefetches the next panel's source
 //         direct kernel: C tile (+)= A[rows, pc:pc+kc] · B[pc:pc+kc, cols]
+//         (the packed tile instead, past the first, when A and the panel are both packed)
 //
 // C tiles accumulate across K slices (C is m×n: small, it stays in cache); the
 // bias/ReLU epilogue runs on the last slice. K = 0 (and empty C) go to gemm_fused,
@@ -75,6 +76,7 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const int threads =
         static_cast<int>(std::min<int64_t>(m * n * k >= kParallelMinMacs ? max_threads() : 1, panels));
     const DirectKernel<T> kernel = kern.direct_kernel;
+    const MicroKernel<T> packed_kernel = kern.microkernel;
     const bool in_place = cs_b == 1;  // row-major op(B): its rows are the kernel's B rows
 
     // A row-major A slice (m × kc, a few tens of KiB) is packed once per K slice into
@@ -127,10 +129,19 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                                                                 in_place && next_cols == nr)
                                                     : LineStream{};
                 const Epilogue<T> epi{last && bias ? bias + j : nullptr, last && relu};
+                // With the A slice and the panel both packed, the operands are laid out as the
+                // packed loop nest's are, and every tile but the first (which carries the next
+                // panel's stream) takes the packed tile: constant strides, its k loop unrolled,
+                // B prefetched ahead (lecture dL/dx, AVX2, C++ loop: -5%; docs/tuning.md).
+                const bool both_packed = pack_a_slices && panel == packed;
                 for (int64_t i = 0; i < m; i += mr) {
                     const int rows = static_cast<int>(std::min<int64_t>(mr, m - i));
-                    kernel(kb, a_tile + (i / mr) * a_tile_step, a_rs, a_cs, panel, ldb,
-                           i == 0 ? next : LineStream{}, c + i * ldc + j, ldc, rows, cols, acc, epi);
+                    if (both_packed && i > 0)
+                        packed_kernel(kb, a_tile + (i / mr) * a_tile_step, panel, c + i * ldc + j, ldc, rows,
+                                      cols, acc, epi);
+                    else
+                        kernel(kb, a_tile + (i / mr) * a_tile_step, a_rs, a_cs, panel, ldb,
+                               i == 0 ? next : LineStream{}, c + i * ldc + j, ldc, rows, cols, acc, epi);
                 }
             }
         }
