@@ -117,7 +117,8 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 const int cols = static_cast<int>(std::min<int64_t>(nr, n - j));
                 const T* panel = b + pc * rs_b + j;
                 int64_t ldb = rs_b;
-                if (!in_place || cols < nr) {
+                const bool panel_packed = !in_place || cols < nr;
+                if (panel_packed) {
                     const T* src = b + pc * rs_b + j * cs_b;
                     pack_b_fastest(kern.pack_b_transposed, kern.pack_b_rows, kb, cols, src, rs_b, cs_b, nr, packed);
                     panel = packed;
@@ -130,10 +131,11 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                                                     : LineStream{};
                 const Epilogue<T> epi{last && bias ? bias + j : nullptr, last && relu};
                 // With the A slice and the panel both packed, the operands are laid out as the
-                // packed loop nest's are, and every tile but the first (which carries the next
-                // panel's stream) takes the packed tile: constant strides, its k loop unrolled,
-                // B prefetched ahead (lecture dL/dx, AVX2, C++ loop: -5%; docs/tuning.md).
-                const bool both_packed = pack_a_slices && panel == packed;
+                // packed loop nest's are, and the tiles past the first (which carries the next
+                // panel's stream, where there is one) take the packed tile: constant strides,
+                // its k loop unrolled, B prefetched ahead. Lecture dL/dx, C++ loop: AVX2 -5%,
+                // AVX-512 and through Python within -3%..0 (docs/tuning.md, "Ninth session").
+                const bool both_packed = pack_a_slices && panel_packed;
                 for (int64_t i = 0; i < m; i += mr) {
                     const int rows = static_cast<int>(std::min<int64_t>(mr, m - i));
                     if (both_packed && i > 0)

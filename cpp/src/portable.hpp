@@ -28,3 +28,13 @@
 #else
 #define MATGRAD_NOINLINE __attribute__((noinline))
 #endif
+
+// Unrolls the loop that follows it n times (fully, where the trip count is a constant
+// no larger than n): GCC's and Clang's pragma, nothing on MSVC, which has no
+// equivalent and warns about pragmas it does not know.
+#if defined(_MSC_VER) && !defined(__clang__)
+#define MATGRAD_UNROLL(n)
+#else
+#define MATGRAD_PRAGMA(text) _Pragma(#text)
+#define MATGRAD_UNROLL(n) MATGRAD_PRAGMA(GCC unroll n)
+#endif
