@@ -16,9 +16,11 @@
 //       mr-row panels
 //     for each of this thread's B panels:    kc×nr of op(B)
 //       row-major B: read in place;  wᵀ (or a narrow right edge): packed, one panel (L1)
-//       for each mr-row panel of C:          the first one prefetches the next panel's source
+//       for each mr-row panel of C:
 //         direct kernel: C tile (+)= A[rows, pc:pc+kc] · B[pc:pc+kc, cols]
-//         (the packed tile instead, past the first, when A and the panel are both packed)
+//           (the first tile prefetches the next panel's source)
+//         or, when A and the panel are both packed, the packed tile, all of them
+//           sharing out the next panel's source between them
 //
 // C tiles accumulate across K slices (C is m×n: small, it stays in cache); the
 // bias/ReLU epilogue runs on the last slice. K = 0 (and empty C) go to gemm_fused,
@@ -76,7 +78,7 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const int threads =
         static_cast<int>(std::min<int64_t>(m * n * k >= kParallelMinMacs ? max_threads() : 1, panels));
     const DirectKernel<T> kernel = kern.direct_kernel;
-    const MicroKernel<T> packed_kernel = kern.microkernel;
+    const StreamingMicroKernel<T> streaming_kernel = kern.streaming_microkernel;
     const bool in_place = cs_b == 1;  // row-major op(B): its rows are the kernel's B rows
 
     // A row-major A slice (m × kc, a few tens of KiB) is packed once per K slice into
@@ -131,19 +133,28 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                                                     : LineStream{};
                 const Epilogue<T> epi{last && bias ? bias + j : nullptr, last && relu};
                 // With the A slice and the panel both packed, the operands are laid out as the
-                // packed loop nest's are, and the tiles past the first (which carries the next
-                // panel's stream, where there is one) take the packed tile: constant strides,
-                // its k loop unrolled, B prefetched ahead. Lecture dL/dx, C++ loop: AVX2 -5%,
-                // AVX-512 and through Python within -3%..0 (docs/tuning.md, "Ninth session").
-                const bool both_packed = pack_a_slices && panel_packed;
-                for (int64_t i = 0; i < m; i += mr) {
-                    const int rows = static_cast<int>(std::min<int64_t>(mr, m - i));
-                    if (both_packed && i > 0)
-                        packed_kernel(kb, a_tile + (i / mr) * a_tile_step, panel, c + i * ldc + j, ldc, rows,
-                                      cols, acc, epi);
-                    else
+                // packed loop nest's are, and every tile takes the packed tile: constant strides,
+                // its k loop unrolled, B prefetched ahead. The next panel's stream is shared out
+                // over all of them, one line every 4 k steps (more often where the tiles are too
+                // few to take it all). Carried by the first tile alone, two lines a k step, it
+                // made that tile take 2.7 times as long as each of the others (perf): the misses
+                // stall the arithmetic instead of overlapping it. Lecture dL/dx, C++ loop: AVX2
+                // f32 -8-12%, f64 -13-15%, AVX-512 f64 -13% (docs/tuning.md, "Tenth session").
+                if (pack_a_slices && panel_packed) {
+                    const int64_t tiles = (m + mr - 1) / mr;
+                    LineCursor cursor{next, 0, 3};
+                    while (cursor.step_mask > 0 &&
+                           tiles * (kb / (cursor.step_mask + 1)) < next.runs * next.run_lines)
+                        cursor.step_mask >>= 1;
+                    for (int64_t i = 0; i < m; i += mr)
+                        streaming_kernel(kb, a_tile + (i / mr) * a_tile_step, panel, c + i * ldc + j, ldc,
+                                         static_cast<int>(std::min<int64_t>(mr, m - i)), cols, acc, epi,
+                                         &cursor);
+                } else {
+                    for (int64_t i = 0; i < m; i += mr)
                         kernel(kb, a_tile + (i / mr) * a_tile_step, a_rs, a_cs, panel, ldb,
-                               i == 0 ? next : LineStream{}, c + i * ldc + j, ldc, rows, cols, acc, epi);
+                               i == 0 ? next : LineStream{}, c + i * ldc + j, ldc,
+                               static_cast<int>(std::min<int64_t>(mr, m - i)), cols, acc, epi);
                 }
             }
         }

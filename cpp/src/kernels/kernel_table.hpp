@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../blocking.hpp"
 #include "../portable.hpp"
@@ -43,6 +44,21 @@ struct LineStream {
     int64_t stride = 0, run_lines = 0, runs = 0;
     bool into_l1 = false;
 };
+
+// A LineStream shared out over several tiles in turn (the packed tiles of one
+// skinny panel): each tile fetches one line every step_mask + 1 k steps (a power
+// of two) and leaves the cursor where it stopped, for the next tile.
+struct LineCursor {
+    LineStream lines;  // what is left: `runs` counts the current run
+    int64_t line = 0;  // the current run's next line
+    int64_t step_mask = 3;
+};
+
+// The micro-kernel, also fetching lines of `stream` as it computes (see LineCursor).
+template <class T>
+using StreamingMicroKernel = void (*)(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc,
+                                      int rows, int cols, bool accumulate, Epilogue<T> epilogue,
+                                      LineCursor* stream);
 
 // The same tile from unpacked operands (small and skinny products): op(A)(r, p) =
 // a[r*rs_a + p*cs_a] for r < rows; op(B)(p, j) = b[p*ldb + j], every one of the
@@ -111,6 +127,7 @@ template <class T>
 struct TypedKernels {
     Blocking blocking;
     MicroKernel<T> microkernel;
+    StreamingMicroKernel<T> streaming_microkernel;
     DirectKernel<T> direct_kernel;
     TapKernel<T> tap_kernel;
     PackBTransposed<T> pack_b_transposed;
