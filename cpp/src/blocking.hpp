@@ -172,6 +172,17 @@ inline constexpr int64_t equal_k_slices(const Blocking& b, int64_t k) {
 inline constexpr bool skinny_packs_a(int64_t panels, int threads) {
     return threads > 0 && panels / threads >= 2;
 }
+// The skinny path shares the next panel's source (`lines` cache lines) out over the
+// current panel's `tiles` packed tiles of `depth` k steps each: one line every
+// mask + 1 steps, mask 3, or 1 or 0 where the tiles have too few steps for the whole
+// stream at that rate (what is left over, the pack then reads itself). Lecture
+// dL/dx, AVX2 f32: one line every 2, 4 or 8 steps alike, all well ahead of the
+// first tile alone issuing two a step (docs/tuning.md, "Tenth session").
+inline constexpr int64_t skinny_stream_step_mask(int64_t tiles, int64_t depth, int64_t lines) {
+    int64_t mask = 3;
+    while (mask > 0 && tiles * (depth / (mask + 1)) < lines) mask >>= 1;
+    return mask;
+}
 // GEMMs with at most kNarrowMaxCols columns, at least kNarrowMinRows rows, a
 // row-major A and a copy of B (padded to whole nr panels) of at most
 // kNarrowMaxCopiedB elements take the unpacked path too, threads splitting the

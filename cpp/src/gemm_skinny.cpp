@@ -141,11 +141,8 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 // stall the arithmetic instead of overlapping it. Lecture dL/dx, C++ loop: AVX2
                 // f32 -8-12%, f64 -13-15%, AVX-512 f64 -13% (docs/tuning.md, "Tenth session").
                 if (pack_a_slices && panel_packed) {
-                    const int64_t tiles = (m + mr - 1) / mr;
-                    LineCursor cursor{next, 0, 3};
-                    while (cursor.step_mask > 0 &&
-                           tiles * (kb / (cursor.step_mask + 1)) < next.runs * next.run_lines)
-                        cursor.step_mask >>= 1;
+                    LineCursor cursor{next, 0,
+                                      skinny_stream_step_mask((m + mr - 1) / mr, kb, next.runs * next.run_lines)};
                     for (int64_t i = 0; i < m; i += mr)
                         streaming_kernel(kb, a_tile + (i / mr) * a_tile_step, panel, c + i * ldc + j, ldc,
                                          static_cast<int>(std::min<int64_t>(mr, m - i)), cols, acc, epi,

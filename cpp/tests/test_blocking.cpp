@@ -380,6 +380,18 @@ void test_skinny_packs_a() {
     check(!skinny_packs_a(8, 0), "no team: in place");
 }
 
+void test_skinny_stream_step_mask() {
+    using matgrad::detail::skinny_stream_step_mask;
+    // The lecture's dL/dx on AVX2: 11 tiles of 316 steps, 16 runs of 20 lines.
+    check(skinny_stream_step_mask(11, 316, 320) == 3, "enough steps: a line every 4");
+    check(skinny_stream_step_mask(4, 316, 320) == 1, "4 tiles: 316 slots at 4, 632 at 2");
+    check(skinny_stream_step_mask(2, 316, 320) == 0, "2 tiles: a line every step");
+    check(skinny_stream_step_mask(1, 7, 320) == 0, "too few steps even at one a step: 0");
+    check(skinny_stream_step_mask(5, 64, 0) == 3, "no stream: the mask is never used");
+    check(skinny_stream_step_mask(3, 8, 6) == 3 && skinny_stream_step_mask(3, 8, 7) == 1,
+          "3 tiles of 8 steps: 6 slots at 4, 12 at 2");
+}
+
 void test_equal_k_slices() {
     using matgrad::detail::equal_k_slices;
     // kc_limit == kc: as many slices as kc needs, of equal depth.
@@ -426,6 +438,7 @@ void test_equal_k_slices() {
 int main() {
     test_equal_k_slices();
     test_skinny_packs_a();
+    test_skinny_stream_step_mask();
     test_known_cpus();
     test_known_arm_cpus();
     test_unknown_levels_keep_the_fixed_table();
