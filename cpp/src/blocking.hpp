@@ -175,9 +175,12 @@ inline constexpr bool skinny_packs_a(int64_t panels, int threads) {
 // The skinny path shares the next panel's source (`lines` cache lines) out over the
 // current panel's `tiles` packed tiles of `depth` k steps each: one line every
 // mask + 1 steps, mask 3, or 1 or 0 where the tiles have too few steps for the whole
-// stream at that rate (what is left over, the pack then reads itself). Lecture
-// dL/dx, AVX2 f32: one line every 2, 4 or 8 steps alike, all well ahead of the
-// first tile alone issuing two a step (docs/tuning.md, "Tenth session").
+// stream at that rate. A tile is counted depth / (mask + 1) slots; it has the
+// ceiling of that (it fetches at step 0), so the count errs towards the denser mask.
+// What is left over at mask 0 the pack reads itself (half the stream for a single
+// AVX-512 tile, whose panel has two lines a k step; gemm_skinny.cpp has the figures).
+// Lecture dL/dx, AVX2 f32: one line every 2, 4 or 8 steps timed alike (docs/tuning.md,
+// "Tenth session").
 inline constexpr int64_t skinny_stream_step_mask(int64_t tiles, int64_t depth, int64_t lines) {
     int64_t mask = 3;
     while (mask > 0 && tiles * (depth / (mask + 1)) < lines) mask >>= 1;

@@ -139,10 +139,14 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 // few to take it all). Carried by the first tile alone, two lines a k step, it
                 // made that tile take 2.7 times as long as each of the others (perf): the misses
                 // stall the arithmetic instead of overlapping it. Lecture dL/dx, C++ loop: AVX2
-                // f32 -8-12%, f64 -13-15%, AVX-512 f64 -13% (docs/tuning.md, "Tenth session").
+                // f32 -8-12%, f64 -13-15%; AVX-512 f64 -13-15%, f32 -1-9%; the baseline -2-7%
+                // (docs/tuning.md, "Tenth session"). A panel of one AVX-512 tile fetches only
+                // half its stream this way (its rows are 128 bytes, two lines a k step), and the
+                // pack reads the rest: measured, that still beat the direct tile's two lines a
+                // step at 4 and 8 rows (-8-14%), and lost at 12 (+4-9%).
                 if (pack_a_slices && panel_packed) {
-                    LineCursor cursor{next, 0,
-                                      skinny_stream_step_mask((m + mr - 1) / mr, kb, next.runs * next.run_lines)};
+                    const int64_t tiles = (m + mr - 1) / mr;
+                    LineCursor cursor{next, 0, skinny_stream_step_mask(tiles, kb, next.runs * next.run_lines)};
                     for (int64_t i = 0; i < m; i += mr)
                         streaming_kernel(kb, a_tile + (i / mr) * a_tile_step, panel, c + i * ldc + j, ldc,
                                          static_cast<int>(std::min<int64_t>(mr, m - i)), cols, acc, epi,
