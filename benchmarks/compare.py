@@ -1,9 +1,13 @@
 """matgrad against numpy (and PyTorch when installed), same machine, same run.
 
 Each library runs in its own process, so one library's spinning worker threads
-(OpenMP, OpenBLAS) never steal cores from another's timings; the processes
-alternate over several rounds and the table reports medians across rounds,
-with the spread. Ratios > 1 mean matgrad is faster.
+(OpenMP, OpenBLAS) never steal cores from another's timings. The processes stay
+up for the whole run and take short turns (TURN_SECONDS of calls each, a few
+turns per case per round) one after another at each case, the library that goes
+first rotating. A shared machine's slow spells (they last seconds to minutes and
+can halve a core's speed) then hit the libraries' turns at a case alike, and a
+ratio is the median over the turns of that turn's ratio. The table reports
+medians over the turns, with the spread. Ratios > 1 mean matgrad is faster.
 
     python benchmarks/compare.py                 # all cases, print the table
     python benchmarks/compare.py --quick         # small sizes, one round (CI smoke run)
@@ -301,8 +305,14 @@ def cases(quick: bool, only: str | None = None):
 
 # ---- worker: one library, one process ----------------------------------------------
 
-def time_call(fn, min_calls=5, min_seconds=0.3):
-    fn(), fn()  # warm up: page faults, thread start, caches
+# One turn of a library at a case: a call to bring the caches back after the other libraries'
+# turns, then calls for at least this long (at least one); the turn reports their median.
+TURN_SECONDS = 0.1
+
+
+def time_call(fn, min_calls=1, min_seconds=TURN_SECONDS, warmup=1):
+    for _ in range(warmup):
+        fn()
     times = []
     start = time.perf_counter()
     while len(times) < min_calls or time.perf_counter() - start < min_seconds:
@@ -315,20 +325,27 @@ def time_call(fn, min_calls=5, min_seconds=0.3):
 
 
 def worker(lib: str, quick: bool, threads: int, only: str | None = None) -> None:
+    """Takes turns at the cases named on stdin, one name per line, in this library: prints the
+    turn's seconds per call (null where the library has no version of the case) as a JSON
+    line. A case is built at its first turn and kept while the following turns are at it."""
     if lib == "torch":
         import torch
         torch.set_num_threads(threads)
     if lib == "matgrad":
         import matgrad
         matgrad.set_num_threads(threads)
-    results = {}
-    for name, (build, _, _) in cases(quick, only).items():
-        if name.startswith("copy") and lib != "numpy":
-            continue  # the streaming reference is measured once
-        fn = build(lib)
-        if fn is not None:  # None: this library has no version of the case
-            results[name] = time_call(fn)
-    print(json.dumps(results))
+    table = cases(quick, only)
+    built, fn = None, None
+    for line in sys.stdin:
+        name = line.rstrip("\n")
+        if name != built:
+            fn = None  # the previous case's arrays go before the next case is built
+            built = name
+            if not (name.startswith("copy") and lib != "numpy"):  # the streaming reference: numpy only
+                fn = table[name][0](lib)  # None: this library has no version of the case
+            if fn is not None:
+                fn()  # page faults, thread start
+        print(json.dumps(None if fn is None else time_call(fn)), flush=True)
 
 
 # OpenBLAS's kernel for each of matgrad's instruction sets (OPENBLAS_CORETYPE).
@@ -360,17 +377,100 @@ def library_env(lib: str, threads: int, isa: str | None = None) -> dict:
     return env
 
 
-def run_worker(lib: str, quick: bool, threads: int, only: str | None = None,
-               isa: str | None = None) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--threads", str(threads)]
-    if quick:
-        cmd.append("--quick")
-    if only:
-        cmd += ["--only", only]
-    out = subprocess.run(cmd, env=library_env(lib, threads, isa), capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"{lib} worker failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+class Worker:
+    """One library's worker process, kept for the whole run; `time(name)` has it time a case."""
+
+    def __init__(self, lib: str, quick: bool, threads: int, only: str | None, isa: str | None):
+        import tempfile
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--threads", str(threads)]
+        if quick:
+            cmd.append("--quick")
+        if only:
+            cmd += ["--only", only]
+        self.lib = lib
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # read back only if the worker fails
+        self.proc = subprocess.Popen(cmd, env=library_env(lib, threads, isa), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+
+    def time(self, name: str) -> float | None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(name + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except BrokenPipeError:
+            line = ""
+        if not line:
+            self.proc.wait()
+            self.stderr.seek(0)
+            raise RuntimeError(f"{self.lib} worker failed on {name!r}:\n{self.stderr.read()}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:  # the worker has already gone
+                pass
+        self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.stderr.close()
+
+
+# After one library's call its threads may still spin for a few milliseconds (OpenMP's
+# spin-wait, OpenBLAS's idle loop) before they sleep; the next library waits this long.
+SETTLE_SECONDS = 0.05
+
+
+def turn_order(libs: list, round_index: int, case_index: int) -> list:
+    """Which library times a case first, second...: rotated from case to case and round to
+    round, so that no library always follows the same one or always goes first."""
+    shift = (round_index + case_index) % len(libs)
+    return libs[shift:] + libs[:shift]
+
+
+# Turns each library takes at a case in each round.
+TURNS = 3
+
+
+def run_rounds(workers: dict, names: list, rounds: int, turns: int = TURNS,
+               settle: float = SETTLE_SECONDS) -> dict:
+    """runs[lib][s][name]: seconds per call of case `name` in sample s, one sample per turn
+    (rounds·turns of them; absent where the library has no version of the case). The
+    libraries take their turns at a case one after another, a fraction of a second each."""
+    libs = list(workers)
+    runs: dict = {lib: [{} for _ in range(rounds * turns)] for lib in libs}
+    for r in range(rounds):
+        for i, name in enumerate(names):
+            for t in range(turns):
+                sample = r * turns + t
+                for lib in turn_order(libs, sample, i):
+                    seconds = workers[lib].time(name)
+                    if seconds is not None:
+                        runs[lib][sample][name] = seconds
+                    time.sleep(settle)
+        print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    return runs
+
+
+def summarize(runs: dict, name: str, libs: list) -> tuple[dict, dict, dict]:
+    """Per library: the median seconds per call over the samples (turns) and the spread (max −
+    min over the median); per other library: the median over the samples of that turn's time
+    over matgrad's turn at the same case just before or after it."""
+    med, spread, ratio = {}, {}, {}
+    for lib in libs:
+        samples = [run[name] for run in runs[lib] if name in run]
+        if samples:
+            med[lib] = statistics.median(samples)
+            spread[lib] = (max(samples) - min(samples)) / med[lib] if len(samples) > 1 else 0.0
+    for lib in libs:
+        if lib == "matgrad" or lib not in med or "matgrad" not in med:
+            continue
+        pairs = [(ours[name], theirs[name]) for ours, theirs in zip(runs["matgrad"], runs[lib])
+                 if name in ours and name in theirs]
+        ratio[lib] = statistics.median(t / m for m, t in pairs)
+    return med, spread, ratio
 
 
 # ---- driver ---------------------------------------------------------------------
@@ -414,7 +514,8 @@ def environment_summary(threads: int, isa: str | None, facts: dict) -> list[str]
         f"L3 {caches['l3'] >> 20} MiB; blocking ({facts['blocking_source']}): {blocking}",
         f"FMA peak of {facts['isa']} here, {threads} threads: "
         f"{facts['peak']['float32']:.0f} GFLOP/s f32, {facts['peak']['float64']:.0f} f64",
-        f"threads: {threads} per library; each library in its own process, processes alternated",
+        f"threads: {threads} per library; each library in its own process, the processes taking "
+        "turns case by case",
         f"matgrad {matgrad.__version__} (kernels: {facts['isa']}"
         f"{', forced with --isa' if isa else ''}), numpy {np.__version__}"
         f" (OpenBLAS kernel: {_openblas_kernel(threads, isa)}"
@@ -551,26 +652,21 @@ def main(argv=None) -> int:
 
     libs = available_libraries()
     facts = machine_facts(args.threads, args.isa)
-    runs = {lib: [] for lib in libs}
-    for r in range(args.rounds):
-        order = libs if r % 2 == 0 else libs[::-1]
-        for lib in order:
-            runs[lib].append(run_worker(lib, args.quick, args.threads, args.only, args.isa))
-            print(f"round {r + 1}/{args.rounds}: {lib} done", file=sys.stderr)
-
     table = cases(args.quick, args.only)
+    workers = {lib: Worker(lib, args.quick, args.threads, args.only, args.isa) for lib in libs}
+    try:
+        runs = run_rounds(workers, list(table), args.rounds)
+    finally:
+        for w in workers.values():
+            w.close()
+
     header = ["case", *[f"{lib} ms" for lib in libs], "rate (matgrad)", "% peak (matgrad / numpy)",
               *[f"× vs {lib}" for lib in libs if lib != "matgrad"]]
     rows = []
     medians = {}
     for name, (_, work, unit) in table.items():
-        med = medians[name] = {}
-        spread = {}
-        for lib in libs:
-            samples = [run[name] for run in runs[lib] if name in run]
-            if samples:
-                med[lib] = statistics.median(samples)
-                spread[lib] = (max(samples) - min(samples)) / med[lib] if len(samples) > 1 else 0.0
+        med, spread, ratio = summarize(runs, name, libs)
+        medians[name] = med
         cells = [name]
         for lib in libs:
             cells.append(f"{med[lib] * 1e3:.3f} (±{spread[lib] * 50:.0f}%)" if lib in med else "")
@@ -580,13 +676,14 @@ def main(argv=None) -> int:
         for lib in libs:
             if lib == "matgrad":
                 continue
-            cells.append(f"{med[lib] / med['matgrad']:.2f}" if "matgrad" in med and lib in med else "")
+            cells.append(f"{ratio[lib]:.2f}" if lib in ratio else "")
         rows.append(cells)
 
     lines = environment_summary(args.threads, args.isa, facts)
     md = [f"- {line}" for line in lines] + [
-        f"- medians of {args.rounds} rounds (each itself a median of repeated calls); "
-        "± is half the spread between rounds", "",
+        f"- {args.rounds} rounds of {TURNS} turns per library per case (each turn the median of its "
+        f"calls over {TURN_SECONDS} s or more), medians over the turns; ± is half the spread between "
+        "turns; × is the median over the turns of that turn's ratio", "",
         "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     print("\n".join(md))

@@ -2,8 +2,8 @@
 lecture's layer (y = relu(x·w + b), N=64, D=M=4096, forward + backward) and the MLP
 784-512-256-10 training step, at 1, 2, 4, 8, 16 threads.
 
-Each (library, thread count) runs in its own process, as in compare.py; the libraries alternate
-and each figure is the median over the rounds. Prints one Markdown table per case.
+Each (library, thread count) runs in its own process, as in compare.py; the libraries take turns
+case by case and each figure is the median over the rounds. Prints one Markdown table per case.
 
     python benchmarks/thread_scaling.py --threads 1 2 4 8 16 --rounds 2
 """
@@ -61,11 +61,12 @@ def main(argv=None):
     libraries = compare.available_libraries()
     results = {}
     for t in args.threads:
-        runs = {lib: [] for lib in libraries}
-        for r in range(args.rounds):
-            order = libraries if r % 2 == 0 else libraries[::-1]
-            for lib in order:
-                runs[lib].append(compare.run_worker(lib, False, t, ONLY))
+        workers = {lib: compare.Worker(lib, False, t, ONLY, None) for lib in libraries}
+        try:
+            runs = compare.run_rounds(workers, list(table), args.rounds)
+        finally:
+            for w in workers.values():
+                w.close()
         results[t] = {lib: {name: statistics.median(run[name] for run in rs)
                             for name in table if all(name in run for run in rs)}
                       for lib, rs in runs.items()}

@@ -1,0 +1,101 @@
+"""benchmarks/compare.py's turns: the libraries take short turns one after another at each case,
+the one that goes first rotates, and a ratio is the median of each turn's ratio, so that a slow
+spell of the machine that hits one turn does not tilt the comparison."""
+
+import statistics
+
+import pytest
+
+from conftest import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def compare():
+    return load_benchmark("compare")
+
+
+def test_each_library_goes_first_equally_often(compare):
+    libs = ["matgrad", "numpy", "torch"]
+    firsts = [compare.turn_order(libs, r, i)[0] for r in range(3) for i in range(4)]
+    assert {lib: firsts.count(lib) for lib in libs} == {"matgrad": 4, "numpy": 4, "torch": 4}
+    for r in range(3):
+        for i in range(4):
+            order = compare.turn_order(libs, r, i)
+            assert sorted(order) == sorted(libs)  # everyone, once
+    # consecutive cases of a round start with different libraries
+    assert compare.turn_order(libs, 0, 0)[0] != compare.turn_order(libs, 0, 1)[0]
+
+
+def test_ratio_is_the_median_of_each_rounds_ratio(compare):
+    # Turn 1 is a slow spell for both libraries (twice as slow); matgrad is 1.25× faster in
+    # every turn.
+    runs = {"matgrad": [{"c": 1.0}, {"c": 2.0}, {"c": 0.8}],
+            "numpy": [{"c": 1.25}, {"c": 2.5}, {"c": 1.0}]}
+    med, spread, ratio = compare.summarize(runs, "c", ["matgrad", "numpy"])
+    assert med == {"matgrad": 1.0, "numpy": 1.25}
+    assert ratio["numpy"] == pytest.approx(1.25)
+    assert spread["matgrad"] == pytest.approx((2.0 - 0.8) / 1.0)
+    # A different pairing of the same samples gives a different answer: the pairing is used.
+    runs["numpy"] = [{"c": 2.5}, {"c": 1.0}, {"c": 1.25}]
+    _, _, ratio = compare.summarize(runs, "c", ["matgrad", "numpy"])
+    assert ratio["numpy"] == pytest.approx(statistics.median([2.5, 0.5, 1.5625]))
+
+
+def test_a_case_one_library_lacks_has_no_ratio(compare):
+    runs = {"matgrad": [{"c": 1.0}], "numpy": [{}], "torch": [{"c": 3.0}]}
+    med, _, ratio = compare.summarize(runs, "c", ["matgrad", "numpy", "torch"])
+    assert "numpy" not in med and "numpy" not in ratio
+    assert ratio["torch"] == pytest.approx(3.0)
+
+
+class FakeWorker:
+    def __init__(self, lib, log, times):
+        self.lib, self.log, self.times = lib, log, times
+
+    def time(self, name):
+        self.log.append((self.lib, name))
+        return self.times.get(name)
+
+
+def test_run_rounds_takes_turns_at_each_case(compare):
+    log = []
+    workers = {"matgrad": FakeWorker("matgrad", log, {"a": 1.0, "b": 2.0}),
+               "numpy": FakeWorker("numpy", log, {"a": 3.0})}  # numpy has no case b
+    runs = compare.run_rounds(workers, ["a", "b"], rounds=2, turns=3, settle=0)
+    assert len(log) == 2 * 2 * 3 * 2  # rounds × cases × turns × libraries
+    for start in range(0, len(log), 2):  # the two libraries' turns at a case are adjacent
+        assert log[start][1] == log[start + 1][1]
+        assert {log[start][0], log[start + 1][0]} == {"matgrad", "numpy"}
+    assert [case for _, case in log[:12]] == ["a"] * 6 + ["b"] * 6  # a case's turns, then the next
+    firsts = [log[start][0] for start in range(0, 6, 2)]
+    assert firsts in (["matgrad", "numpy", "matgrad"], ["numpy", "matgrad", "numpy"])  # rotating
+    assert runs["matgrad"] == [{"a": 1.0, "b": 2.0}] * 6  # one sample per turn
+    assert runs["numpy"] == [{"a": 3.0}] * 6
+
+
+def test_a_worker_process_times_the_cases_it_is_sent(compare):
+    worker = compare.Worker("numpy", True, 1, "^(tiny graph|copy)", None)
+    try:
+        seconds = worker.time("tiny graph 8×8 matmul-relu-sum-backward")
+        assert isinstance(seconds, float) and 0 < seconds < 1
+        assert isinstance(worker.time("copy f32 512² (streaming rate)"), float)
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0  # stdin closed: the worker ends cleanly
+
+
+def test_the_streaming_reference_is_numpys_alone(compare):
+    worker = compare.Worker("matgrad", True, 1, "^copy", None)
+    try:
+        assert worker.time("copy f32 512² (streaming rate)") is None
+    finally:
+        worker.close()
+
+
+def test_a_worker_that_fails_names_itself_and_the_case(compare):
+    worker = compare.Worker("numpy", True, 1, "^tiny graph", None)
+    try:
+        with pytest.raises(RuntimeError, match="numpy worker failed on 'no such case'"):
+            worker.time("no such case")
+    finally:
+        worker.close()
