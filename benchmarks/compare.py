@@ -4,7 +4,8 @@ Each library runs in its own process, so one library's spinning worker threads
 (OpenMP, OpenBLAS) never steal cores from another's timings. The processes stay
 up for the whole run and take short turns (TURN_SECONDS of calls each, a few
 turns per case per round) one after another at each case, the library that goes
-first rotating. A shared machine's slow spells (they last seconds to minutes and
+first rotating; a turn starts when the last library's threads have stopped
+spinning. A shared machine's slow spells (they last seconds to minutes and
 can halve a core's speed) then hit the libraries' turns at a case alike, and a
 ratio is the median over the turns of that turn's ratio. The table reports
 medians over the turns, with the spread. Ratios > 1 mean matgrad is faster.
@@ -377,8 +378,52 @@ def library_env(lib: str, threads: int, isa: str | None = None) -> dict:
     return env
 
 
+# After a library's calls its threads go on spinning for a while before they sleep: OpenMP's
+# spin-wait for milliseconds, OpenBLAS's idle loop for up to 2^28 cycles (0.1 s and more).
+# Threads still spinning while the next library runs take its cores: in one process on the
+# model 207 Xeon, matgrad's AVX2 y = x·w ran 0.64× OpenBLAS with 50 ms between the calls and
+# 1.07× with 400 ms. So the next turn waits until the last library's process is quiet.
+QUIET_WINDOW = 0.01     # s: how long a process is watched at a time
+QUIET_FRACTION = 0.05   # quiet: less than this share of one core used over a window
+QUIET_LIMIT = 1.0       # s: the most a turn waits for the last one's threads
+SETTLE_SECONDS = 0.3    # the wait where a process's CPU time cannot be read (not Linux)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time used so far by all threads of process `pid` (Linux's schedstat, in ns), or None
+    where it cannot be read."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
+def wait_until_quiet(cpu_seconds, window: float = QUIET_WINDOW, fraction: float = QUIET_FRACTION,
+                     limit: float = QUIET_LIMIT, clock=time.perf_counter, sleep=time.sleep) -> float:
+    """Waits until `cpu_seconds()` (a process's CPU time, or None if unknown) grows by less than
+    `fraction`·`window` over a `window`, or `limit` seconds have passed; where it is unknown,
+    sleeps SETTLE_SECONDS. Returns the seconds waited."""
+    start = clock()
+    before = cpu_seconds()
+    if before is None:
+        sleep(SETTLE_SECONDS)
+        return clock() - start
+    while clock() - start < limit:
+        sleep(window)
+        now = cpu_seconds()
+        if now is None or now - before < fraction * window:
+            break
+        before = now
+    return clock() - start
+
+
 class Worker:
-    """One library's worker process, kept for the whole run; `time(name)` has it time a case."""
+    """One library's worker process, kept for the whole run; `time(name)` has it time a case,
+    `settle()` waits until its threads have stopped spinning."""
 
     def __init__(self, lib: str, quick: bool, threads: int, only: str | None, isa: str | None):
         import tempfile
@@ -406,6 +451,9 @@ class Worker:
             raise RuntimeError(f"{self.lib} worker failed on {name!r}:\n{self.stderr.read()}")
         return json.loads(line)
 
+    def settle(self) -> float:
+        return wait_until_quiet(lambda: process_cpu_seconds(self.proc.pid))
+
     def close(self) -> None:
         if self.proc.stdin:
             try:
@@ -417,10 +465,6 @@ class Worker:
             self.proc.stdout.close()
         self.stderr.close()
 
-
-# After one library's call its threads may still spin for a few milliseconds (OpenMP's
-# spin-wait, OpenBLAS's idle loop) before they sleep; the next library waits this long.
-SETTLE_SECONDS = 0.05
 
 
 def turn_order(libs: list, round_index: int, case_index: int) -> list:
@@ -434,8 +478,7 @@ def turn_order(libs: list, round_index: int, case_index: int) -> list:
 TURNS = 3
 
 
-def run_rounds(workers: dict, names: list, rounds: int, turns: int = TURNS,
-               settle: float = SETTLE_SECONDS) -> dict:
+def run_rounds(workers: dict, names: list, rounds: int, turns: int = TURNS) -> dict:
     """runs[lib][s][name]: seconds per call of case `name` in sample s, one sample per turn
     (rounds·turns of them; absent where the library has no version of the case). The
     libraries take their turns at a case one after another, a fraction of a second each."""
@@ -449,7 +492,7 @@ def run_rounds(workers: dict, names: list, rounds: int, turns: int = TURNS,
                     seconds = workers[lib].time(name)
                     if seconds is not None:
                         runs[lib][sample][name] = seconds
-                    time.sleep(settle)
+                    workers[lib].settle()
         print(f"round {r + 1}/{rounds} done", file=sys.stderr)
     return runs
 

@@ -2,7 +2,9 @@
 the one that goes first rotates, and a ratio is the median of each turn's ratio, so that a slow
 spell of the machine that hits one turn does not tilt the comparison."""
 
+import os
 import statistics
+import time
 
 import pytest
 
@@ -56,12 +58,19 @@ class FakeWorker:
         self.log.append((self.lib, name))
         return self.times.get(name)
 
+    def settle(self):
+        self.log.append((self.lib, "settled"))
+        return 0.0
+
 
 def test_run_rounds_takes_turns_at_each_case(compare):
     log = []
     workers = {"matgrad": FakeWorker("matgrad", log, {"a": 1.0, "b": 2.0}),
                "numpy": FakeWorker("numpy", log, {"a": 3.0})}  # numpy has no case b
-    runs = compare.run_rounds(workers, ["a", "b"], rounds=2, turns=3, settle=0)
+    runs = compare.run_rounds(workers, ["a", "b"], rounds=2, turns=3)
+    assert all(entry[1] == "settled" for entry in log[1::2])  # every turn waits for its threads
+    assert all(entry[0] == before[0] for before, entry in zip(log[::2], log[1::2]))
+    log[:] = log[::2]
     assert len(log) == 2 * 2 * 3 * 2  # rounds × cases × turns × libraries
     for start in range(0, len(log), 2):  # the two libraries' turns at a case are adjacent
         assert log[start][1] == log[start + 1][1]
@@ -99,3 +108,48 @@ def test_a_worker_that_fails_names_itself_and_the_case(compare):
             worker.time("no such case")
     finally:
         worker.close()
+
+
+class FakeProcess:
+    """A process's CPU time on a fake clock: it spins (one core) until `quiet_at`, then sleeps."""
+
+    def __init__(self, quiet_at):
+        self.now, self.quiet_at = 0.0, quiet_at
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def cpu_seconds(self):
+        return min(self.now, self.quiet_at)
+
+
+def test_the_next_turn_waits_until_the_last_process_is_quiet(compare):
+    spinning = FakeProcess(quiet_at=0.13)  # OpenBLAS's idle loop, about 2^28 cycles
+    waited = compare.wait_until_quiet(spinning.cpu_seconds, window=0.01, fraction=0.05, limit=1.0,
+                                      clock=spinning.clock, sleep=spinning.sleep)
+    assert 0.13 <= waited <= 0.15
+    quiet = FakeProcess(quiet_at=0.0)
+    assert compare.wait_until_quiet(quiet.cpu_seconds, window=0.01, clock=quiet.clock,
+                                    sleep=quiet.sleep) == pytest.approx(0.01)
+    busy = FakeProcess(quiet_at=99.0)  # never quiet: the limit ends the wait
+    waited = compare.wait_until_quiet(busy.cpu_seconds, window=0.01, limit=0.5, clock=busy.clock,
+                                      sleep=busy.sleep)
+    assert 0.5 <= waited <= 0.52
+    unknown = FakeProcess(quiet_at=0.0)
+    waited = compare.wait_until_quiet(lambda: None, clock=unknown.clock, sleep=unknown.sleep)
+    assert waited == pytest.approx(compare.SETTLE_SECONDS)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads Linux's /proc")
+def test_a_process_cpu_time_grows_while_it_works(compare):
+    before = compare.process_cpu_seconds(os.getpid())
+    assert before is not None and before > 0
+    end = time.perf_counter() + 0.05
+    while time.perf_counter() < end:
+        pass
+    after = compare.process_cpu_seconds(os.getpid())
+    assert after - before >= 0.02
+    assert compare.process_cpu_seconds(2**22 + 12345) is None  # no such process
