@@ -11,7 +11,7 @@ ratio is the median over the turns of that turn's ratio. The table reports
 medians over the turns, with the spread. Ratios > 1 mean matgrad is faster.
 
     python benchmarks/compare.py                 # all cases, print the table
-    python benchmarks/compare.py --quick         # small sizes, one round (CI smoke run)
+    python benchmarks/compare.py --quick         # small sizes (CI smoke run)
     python benchmarks/compare.py --write BENCHMARKS.md
     python benchmarks/compare.py --isa avx2      # matgrad's AVX2 path vs OpenBLAS's Haswell kernel
 
@@ -328,7 +328,10 @@ def time_call(fn, min_calls=1, min_seconds=TURN_SECONDS, warmup=1):
 def worker(lib: str, quick: bool, threads: int, only: str | None = None) -> None:
     """Takes turns at the cases named on stdin, one name per line, in this library: prints the
     turn's seconds per call (null where the library has no version of the case) as a JSON
-    line. A case is built at its first turn and kept while the following turns are at it."""
+    line. A case is built at its first turn and kept while the following turns are at it.
+    Prints "ready" first, once the libraries are imported; anything else the libraries print
+    goes to stderr, so that stdout carries only the replies."""
+    replies, sys.stdout = sys.stdout, sys.stderr
     if lib == "torch":
         import torch
         torch.set_num_threads(threads)
@@ -336,6 +339,7 @@ def worker(lib: str, quick: bool, threads: int, only: str | None = None) -> None
         import matgrad
         matgrad.set_num_threads(threads)
     table = cases(quick, only)
+    print(json.dumps("ready"), file=replies, flush=True)
     built, fn = None, None
     for line in sys.stdin:
         name = line.rstrip("\n")
@@ -346,7 +350,7 @@ def worker(lib: str, quick: bool, threads: int, only: str | None = None) -> None
                 fn = table[name][0](lib)  # None: this library has no version of the case
             if fn is not None:
                 fn()  # page faults, thread start
-        print(json.dumps(None if fn is None else time_call(fn)), flush=True)
+        print(json.dumps(None if fn is None else time_call(fn)), file=replies, flush=True)
 
 
 # OpenBLAS's kernel for each of matgrad's instruction sets (OPENBLAS_CORETYPE).
@@ -404,20 +408,26 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 def wait_until_quiet(cpu_seconds, window: float = QUIET_WINDOW, fraction: float = QUIET_FRACTION,
                      limit: float = QUIET_LIMIT, clock=time.perf_counter, sleep=time.sleep) -> float:
-    """Waits until `cpu_seconds()` (a process's CPU time, or None if unknown) grows by less than
-    `fraction`·`window` over a `window`, or `limit` seconds have passed; where it is unknown,
-    sleeps SETTLE_SECONDS. Returns the seconds waited."""
+    """Waits until `cpu_seconds()` (a process's CPU time, or None if unknown) grows at under
+    `fraction` of a core over a `window` (a read that fails or goes backwards, as when a thread
+    ends between reads, starts the window again), or until `limit` seconds have passed; where
+    it is unknown from the start, sleeps SETTLE_SECONDS. Returns the seconds waited."""
     start = clock()
-    before = cpu_seconds()
+    before, since = cpu_seconds(), start
     if before is None:
         sleep(SETTLE_SECONDS)
         return clock() - start
     while clock() - start < limit:
         sleep(window)
-        now = cpu_seconds()
-        if now is None or now - before < fraction * window:
+        now, at = cpu_seconds(), clock()
+        if now is None or now < before:  # a thread ended between reads: read again
+            before, since = cpu_seconds(), clock()
+            if before is None:  # the process has gone
+                break
+            continue
+        if now - before < fraction * (at - since):
             break
-        before = now
+        before, since = now, at
     return clock() - start
 
 
@@ -433,23 +443,39 @@ class Worker:
         if only:
             cmd += ["--only", only]
         self.lib = lib
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # read back only if the worker fails
+        self.started = False  # its "ready" line read
+        self.stderr = tempfile.TemporaryFile(mode="w+", errors="replace")  # read back on failure
         self.proc = subprocess.Popen(cmd, env=library_env(lib, threads, isa), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True)
 
+    def _reply(self, what: str):
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        try:
+            if line:
+                return json.loads(line)
+        except json.JSONDecodeError:
+            pass
+        self.proc.kill()
+        self.proc.wait()
+        self.stderr.seek(0)
+        raise RuntimeError(f"{self.lib} worker failed on {what} (its reply: {line!r}):\n{self.stderr.read()}")
+
+    def ready(self) -> None:
+        """Waits until the worker has imported its library (see start_workers)."""
+        if not self.started:
+            self._reply("start-up")
+            self.started = True
+
     def time(self, name: str) -> float | None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        self.ready()
         try:
             self.proc.stdin.write(name + "\n")
             self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
         except BrokenPipeError:
-            line = ""
-        if not line:
-            self.proc.wait()
-            self.stderr.seek(0)
-            raise RuntimeError(f"{self.lib} worker failed on {name!r}:\n{self.stderr.read()}")
-        return json.loads(line)
+            pass  # the reply is then empty, and _reply says what the worker printed
+        return self._reply(repr(name))
 
     def settle(self) -> float:
         return wait_until_quiet(lambda: process_cpu_seconds(self.proc.pid))
@@ -467,9 +493,26 @@ class Worker:
 
 
 
+def start_workers(libs: list, quick: bool, threads: int, only: str | None, isa: str | None) -> dict:
+    """One worker per library, all started together; returns once every one has imported its
+    library, so that no timing overlaps another worker's start-up. On failure none is left."""
+    workers: dict = {}
+    try:
+        for lib in libs:
+            workers[lib] = Worker(lib, quick, threads, only, isa)
+        for w in workers.values():
+            w.ready()
+    except BaseException:
+        for w in workers.values():
+            w.close()
+        raise
+    return workers
+
+
 def turn_order(libs: list, round_index: int, case_index: int) -> list:
-    """Which library times a case first, second...: rotated from case to case and round to
-    round, so that no library always follows the same one or always goes first."""
+    """Which library times a case first, second...: rotated from case to case and from sample
+    to sample (run_rounds passes the sample, round·turns + turn), so that no library always
+    goes first."""
     shift = (round_index + case_index) % len(libs)
     return libs[shift:] + libs[:shift]
 
@@ -499,8 +542,8 @@ def run_rounds(workers: dict, names: list, rounds: int, turns: int = TURNS) -> d
 
 def summarize(runs: dict, name: str, libs: list) -> tuple[dict, dict, dict]:
     """Per library: the median seconds per call over the samples (turns) and the spread (max −
-    min over the median); per other library: the median over the samples of that turn's time
-    over matgrad's turn at the same case just before or after it."""
+    min over the median); per other library: the median over the samples of its time over
+    matgrad's in the same sample (the libraries' turns at a case in one pass, seconds apart)."""
     med, spread, ratio = {}, {}, {}
     for lib in libs:
         samples = [run[name] for run in runs[lib] if name in run]
@@ -679,7 +722,7 @@ def write_plots(folder: str, table: dict, medians: dict, libs: list, lines: list
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help=f"rounds, each of {TURNS} turns per library per case (default 3)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--write", metavar="FILE", help="also write the table as Markdown")
@@ -696,7 +739,7 @@ def main(argv=None) -> int:
     libs = available_libraries()
     facts = machine_facts(args.threads, args.isa)
     table = cases(args.quick, args.only)
-    workers = {lib: Worker(lib, args.quick, args.threads, args.only, args.isa) for lib in libs}
+    workers = start_workers(libs, args.quick, args.threads, args.only, args.isa)
     try:
         runs = run_rounds(workers, list(table), args.rounds)
     finally:

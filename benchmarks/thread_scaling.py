@@ -2,8 +2,9 @@
 lecture's layer (y = relu(x·w + b), N=64, D=M=4096, forward + backward) and the MLP
 784-512-256-10 training step, at 1, 2, 4, 8, 16 threads.
 
-Each (library, thread count) runs in its own process, as in compare.py; the libraries take turns
-case by case and each figure is the median over the rounds. Prints one Markdown table per case.
+Each (library, thread count) runs in its own process, as in compare.py; the libraries take short
+turns at each case and each figure is the median over the turns (rounds × compare.TURNS); a ratio
+is the ratio of two such medians. Prints one Markdown table per case.
 
     python benchmarks/thread_scaling.py --threads 1 2 4 8 16 --rounds 2
 """
@@ -61,7 +62,7 @@ def main(argv=None):
     libraries = compare.available_libraries()
     results = {}
     for t in args.threads:
-        workers = {lib: compare.Worker(lib, False, t, ONLY, None) for lib in libraries}
+        workers = compare.start_workers(libraries, False, t, ONLY, None)
         try:
             runs = compare.run_rounds(workers, list(table), args.rounds)
         finally:
@@ -72,7 +73,8 @@ def main(argv=None):
                       for lib, rs in runs.items()}
         print(f"{t} threads done", file=sys.stderr, flush=True)
 
-    print(f"- {compare._cpu_model()}, {os.cpu_count()} logical CPUs; medians of {args.rounds} rounds")
+    print(f"- {compare._cpu_model()}, {os.cpu_count()} logical CPUs; medians of {args.rounds} rounds"
+          f" of {compare.TURNS} turns")
     print()
     print("\n".join(format_tables(results, flops, libraries)))
     return 0

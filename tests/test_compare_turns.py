@@ -56,7 +56,8 @@ class FakeWorker:
 
     def time(self, name):
         self.log.append((self.lib, name))
-        return self.times.get(name)
+        base = self.times.get(name)
+        return None if base is None else base + len(self.log) / 1000  # which call it was
 
     def settle(self):
         self.log.append((self.lib, "settled"))
@@ -78,13 +79,19 @@ def test_run_rounds_takes_turns_at_each_case(compare):
     assert [case for _, case in log[:12]] == ["a"] * 6 + ["b"] * 6  # a case's turns, then the next
     firsts = [log[start][0] for start in range(0, 6, 2)]
     assert firsts in (["matgrad", "numpy", "matgrad"], ["numpy", "matgrad", "numpy"])  # rotating
-    assert runs["matgrad"] == [{"a": 1.0, "b": 2.0}] * 6  # one sample per turn
-    assert runs["numpy"] == [{"a": 3.0}] * 6
+    assert len(runs["matgrad"]) == len(runs["numpy"]) == 6  # one sample per turn
+    assert all(set(sample) == {"a", "b"} for sample in runs["matgrad"])
+    assert all(set(sample) == {"a"} for sample in runs["numpy"])
+    for ours, theirs in zip(runs["matgrad"], runs["numpy"]):  # a sample holds adjacent calls
+        # the two turns two log entries apart (a turn, its settle(), the other library's turn)
+        assert round(abs((ours["a"] - 1.0) - (theirs["a"] - 3.0)) * 1000) == 2
 
 
 def test_a_worker_process_times_the_cases_it_is_sent(compare):
     worker = compare.Worker("numpy", True, 1, "^(tiny graph|copy)", None)
     try:
+        worker.ready()
+        worker.ready()  # once is enough: a second call reads nothing
         seconds = worker.time("tiny graph 8×8 matmul-relu-sum-backward")
         assert isinstance(seconds, float) and 0 < seconds < 1
         assert isinstance(worker.time("copy f32 512² (streaming rate)"), float)
@@ -138,6 +145,16 @@ def test_the_next_turn_waits_until_the_last_process_is_quiet(compare):
     waited = compare.wait_until_quiet(busy.cpu_seconds, window=0.01, limit=0.5, clock=busy.clock,
                                       sleep=busy.sleep)
     assert 0.5 <= waited <= 0.52
+    # A thread that ends between two reads makes the total go back once: the window restarts.
+    ending = FakeProcess(quiet_at=0.05)
+    reads = iter([0.0, 0.01, 0.005] + [None] * 0)
+
+    def cpu_with_a_drop():
+        value = next(reads, None)
+        return ending.cpu_seconds() if value is None else value
+    waited = compare.wait_until_quiet(cpu_with_a_drop, window=0.01, limit=1.0, clock=ending.clock,
+                                      sleep=ending.sleep)
+    assert 0.05 <= waited <= 0.08
     unknown = FakeProcess(quiet_at=0.0)
     waited = compare.wait_until_quiet(lambda: None, clock=unknown.clock, sleep=unknown.sleep)
     assert waited == pytest.approx(compare.SETTLE_SECONDS)
@@ -153,3 +170,20 @@ def test_a_process_cpu_time_grows_while_it_works(compare):
     after = compare.process_cpu_seconds(os.getpid())
     assert after - before >= 0.02
     assert compare.process_cpu_seconds(2**22 + 12345) is None  # no such process
+
+
+def test_start_workers_leaves_none_running_when_one_fails(compare, monkeypatch):
+    made = []
+    real = compare.Worker
+
+    class Failing(real):
+        def __init__(self, lib, *args):
+            super().__init__("numpy", True, 1, "^tiny graph", None)
+            made.append(self)
+            if lib == "torch":
+                self.proc.kill()  # dies before its "ready" line
+
+    monkeypatch.setattr(compare, "Worker", Failing)
+    with pytest.raises(RuntimeError, match="failed on start-up"):
+        compare.start_workers(["matgrad", "torch"], True, 1, "^tiny graph", None)
+    assert len(made) == 2 and all(w.proc.returncode is not None for w in made)
