@@ -311,12 +311,13 @@ def cases(quick: bool, only: str | None = None):
 TURN_SECONDS = 0.1
 
 
-def time_call(fn, min_calls=1, min_seconds=TURN_SECONDS, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
+def time_call(fn, min_seconds: float = TURN_SECONDS) -> float:
+    """One turn: a warm-up call, then calls for min_seconds (at least one, at most 200); the
+    median seconds per call."""
+    fn()
+    times: list[float] = []
     start = time.perf_counter()
-    while len(times) < min_calls or time.perf_counter() - start < min_seconds:
+    while not times or time.perf_counter() - start < min_seconds:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -492,7 +493,6 @@ class Worker:
         self.stderr.close()
 
 
-
 def start_workers(libs: list, quick: bool, threads: int, only: str | None, isa: str | None) -> dict:
     """One worker per library, all started together; returns once every one has imported its
     library, so that no timing overlaps another worker's start-up. On failure none is left."""
@@ -538,6 +538,18 @@ def run_rounds(workers: dict, names: list, rounds: int, turns: int = TURNS) -> d
                     workers[lib].settle()
         print(f"round {r + 1}/{rounds} done", file=sys.stderr)
     return runs
+
+
+def measure(libs: list, names: list, rounds: int, quick: bool, threads: int, only: str | None,
+            isa: str | None) -> dict:
+    """Starts a worker per library, lets them take their turns at the cases `names` for
+    `rounds` rounds (see run_rounds, whose result this returns), and closes every worker."""
+    workers = start_workers(libs, quick, threads, only, isa)
+    try:
+        return run_rounds(workers, names, rounds)
+    finally:
+        for w in workers.values():
+            w.close()
 
 
 def summarize(runs: dict, name: str, libs: list) -> tuple[dict, dict, dict]:
@@ -722,7 +734,8 @@ def write_plots(folder: str, table: dict, medians: dict, libs: list, lines: list
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help=f"rounds, each of {TURNS} turns per library per case (default 3)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help=f"rounds, each of {TURNS} turns per library per case (default 3)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--write", metavar="FILE", help="also write the table as Markdown")
@@ -739,12 +752,7 @@ def main(argv=None) -> int:
     libs = available_libraries()
     facts = machine_facts(args.threads, args.isa)
     table = cases(args.quick, args.only)
-    workers = start_workers(libs, args.quick, args.threads, args.only, args.isa)
-    try:
-        runs = run_rounds(workers, list(table), args.rounds)
-    finally:
-        for w in workers.values():
-            w.close()
+    runs = measure(libs, list(table), args.rounds, args.quick, args.threads, args.only, args.isa)
 
     header = ["case", *[f"{lib} ms" for lib in libs], "rate (matgrad)", "% peak (matgrad / numpy)",
               *[f"× vs {lib}" for lib in libs if lib != "matgrad"]]

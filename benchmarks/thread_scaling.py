@@ -62,12 +62,7 @@ def main(argv=None):
     libraries = compare.available_libraries()
     results = {}
     for t in args.threads:
-        workers = compare.start_workers(libraries, False, t, ONLY, None)
-        try:
-            runs = compare.run_rounds(workers, list(table), args.rounds)
-        finally:
-            for w in workers.values():
-                w.close()
+        runs = compare.measure(libraries, list(table), args.rounds, False, t, ONLY, None)
         results[t] = {lib: {name: statistics.median(run[name] for run in rs)
                             for name in table if all(name in run for run in rs)}
                       for lib, rs in runs.items()}

@@ -187,3 +187,36 @@ def test_start_workers_leaves_none_running_when_one_fails(compare, monkeypatch):
     with pytest.raises(RuntimeError, match="failed on start-up"):
         compare.start_workers(["matgrad", "torch"], True, 1, "^tiny graph", None)
     assert len(made) == 2 and all(w.proc.returncode is not None for w in made)
+
+
+def test_measure_closes_every_worker_even_when_a_turn_fails(compare, monkeypatch):
+    closed = []
+
+    class Closing(FakeWorker):
+        def close(self):
+            closed.append(self.lib)
+
+    log = []
+    workers = {"matgrad": Closing("matgrad", log, {"a": 1.0}), "numpy": Closing("numpy", log, {"a": 2.0})}
+    monkeypatch.setattr(compare, "start_workers", lambda *args: workers)
+    runs = compare.measure(["matgrad", "numpy"], ["a"], 1, True, 1, None, None)
+    assert sorted(closed) == ["matgrad", "numpy"]
+    assert len(runs["numpy"]) == compare.TURNS and all("a" in sample for sample in runs["numpy"])
+
+    def broken(name):
+        raise RuntimeError("numpy's worker stopped")
+
+    closed.clear()
+    workers["numpy"].time = broken
+    with pytest.raises(RuntimeError, match="stopped"):
+        compare.measure(["matgrad", "numpy"], ["a"], 1, True, 1, None, None)
+    assert sorted(closed) == ["matgrad", "numpy"]
+
+
+def test_a_turn_is_a_warm_up_call_then_at_least_one_timed_call(compare):
+    calls = []
+    seconds = compare.time_call(lambda: calls.append(time.perf_counter()), min_seconds=0.0)
+    assert len(calls) == 2 and seconds >= 0.0
+    calls.clear()
+    compare.time_call(lambda: (calls.append(1), time.sleep(0.01)), min_seconds=0.05)
+    assert 1 + 4 <= len(calls) <= 1 + 8  # the warm-up, then about 0.05 s of 0.01 s calls
