@@ -38,11 +38,17 @@ struct Blocking {
 //   most of L2: fp32 384×512×4 B = 768 KiB, fp64 256×384×8 B = 768 KiB.
 // avx2: 16 ymm registers: 6 rows × 2 ymm accumulators (12) + 2 B + 1 broadcast.
 // baseline: 16-byte vectors (SSE2 or whatever the target has), 12 accumulators:
-//   f32 4 rows × 3 vectors, f64 2 rows × 6 vectors. SSE2 has no FMA and no
-//   broadcast load (each broadcast is a load and a shuffle), so fewer rows and
-//   more vectors per row won: 1024³, 2 threads, Sapphire Rapids-class Xeon, GFLOP/s
-//   f32 / f64: 4×8 / 4×4 (the old tiles) 58-60 / 26-27; 4×12 / 4×6 62-65 / 29-31;
-//   2×32 / 2×16 62-63 / 32; 2×24 / 2×12 58-61 / 32-33.
+//   2 rows × 6 vectors (f32 2×24, f64 2×12). SSE2 has no FMA and no broadcast
+//   load (each broadcast is a load and a shuffle), so fewer rows and more vectors
+//   per row won: 1024³, 2 threads, Sapphire Rapids-class Xeon, GFLOP/s f32 / f64:
+//   4×8 / 4×4 (the old tiles) 58-60 / 26-27; 4×12 / 4×6 62-65 / 29-31; 2×32 / 2×16
+//   62-63 / 32; 2×24 / 2×12 58-61 / 32-33. Those tiles all read B's vectors first;
+//   since the k step holds the 2 broadcasts instead (rank1_step, microkernel_impl.inc)
+//   a 2-row tile fits SSE2's 16 registers without spilling, and f32 moved from 4×12
+//   to 2×24. Xeon family 6 model 207, one thread, in one process: the tile alone
+//   1.07× (3×16 and 2×16 1.05×); 1024³ against OpenBLAS Nehalem, OpenBLAS's time over
+//   matgrad's, 1.02-1.25 -> 1.19-1.29; 777×1023×513 0.88-0.89 -> 0.93-1.00;
+//   128×512×784 0.93-0.96 -> 1.00-1.01; 1024³ Aᵀ·Bᵀ 0.86 -> 0.91.
 // kc_limit: f32 on AVX-512 and AVX2 lets a K slice grow to 1.5·kc (K / kc rounded
 //   to the nearest whole, equal_k_slices): one pass fewer over every C tile. Not f64
 //   (AVX-512 1024³ 4% and AVX2 1024³ and 2048³ 2-3% slower with the deeper slices),
@@ -67,7 +73,7 @@ inline constexpr Blocking f32{8, 12, 256, 384, 1024};
 inline constexpr Blocking f64{6, 8, 256, 192, 1024};
 }  // namespace neon_blocking
 namespace baseline_blocking {
-inline constexpr Blocking f32{4, 12, 256, 512, 1024};
+inline constexpr Blocking f32{2, 24, 256, 512, 1024};
 inline constexpr Blocking f64{2, 12, 256, 256, 1024};
 }  // namespace baseline_blocking
 

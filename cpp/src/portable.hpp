@@ -29,6 +29,14 @@
 #define MATGRAD_NOINLINE __attribute__((noinline))
 #endif
 
+// Puts a small helper's body into its caller before any other optimisation, so the
+// caller compiles as if the body were written there (microkernel_impl.inc, rank1_step).
+#if defined(_MSC_VER) && !defined(__clang__)
+#define MATGRAD_ALWAYS_INLINE __forceinline
+#else
+#define MATGRAD_ALWAYS_INLINE inline __attribute__((always_inline))
+#endif
+
 // Unrolls the loop that follows it n times (fully, where the trip count is a constant
 // no larger than n): GCC's and Clang's pragma, nothing on MSVC, which has no
 // equivalent and warns about pragmas it does not know.
