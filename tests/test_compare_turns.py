@@ -213,10 +213,22 @@ def test_measure_closes_every_worker_even_when_a_turn_fails(compare, monkeypatch
     assert sorted(closed) == ["matgrad", "numpy"]
 
 
-def test_a_turn_is_a_warm_up_call_then_at_least_one_timed_call(compare):
+def test_a_turn_is_a_warm_up_call_then_at_least_one_timed_call(compare, monkeypatch):
     calls = []
-    seconds = compare.time_call(lambda: calls.append(time.perf_counter()), min_seconds=0.0)
+    seconds = compare.time_call(lambda: calls.append(1), min_seconds=0.0)
     assert len(calls) == 2 and seconds >= 0.0
+
+    class Clock:  # every reading 0.01 s after the last
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls):
+            cls.now += 0.01
+            return cls.now
+
+    monkeypatch.setattr(compare, "time", Clock)
     calls.clear()
-    compare.time_call(lambda: (calls.append(1), time.sleep(0.01)), min_seconds=0.05)
-    assert 1 + 4 <= len(calls) <= 1 + 8  # the warm-up, then about 0.05 s of 0.01 s calls
+    compare.time_call(lambda: calls.append(1), min_seconds=0.1)
+    # Each timed call reads the clock twice and the loop test once: 0.03 s per call, so the
+    # calls stop once 0.1 s have passed since the start, after the warm-up and four calls.
+    assert len(calls) == 1 + 4

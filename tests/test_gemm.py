@@ -9,13 +9,13 @@ from conftest import matrix_with_layout
 DTYPES = (np.float32, np.float64)
 
 # (m, n, k): zero sizes, 1, small primes, the register and cache block edges of
-# every ISA (mr 4/6/12, nr 8/16/32, kc 256/384, nc 384-768) plus and minus one,
+# every ISA (mr 2/6/12, nr 8/12/16/24/32, kc 256/384, nc 384-768) plus and minus one,
 # and a few hundred.
 SHAPES = [
     (0, 5, 3), (5, 0, 3), (0, 0, 0),
     (1, 1, 1), (2, 3, 5), (7, 13, 11), (3, 1, 17),
     (4, 8, 255), (5, 9, 257), (6, 16, 256), (11, 31, 383), (12, 32, 384), (13, 33, 385),
-    (25, 65, 129), (23, 47, 53), (97, 513, 19), (37, 769, 7), (300, 200, 129),
+    (25, 65, 129), (23, 47, 53), (3, 24, 40), (2, 49, 31), (97, 513, 19), (37, 769, 7), (300, 200, 129),
     # each path by shape (gemm.cpp's gemm_fused): small with B read in place, small with B
     # copied, skinny (m <= 128) with several N panels, skinny shape but one panel (packed)
     (16, 64, 64), (1, 3, 20000), (64, 200, 400), (100, 20, 500),

@@ -1,7 +1,7 @@
 """Property tests (hypothesis): the kernels and the autograd layer against references, on inputs
 that hypothesis draws and shrinks, under every ISA path (the ``isa`` fixture).
 
-- GEMM: sizes 0..70 (crossing the register-tile edges mr 4/6/12 and nr 8/16/32 of every ISA),
+- GEMM: sizes 0..70 (crossing the register-tile edges mr 2/6/12 and nr 8/12/16/24/32 of every ISA),
   the four transpose cases, both dtypes, C order, Fortran order, strided, reversed and broadcast
   (zero-stride) views, accumulate on and off, with NaN/±Inf sprinkled in; against a float64
   reference with a tolerance scaled by k.

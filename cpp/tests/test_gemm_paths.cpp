@@ -161,8 +161,10 @@ int main(int argc, char** argv) {
     // Bottom tiles of 1, 4, 5, 11 rows and whole ones on 12- and 6-row tiles.
     const int64_t ms[] = {1, 5, 12, 16, 23};
     // 2049: past one column block; 1031: several K slices, an odd remainder. 2, 3, 6, 10:
-    // right-edge tiles of every vector count, partial and full, on the 8- and 12-wide tiles.
-    const int64_t ns[] = {1, 2, 3, 6, 8, 10, 12, 16, 31, 32, 33, 64, 65, emulated ? 401 : 2049};
+    // right-edge tiles of every vector count, partial and full, on the 8- and 12-wide tiles;
+    // 20, 24, 48: 5 vectors and whole tiles on the baseline f32's 24-wide one.
+    const int64_t ns[] = {1,  2,  3,  6,  8,  10, 12, 16, 20,
+                          24, 31, 32, 33, 48, 64, 65, emulated ? 401 : 2049};
     const int64_t ks[] = {1, 7, 64, 385, emulated ? 833 : 1031};
     int failures = 0, cases = 0;
     for (const char* isa : {"baseline", "avx2", "avx512", "neon"}) {
