@@ -263,10 +263,9 @@ int main() {
         conv(2, 2, 3, 1, 3, 3, 3, 1, 1),   conv(2, 2, 3, 3, 3, 5, 5, 1, 2),
         conv(3, 3, 6, 9, 4, 1, 5, 1, 2),   conv(12, 4, 16, 16, 8, 3, 3, 1, 1),
         // dW formed transposed (the filters fill 3/4 of a panel or more: 6 and 8 for nr 8,
-        // 12 and 16 for nr 16, 24 and 32 for nr 32, the baseline's 12 for f64's nr 12 and 24 for
-        // f32's nr 24), also over
-        // the output pixels in K slices (400 > kc, 320 at most; 576 past the 480 that f32
-        // slices may grow to, blocking.hpp); filters past one panel
+        // 12 and 16 for nr 16, 24 and 32 for nr 32; the baseline's 12 for f64's nr 12 and 24
+        // for f32's nr 24), also over the output pixels in K slices (400 > kc, 320 at most;
+        // 576 past the 480 that f32 slices may grow to, blocking.hpp); filters past one panel
         // (dW as g·colsᵀ: 33, 36, 40) and past kSkinnyMaxFilters (70: the forward packs);
         // the forward's product over c·kh·kw = 360 > kc (and 576, more than one slice
         // even where f32 slices grow to 1.5·kc); one image with two threads (the
