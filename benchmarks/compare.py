@@ -503,17 +503,22 @@ def start_workers(libs: list, quick: bool, threads: int, only: str | None, isa: 
         for w in workers.values():
             w.ready()
     except BaseException:
-        for w in workers.values():
-            w.close()
+        close_all(workers)
         raise
     return workers
 
 
-def turn_order(libs: list, round_index: int, case_index: int) -> list:
+def close_all(workers: dict) -> None:
+    """Closes every worker: its stdin, then waits for it to exit."""
+    for w in workers.values():
+        w.close()
+
+
+def turn_order(libs: list, sample: int, case_index: int) -> list:
     """Which library times a case first, second...: rotated from case to case and from sample
-    to sample (run_rounds passes the sample, round·turns + turn), so that no library always
-    goes first."""
-    shift = (round_index + case_index) % len(libs)
+    to sample (run_rounds's sample, round·turns + turn), so that no library always goes
+    first."""
+    shift = (sample + case_index) % len(libs)
     return libs[shift:] + libs[:shift]
 
 
@@ -548,8 +553,7 @@ def measure(libs: list, names: list, rounds: int, quick: bool, threads: int, onl
     try:
         return run_rounds(workers, names, rounds)
     finally:
-        for w in workers.values():
-            w.close()
+        close_all(workers)
 
 
 def summarize(runs: dict, name: str, libs: list) -> tuple[dict, dict, dict]:

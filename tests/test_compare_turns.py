@@ -18,11 +18,11 @@ def compare():
 
 def test_each_library_goes_first_equally_often(compare):
     libs = ["matgrad", "numpy", "torch"]
-    firsts = [compare.turn_order(libs, r, i)[0] for r in range(3) for i in range(4)]
+    firsts = [compare.turn_order(libs, s, i)[0] for s in range(3) for i in range(4)]
     assert {lib: firsts.count(lib) for lib in libs} == {"matgrad": 4, "numpy": 4, "torch": 4}
-    for r in range(3):
+    for s in range(3):
         for i in range(4):
-            order = compare.turn_order(libs, r, i)
+            order = compare.turn_order(libs, s, i)
             assert sorted(order) == sorted(libs)  # everyone, once
     # consecutive cases of a round start with different libraries
     assert compare.turn_order(libs, 0, 0)[0] != compare.turn_order(libs, 0, 1)[0]
