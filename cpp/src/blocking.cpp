@@ -3,7 +3,10 @@
 // (ACM TOMS 2016), written for matgrad's row-major loops (gemm.cpp), where the
 // A micro-panel (mr × kc) is the one that stays in L1 and the B micro-panels
 // (nr × kc) stream from the B block in L2. Per cache level: W ways, and
-// way = size / W bytes per way (sets · line); S = element size.
+// way = size / W bytes per way (sets · line); S = element size. Packed A takes
+// a_copies times the room its values need (pack.hpp: SSE2's baseline stores each
+// value once per vector lane), so A's footprints below count mr · a_copies values
+// a k step and mc · a_copies a column.
 //
 //   kc: the resident A panel and the streaming B panel share L1, one way kept
 //       free for C and the stack; the streaming panel gets
@@ -74,10 +77,11 @@ bool usable_level(const CacheLevel& c) {
 
 Blocking derive_blocking(const CpuCaches& caches, const Blocking& tile, int elem_bytes) {
     Blocking b = tile;
-    const int64_t S = elem_bytes, mr = tile.mr, nr = tile.nr;
+    const int64_t S = elem_bytes, mr = tile.mr, nr = tile.nr, copies = tile.a_copies;
+    const int64_t a_step = mr * copies;  // packed A values a k step
     if (usable_level(caches.l1d)) {
         const int64_t way = caches.l1d.size / caches.l1d.ways;
-        const int64_t ways_b = (caches.l1d.ways - 1) * nr / (nr + mr);
+        const int64_t ways_b = (caches.l1d.ways - 1) * nr / (nr + a_step);
         b.kc = clamp(ways_b * way / (nr * S), kc_min(S), kKcMax);
     }
     // The table's growth allowance for K slices, as a ratio to kc (blocking.hpp), on
@@ -87,7 +91,7 @@ Blocking derive_blocking(const CpuCaches& caches, const Blocking& tile, int elem
     b.kc_limit = measured_l1 && tile.kc_limit > tile.kc ? b.kc * tile.kc_limit / tile.kc : b.kc;
     if (usable_level(caches.l2)) {
         const int64_t way = caches.l2.size / caches.l2.ways;
-        const int64_t ways_a = ceil_div(2 * mr * b.kc * S, way);
+        const int64_t ways_a = ceil_div(2 * a_step * b.kc * S, way);
         const int64_t ways_for_b = kHalfL2 ? caches.l2.ways / 2 : caches.l2.ways - 1;
         const int64_t free_ways = ways_for_b - ways_a;
         const int64_t nc = free_ways > 0 ? free_ways * way / (b.kc * S) : 0;
@@ -98,7 +102,7 @@ Blocking derive_blocking(const CpuCaches& caches, const Blocking& tile, int elem
         const int64_t way = share / caches.l3.ways;
         const int64_t ways_b = way > 0 ? ceil_div(b.kc * b.nc * S, way) : caches.l3.ways;
         const int64_t free_ways = caches.l3.ways - 1 - ways_b;
-        const int64_t mc = free_ways > 0 ? free_ways * way / (b.kc * S) : 0;
+        const int64_t mc = free_ways > 0 ? free_ways * way / (b.kc * S * copies) : 0;
         b.mc = clamp(floor_to(mc, mr), floor_to(kMcMin, mr), floor_to(kMcMax, mr));
     }
     return b;

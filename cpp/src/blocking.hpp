@@ -30,6 +30,10 @@ struct Blocking {
     // (equal_k_slices). In the tables below it is a ratio to kc that derive_blocking
     // keeps for the derived kc; 0: kc itself, the slices never grow.
     int64_t kc_limit = 0;
+    // How many times packed A stores each value in a row (pack.hpp): the kernel
+    // set's V::kPackedACopies, which make_table (microkernel_impl.inc) sets here.
+    // More than 1 only on SSE2, which has no broadcast load (kernels/baseline.cpp).
+    int a_copies = 1;
 };
 
 // The fixed table (fallback) was measured on a Zen 5 (48 KiB L1d, 1 MiB L2).

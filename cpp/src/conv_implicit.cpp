@@ -112,16 +112,17 @@ std::vector<int64_t> shifts(int64_t kh, int64_t kw, int64_t prow) {
 }
 
 // The weights as the tap kernel reads them: for each tile of mr output planes and
-// each offset t, the [depth × mr] panel A_t(row, p) = w[row·rs + p·cs + tap(t)].
+// each offset t, the [depth × mr] panel A_t(row, p) = w[row·rs + p·cs + tap(t)],
+// each value `copies` times (pack.hpp). Tile i's panels start at i·taps·depth·mr·copies.
 template <class T, class Tap>
 std::vector<T> pack_taps(const T* w, int64_t rows, int64_t depth, int64_t rs, int64_t cs, int64_t taps,
-                         int mr, const Tap& tap) {
-    const int64_t tiles = conv_ceil_div(rows, mr);
-    std::vector<T> packed(tiles * taps * depth * mr);
+                         int mr, int copies, const Tap& tap) {
+    const int64_t tiles = conv_ceil_div(rows, mr), panel = depth * mr * copies;
+    std::vector<T> packed(tiles * taps * panel);
     for (int64_t tile = 0; tile < tiles; ++tile)
         for (int64_t t = 0; t < taps; ++t)
             pack_a(std::min<int64_t>(mr, rows - tile * mr), depth, w + tile * mr * rs + tap(t), rs, cs, mr,
-                   packed.data() + (tile * taps + t) * depth * mr);
+                   copies, packed.data() + (tile * taps + t) * panel);
     return packed;
 }
 
@@ -156,13 +157,14 @@ template <class T>
 void conv2d_forward_implicit(const ConvShape& sh, const T* x, const T* wts, const T* bias, bool relu,
                              T* y) {
     const TypedKernels<T>& kern = active_kernels().get<T>();
-    const int mr = kern.blocking.mr, nr = kern.blocking.nr;
+    const int mr = kern.blocking.mr, nr = kern.blocking.nr, copies = kern.blocking.a_copies;
     const WideGrid grid(sh.c, sh.h, sh.w, sh.pad, sh.pad, sh.kh, sh.kw, nr);
     const int64_t F = sh.f, K = sh.col_rows(), taps = sh.kh * sh.kw;
     const int64_t oh = sh.out_h(), ow = sh.out_w(), P = oh * ow, x_image = sh.c * sh.h * sh.w;
     const std::vector<int64_t> b_tap = shifts(sh.kh, sh.kw, grid.prow);
     // W[f, ci, r, s] = wts[f·K + ci·taps + t]: A_t(f, ci) for each tile of mr filters
-    const std::vector<T> packed_w = pack_taps(wts, F, sh.c, K, taps, taps, mr, [](int64_t t) { return t; });
+    const std::vector<T> packed_w =
+        pack_taps(wts, F, sh.c, K, taps, taps, mr, copies, [](int64_t t) { return t; });
     const int threads = conv_threads(sh);
     const bool by_image = images_split(sh, threads, 1);
     const int sets = by_image ? threads : 1;
@@ -179,7 +181,7 @@ void conv2d_forward_implicit(const ConvShape& sh, const T* x, const T* wts, cons
             over_range(by_image ? 1 : threads, grid.qr / nr, [&](int64_t p0, int64_t p1) {
                 for (int64_t pn = p0; pn < p1; ++pn)
                     for (int64_t f0 = 0; f0 < F; f0 += mr)
-                        kernel(sh.c, taps, packed_w.data() + f0 * taps * sh.c, xp + pn * nr, grid.pplane,
+                        kernel(sh.c, taps, packed_w.data() + f0 * taps * sh.c * copies, xp + pn * nr, grid.pplane,
                                b_tap.data(), yw + f0 * grid.qr + pn * nr, grid.qr,
                                static_cast<int>(std::min<int64_t>(mr, F - f0)), nr, false,
                                Epilogue<T>{nullptr, false});
@@ -212,7 +214,7 @@ ImplicitDx<T>::ImplicitDx(const ConvShape& sh, const T* wts, int sets)
       shifts_(shifts(sh.kh, sh.kw, grid_.prow)) {
     // A_t(ci, f) = W[f, ci, kh−1−r, kw−1−s] = wts[f·K + ci·taps + (taps − 1 − t)]
     const int64_t taps = sh.kh * sh.kw;
-    packed_w_ = pack_taps(wts, sh.c, sh.f, taps, sh.col_rows(), taps, mr_,
+    packed_w_ = pack_taps(wts, sh.c, sh.f, taps, sh.col_rows(), taps, mr_, kern_.blocking.a_copies,
                           [taps](int64_t t) { return taps - 1 - t; });
     padded_.assign(sets * grid_.elems, T(0));  // the borders stay zero
     wide_.resize(sets * sh.c * grid_.qr);
@@ -229,7 +231,8 @@ void ImplicitDx<T>::image(const T* g_i, T* dx_i, bool accumulate, int set, int t
     over_range(threads, qr / nr_, [&](int64_t p0, int64_t p1) {
         for (int64_t pn = p0; pn < p1; ++pn)
             for (int64_t c0 = 0; c0 < C; c0 += mr_)
-                kernel(sh_.f, taps, packed_w_.data() + c0 * taps * sh_.f, gp + pn * nr_, grid_.pplane,
+                kernel(sh_.f, taps, packed_w_.data() + c0 * taps * sh_.f * kern_.blocking.a_copies,
+                       gp + pn * nr_, grid_.pplane,
                        shifts_.data(), dxw + c0 * qr + pn * nr_, qr,
                        static_cast<int>(std::min<int64_t>(mr_, C - c0)), nr_, false, Epilogue<T>{nullptr, false});
     });

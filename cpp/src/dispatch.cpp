@@ -70,7 +70,7 @@ struct Tuning {
 
 bool same_blocking(const Blocking& a, const Blocking& b) {
     return a.mr == b.mr && a.nr == b.nr && a.kc == b.kc && a.nc == b.nc && a.mc == b.mc &&
-           a.kc_limit == b.kc_limit;
+           a.kc_limit == b.kc_limit && a.a_copies == b.a_copies;
 }
 
 bool has_override(const BlockingOverride& o) { return o.kc > 0 || o.nc > 0 || o.mc > 0; }

@@ -160,7 +160,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const bool own_a = each_packs_own_a(grid.along_n);  // each thread packs what it reads
     // A thread's own A panels: its share of the block's along the M split.
     const int64_t a_rows = own_a ? ceil_div(ceil_div(mc, bl.mr), grid.along_m) * bl.mr : mc;
-    const int64_t a_elems = round_up(a_rows * kc_max, 64 / sizeof(T));
+    const int64_t a_elems = round_up(a_rows * bl.a_copies * kc_max, 64 / sizeof(T));  // pack.hpp
     const int64_t b_elems = round_up(nc * kc_max, 64 / sizeof(T));
     const int a_blocks = own_a ? grid.threads : 1;
 
@@ -208,12 +208,13 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 // its area, or its share of the team's block, stored where the block has it.
                 int64_t s_begin = p_begin, s_end = p_end;
                 if (shared_a) split_range(a_panels, team, tid, &s_begin, &s_end);
-                const int64_t first_stored = shared_a ? 0 : p_begin;  // panel q at (q − first_stored)·mr·kb
+                const int64_t first_stored = shared_a ? 0 : p_begin;  // panel q at (q − first_stored)·a_panel
+                const int64_t a_panel = bl.mr * bl.a_copies * kb;  // a packed panel's values (pack.hpp)
                 if (works && s_end > s_begin) {
                     const int64_t r0 = s_begin * bl.mr;
                     const int64_t rows = std::min(s_end * bl.mr, mb) - r0;
-                    pack_a(rows, kb, a + (ic + r0) * rs_a + pc * cs_a, rs_a, cs_a, bl.mr,
-                           packed_a + (s_begin - first_stored) * bl.mr * kb, kern.pack_a_rows);
+                    pack_a(rows, kb, a + (ic + r0) * rs_a + pc * cs_a, rs_a, cs_a, bl.mr, bl.a_copies,
+                           packed_a + (s_begin - first_stored) * a_panel, kern.pack_a_rows);
                 }
 #if defined(_OPENMP)
                 if (shared_a) {
@@ -229,7 +230,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                         for (int64_t q = p_begin; q < p_end; ++q) {
                             const int64_t i = q * bl.mr;
                             const int rows = static_cast<int>(std::min<int64_t>(bl.mr, mb - i));
-                            const T* ap = packed_a + (q - first_stored) * bl.mr * kb;
+                            const T* ap = packed_a + (q - first_stored) * a_panel;
                             T* crow = c + (ic + i) * ldc + jc;
                             for (int64_t j = 0; j < nb; j += bl.nr) {
                                 const int cols = static_cast<int>(std::min<int64_t>(bl.nr, nb - j));

@@ -92,7 +92,8 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     // One packed B panel (kc × nr) and, when packed, one A slice per team member,
     // allocated here so that nothing can throw inside the team.
     const int64_t panel_elems = (std::min(kc, k) * nr + 15) / 16 * 16;  // 64-byte multiples
-    const int64_t slice_elems = pack_a_slices ? (std::min(kc, k) * a_rows + 15) / 16 * 16 : 0;
+    const int copies = kern.blocking.a_copies;  // of each packed value (pack.hpp)
+    const int64_t slice_elems = pack_a_slices ? (std::min(kc, k) * a_rows * copies + 15) / 16 * 16 : 0;
     thread_local AlignedBuffer scratch;
     T* const panel_buffers =
         static_cast<T*>(scratch.reserve(sizeof(T) * (panel_elems + slice_elems) * threads));
@@ -108,11 +109,11 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
             const T* a_tile = a + pc * cs_a;
             int64_t a_tile_step = mr * rs_a, a_rs = rs_a, a_cs = cs_a;
             if (pack_a_slices && first < end) {
-                pack_a(m, kb, a + pc * cs_a, rs_a, cs_a, mr, slice, kern.pack_a_rows);
-                a_tile = slice;
-                a_tile_step = mr * kb;
-                a_rs = 1;
-                a_cs = mr;
+                pack_a(m, kb, a + pc * cs_a, rs_a, cs_a, mr, copies, slice, kern.pack_a_rows);
+                a_tile = slice;  // the direct kernel reads one of each value's copies
+                a_tile_step = mr * kb * copies;
+                a_rs = copies;
+                a_cs = mr * copies;
             }
             for (int64_t q = first; q < end; ++q) {
                 const int64_t j = q * nr;

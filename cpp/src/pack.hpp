@@ -9,13 +9,16 @@
 namespace matgrad::detail {
 
 // A block: op(A)[0:rows, 0:depth] with op(A)(i, p) = a[i*rs + p*cs].
-// Writes ceil(rows/mr) panels; panel q holds depth steps of mr values:
-//   dst[q*mr*depth + p*mr + r] = op(A)(q*mr + r, p), 0 past `rows`.
+// Writes ceil(rows/mr) panels; panel q holds depth steps of mr values, each
+// stored `copies` times in a row (the kernel set's blocking.a_copies: SSE2 has no
+// broadcast load, so its tiles read a value's copies as one vector):
+//   dst[(q*mr*depth + p*mr + r)*copies + i] = op(A)(q*mr + r, p) for i < copies,
+//   0 past `rows`.
 // pack_rows_panel, where given, packs each panel of a row-major A (cs == 1): the
 // kernel set's pack_a_rows (kernel_table.hpp), whose panels are mr rows high.
 template <class T>
-void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int mr, T* dst,
-            void (*pack_rows_panel)(int64_t, const T*, int64_t, int, T*) = nullptr);
+void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int mr, int copies,
+            T* dst, void (*pack_rows_panel)(int64_t, const T*, int64_t, int, T*) = nullptr);
 
 // B block: op(B)[0:depth, 0:cols] with op(B)(p, j) = b[p*rs + j*cs].
 // Writes ceil(cols/nr) panels; panel q holds depth steps of nr values:

@@ -151,6 +151,63 @@ int check_pack_b_rows(const matgrad::detail::TypedKernels<T>& kern, const char* 
     return failures;
 }
 
+// pack_a's layout (pack.hpp), against the scalar definition, for the kernel set's
+// mr and its a_copies and for copies of 1, 2 and 4: row-major A (through the kernel
+// set's pack_a_rows where it has one), transposed A, a general stride and a negative
+// row stride; rows off the panel and whole panels; nothing written past the area.
+// The SSE2 baseline packs each value once per lane (kernels/baseline.cpp); the
+// other kernel sets once.
+template <class T>
+int check_pack_a(const matgrad::detail::TypedKernels<T>& kern, const char* isa) {
+    int failures = 0;
+    const int mr = kern.blocking.mr;
+    const int want_copies =
+#if defined(__x86_64__) || defined(_M_X64) || defined(__SSE2__)
+        std::string(isa) == "baseline" ? int(16 / sizeof(T)) : 1;
+#else
+        1;
+#endif
+    if (kern.blocking.a_copies != want_copies) {
+        std::printf("FAIL %s %s a_copies %d, want %d\n", isa, sizeof(T) == 4 ? "f32" : "f64",
+                    kern.blocking.a_copies, want_copies);
+        ++failures;
+    }
+    for (int copies : {1, 2, 4, kern.blocking.a_copies})
+        for (int64_t rows : {int64_t(1), int64_t(mr), int64_t(mr + 1), int64_t(3 * mr - 1)})
+            for (int64_t depth : {1, 3, 17})
+                for (int layout = 0; layout < 4; ++layout) {
+                    // op(A)(i, p) = origin[i*rs + p*cs]. 0: row-major, 1: transposed,
+                    // 2: row-major with the rows in reverse (rs < 0), 3: every other column.
+                    const int64_t ld = (layout == 1 ? rows : layout == 3 ? 2 * depth : depth) + 2;
+                    const int64_t rs = layout == 1 ? 1 : layout == 2 ? -ld : ld;
+                    const int64_t cs = layout == 1 ? ld : layout == 3 ? 2 : 1;
+                    std::vector<T> a((layout == 1 ? depth : rows) * ld);
+                    for (size_t i = 0; i < a.size(); ++i) a[i] = value<T>(int64_t(i), 4);
+                    const T* origin = a.data() + (layout == 2 ? (rows - 1) * ld : 0);
+                    const int64_t panels = (rows + mr - 1) / mr, size = panels * mr * depth * copies;
+                    std::vector<T> got(size + 8, T(-77));
+                    matgrad::detail::pack_a(rows, depth, origin, rs, cs, mr, copies, got.data(),
+                                            kern.pack_a_rows);
+                    bool ok = true;
+                    for (int64_t q = 0; q < panels; ++q)
+                        for (int64_t p = 0; p < depth; ++p)
+                            for (int r = 0; r < mr; ++r) {
+                                const int64_t i = q * mr + r;
+                                const T want = i < rows ? origin[i * rs + p * cs] : T(0);
+                                for (int c = 0; c < copies; ++c)
+                                    ok = ok && got[(q * mr * depth + p * mr + r) * copies + c] == want;
+                            }
+                    for (int64_t i = size; i < size + 8; ++i) ok = ok && got[i] == T(-77);
+                    if (!ok) {
+                        std::printf("FAIL pack_a %s %s mr=%d copies=%d rows=%lld depth=%lld layout=%d\n", isa,
+                                    sizeof(T) == 4 ? "f32" : "f64", mr, copies, (long long)rows,
+                                    (long long)depth, layout);
+                        ++failures;
+                    }
+                }
+    return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,6 +229,7 @@ int main(int argc, char** argv) {
         matgrad::set_isa(isa);
         const matgrad::detail::KernelTable& table = matgrad::detail::kernels_named(isa);
         failures += check_pack_b_rows(table.f32, isa) + check_pack_b_rows(table.f64, isa);
+        failures += check_pack_a(table.f32, isa) + check_pack_a(table.f64, isa);
         for (int64_t m : ms)
             for (int64_t n : ns)
                 for (int64_t k : ks)

@@ -44,6 +44,7 @@ struct VecF32 {
     using T = float;
     using reg = __m256;
     static constexpr int W = 8;
+    static constexpr int kPackedACopies = 1;  // a broadcast from memory is one load
     static reg zero() { return _mm256_setzero_ps(); }
     static reg load(const T* p) { return _mm256_load_ps(p); }
     static reg loadu(const T* p) { return _mm256_loadu_ps(p); }
@@ -65,6 +66,7 @@ struct VecF64 {
     using T = double;
     using reg = __m256d;
     static constexpr int W = 4;
+    static constexpr int kPackedACopies = 1;  // a broadcast from memory is one load
     static reg zero() { return _mm256_setzero_pd(); }
     static reg load(const T* p) { return _mm256_load_pd(p); }
     static reg loadu(const T* p) { return _mm256_loadu_pd(p); }

@@ -61,6 +61,7 @@ struct VecF32 {
     using T = float;
     using reg = __m512;
     static constexpr int W = 16;
+    static constexpr int kPackedACopies = 1;  // a broadcast from memory is one load
     static reg zero() { return _mm512_setzero_ps(); }
     static reg load(const T* p) { return _mm512_load_ps(p); }
     static reg loadu(const T* p) { return _mm512_loadu_ps(p); }
@@ -82,6 +83,7 @@ struct VecF64 {
     using T = double;
     using reg = __m512d;
     static constexpr int W = 8;
+    static constexpr int kPackedACopies = 1;  // a broadcast from memory is one load
     static reg zero() { return _mm512_setzero_pd(); }
     static reg load(const T* p) { return _mm512_load_pd(p); }
     static reg loadu(const T* p) { return _mm512_loadu_pd(p); }

@@ -25,7 +25,8 @@ struct Epilogue {
 
 // Computes one register tile C[0:rows, 0:cols] (rows <= mr, cols <= nr):
 //   C = epilogue(Ap · Bp (+ C)) over kc steps.
-// ap: packed A micro-panel, kc steps of mr values (zero-padded past rows).
+// ap: packed A micro-panel, kc steps of mr values (zero-padded past rows), each
+// value stored blocking.a_copies times in a row (pack.hpp).
 // bp: packed B micro-panel, kc steps of nr values (zero-padded past cols).
 // c: row-major with row stride ldc. accumulate == false: C is written, never read.
 template <class T>
@@ -71,7 +72,8 @@ using DirectKernel = void (*)(int64_t kc, const T* a, int64_t rs_a, int64_t cs_a
 // convolution, conv_implicit.cpp: one pair per kernel offset), all in registers:
 //   C = epilogue(Σ_t Σ_{p<depth} A_t(r, p)·B_t(p, j) (+ C)),
 // A_t packed as the micro-kernel's A (depth steps of mr values, zero past rows),
-// the taps' panels one after another: A_t(r, p) = ap[(t·depth + p)·mr + r];
+// the taps' panels one after another: A_t(r, p) = ap[((t·depth + p)·mr + r)·a_copies]
+// (blocking.a_copies, each value stored that many times in a row);
 // B_t read in place, B_t(p, j) = b[b_tap[t] + p*ldb + j], every one of the nr
 // columns of each row readable.
 template <class T>

@@ -16,6 +16,7 @@ struct VecF32 {
     using T = float;
     using reg = float32x4_t;
     static constexpr int W = 4;
+    static constexpr int kPackedACopies = 1;  // a broadcast from memory is one load
     static reg zero() { return vdupq_n_f32(0.0f); }
     static reg load(const T* p) { return vld1q_f32(p); }
     static reg loadu(const T* p) { return vld1q_f32(p); }
@@ -49,6 +50,7 @@ struct VecF64 {
     using T = double;
     using reg = float64x2_t;
     static constexpr int W = 2;
+    static constexpr int kPackedACopies = 1;  // a broadcast from memory is one load
     static reg zero() { return vdupq_n_f64(0.0); }
     static reg load(const T* p) { return vld1q_f64(p); }
     static reg loadu(const T* p) { return vld1q_f64(p); }
