@@ -115,6 +115,38 @@ void test_known_cpus() {
         }
 }
 
+// Packed A with copies (the SSE2 baseline's, Blocking::a_copies) takes a_copies times
+// the room in L1 and L2, worked out by hand. Zen 3 (4 KiB L1 ways, 64 KiB L2 ways), the
+// baseline's f64 2×12 tile:
+//   copies 1: ⌊7·12/14⌋ = 6 ways, kc = 6·4096/96 = 256; ⌈2·2·256·8/64 Ki⌉ = 1 way for A,
+//             nc = 3·65536/(256·8) = 96;
+//   copies 2: ⌊7·12/16⌋ = 5 ways, kc = 5·4096/96 = 213; 1 way for A,
+//             nc = ⌊3·65536/(213·8)⌋ = 115 -> 108.
+// On the Xeon of this machine's runs (48 KiB 12-way L1, 2 MiB 16-way L2) the f32 2×24
+// tile's copies change nothing: kc is capped at 320 either way, A takes 1 L2 way.
+void test_packed_a_copies_in_the_model() {
+    const CpuCaches zen3 = cpu(32 * KiB, 8, 512 * KiB, 8, 32 * MiB, 16, 16);
+    const CpuCaches xeon = cpu(48 * KiB, 12, 2 * MiB, 16, 300 * MiB, 20, 2);
+    Blocking f64 = tables::baseline_blocking::f64, f32 = tables::baseline_blocking::f32;
+    f64.a_copies = 1;
+    Blocking b = matgrad::detail::derive_blocking(zen3, f64, 8);
+    check(b.kc == 256 && b.nc == 96 && b.mc == 1024 && b.a_copies == 1,
+          "Zen 3 baseline f64, one copy: kc 256 nc 96 mc 1024, got kc " + std::to_string(b.kc) + " nc " +
+              std::to_string(b.nc) + " mc " + std::to_string(b.mc));
+    f64.a_copies = 2;
+    b = matgrad::detail::derive_blocking(zen3, f64, 8);
+    check(b.kc == 213 && b.nc == 108 && b.mc == 1024 && b.a_copies == 2,
+          "Zen 3 baseline f64, two copies: kc 213 nc 108 mc 1024, got kc " + std::to_string(b.kc) + " nc " +
+              std::to_string(b.nc) + " mc " + std::to_string(b.mc));
+    for (int copies : {1, 4}) {
+        f32.a_copies = copies;
+        b = matgrad::detail::derive_blocking(xeon, f32, 4);
+        check(b.kc == 320 && b.nc == 696 && b.mc == 4096 && b.a_copies == copies,
+              "Xeon baseline f32, " + std::to_string(copies) + " copies: kc 320 nc 696 mc 4096, got kc " +
+                  std::to_string(b.kc) + " nc " + std::to_string(b.nc) + " mc " + std::to_string(b.mc));
+    }
+}
+
 // The neon tiles (blocking.hpp: f32 8×12, f64 6×8) on aarch64 CPUs, worked out by
 // hand from the model and rules in blocking.cpp.
 void test_known_arm_cpus() {
@@ -441,6 +473,7 @@ int main() {
     test_skinny_stream_step_mask();
     test_known_cpus();
     test_known_arm_cpus();
+    test_packed_a_copies_in_the_model();
     test_unknown_levels_keep_the_fixed_table();
     test_sysfs_reader();
     test_detected_caches_are_plausible();
