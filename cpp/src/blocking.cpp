@@ -3,20 +3,19 @@
 // (ACM TOMS 2016), written for matgrad's row-major loops (gemm.cpp), where the
 // A micro-panel (mr × kc) is the one that stays in L1 and the B micro-panels
 // (nr × kc) stream from the B block in L2. Per cache level: W ways, and
-// way = size / W bytes per way (sets · line); S = element size. Packed A takes
-// a_copies times the room its values need (pack.hpp: SSE2's baseline stores each
-// value once per vector lane), so A's footprints below count mr · a_copies values
-// a k step and mc · a_copies a column.
+// way = size / W bytes per way (sets · line); S = element size; c = a_copies,
+// how many times packed A stores each value (pack.hpp: SSE2's baseline once per
+// vector lane, every other kernel set once), so A takes c times its values' room.
 //
 //   kc: the resident A panel and the streaming B panel share L1, one way kept
 //       free for C and the stack; the streaming panel gets
-//         ways_b = ⌊(W1 − 1) / (1 + mr/nr)⌋  and  kc = ways_b · way1 / (nr · S).
+//         ways_b = ⌊(W1 − 1) / (1 + mr·c/nr)⌋  and  kc = ways_b · way1 / (nr · S).
 //   nc: the B block kc × nc takes the L2 ways the model leaves it, beside the two
 //       A panels (the current one and the next):
-//         nc = (W2' − ⌈2 · mr · kc · S / way2⌉) · way2 / (kc · S), a multiple of nr,
+//         nc = (W2' − ⌈2 · mr · c · kc · S / way2⌉) · way2 / (kc · S), a multiple of nr,
 //       where the model has W2' = W2 − 1 and the measured rule W2' = ⌊W2 / 2⌋.
 //   mc: the A block mc × kc lives in this core's share of L3 beside its B block:
-//         mc = (W3 − 1 − ⌈kc · nc · S / way3⌉) · way3 / (kc · S), a multiple of mr,
+//         mc = (W3 − 1 − ⌈kc · nc · S / way3⌉) · way3 / (kc · S · c), a multiple of mr,
 //       with way3 from the share (size / sharing).
 //
 // Measured rules on top (docs/tuning.md has the sweeps): see kc_min and friends.

@@ -54,7 +54,7 @@ struct Blocking {
 //   matgrad's, 1.02-1.25 -> 1.19-1.29; 777×1023×513 0.88-0.89 -> 0.93-1.00;
 //   128×512×784 0.93-0.96 -> 1.00-1.01; 1024³ Aᵀ·Bᵀ 0.86 -> 0.91. On SSE2 packed A
 //   holds each value once per lane (a_copies, kernels/baseline.cpp), so a broadcast
-//   is one load: f64 products 1.03-1.08×, f32 1.01-1.06× (same Xeon, in one process).
+//   is one load: f64 products 1.03-1.08×, f32 0.99-1.06× (same Xeon, in one process).
 // kc_limit: f32 on AVX-512 and AVX2 lets a K slice grow to 1.5·kc (K / kc rounded
 //   to the nearest whole, equal_k_slices): one pass fewer over every C tile. Not f64
 //   (AVX-512 1024³ 4% and AVX2 1024³ and 2048³ 2-3% slower with the deeper slices),

@@ -184,7 +184,7 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
         const bool works = !solo || tid == 0;
         T* const packed_b = packed_b_all + b_elems * (solo ? 0 : tid);
         // A solo thread packs the whole block into the first A area (a shared block, or
-        // the own-panel areas, which hold mc rows together: a_elems·threads ≥ mc·kc).
+        // the own-panel areas, which hold mc rows together: a_elems·threads ≥ mc·kc·a_copies).
         T* const packed_a = packed_a_all + (own_a && !solo ? a_elems * tid : 0);
         const bool shared_a = !own_a && !solo;  // !own_a: 3+ threads along N
 

@@ -116,7 +116,7 @@ void test_known_cpus() {
 }
 
 // Packed A with copies (the SSE2 baseline's, Blocking::a_copies) takes a_copies times
-// the room in L1 and L2, worked out by hand. Zen 3 (4 KiB L1 ways, 64 KiB L2 ways), the
+// the room in L1, L2 and L3, worked out by hand. Zen 3 (4 KiB L1 ways, 64 KiB L2 ways), the
 // baseline's f64 2×12 tile:
 //   copies 1: ⌊7·12/14⌋ = 6 ways, kc = 6·4096/96 = 256; ⌈2·2·256·8/64 Ki⌉ = 1 way for A,
 //             nc = 3·65536/(256·8) = 96;
@@ -144,6 +144,34 @@ void test_packed_a_copies_in_the_model() {
         check(b.kc == 320 && b.nc == 696 && b.mc == 4096 && b.a_copies == copies,
               "Xeon baseline f32, " + std::to_string(copies) + " copies: kc 320 nc 696 mc 4096, got kc " +
                   std::to_string(b.kc) + " nc " + std::to_string(b.nc) + " mc " + std::to_string(b.mc));
+    }
+    // The L2 term: on a Haswell (32 KiB L2 ways), a 2-row f64 tile with 8 copies has A
+    // panels of 16 values a step, as a 16-row tile with one: kc 192 (the floor; the model
+    // gives ⌊7·12/28⌋·4096/96 = 128), 2 L2 ways for A (⌈2·16·192·8/32 Ki⌉),
+    // nc = ⌊2·32768/(192·8)⌋ = 42 -> 36. Dropping the copies from the L2 term would
+    // leave A 1 way and nc 60.
+    const CpuCaches haswell = cpu(32 * KiB, 8, 256 * KiB, 8, 8 * MiB, 16, 8);
+    Blocking eight = tables::baseline_blocking::f64, sixteen_rows = tables::baseline_blocking::f64;
+    eight.a_copies = 8;
+    sixteen_rows.mr = 16;
+    sixteen_rows.a_copies = 1;
+    const Blocking b8 = matgrad::detail::derive_blocking(haswell, eight, 8);
+    const Blocking b16 = matgrad::detail::derive_blocking(haswell, sixteen_rows, 8);
+    check(b8.kc == 192 && b8.nc == 36 && b16.kc == 192 && b16.nc == 36,
+          "Haswell, 2 rows × 8 copies as 16 rows: kc 192 nc 36, got kc " + std::to_string(b8.kc) + " nc " +
+              std::to_string(b8.nc) + " and kc " + std::to_string(b16.kc) + " nc " + std::to_string(b16.nc));
+    // The L3 term, where mc is not clamped (an 8 MiB 16-way L3 for one CPU, 512 KiB
+    // ways, beside the Xeon's L1 and L2): the f64 B block 320 × 348 takes 2 ways, and
+    // mc = ⌊13·524288/(320·8·c)⌋ = 2662 with one copy, 1331 -> 1330 with two.
+    const CpuCaches small_l3 = cpu(48 * KiB, 12, 2 * MiB, 16, 8 * MiB, 16, 1);
+    for (int copies : {1, 2}) {
+        f64.a_copies = copies;
+        b = matgrad::detail::derive_blocking(small_l3, f64, 8);
+        const int64_t want_mc = copies == 1 ? 2662 : 1330;
+        check(b.kc == 320 && b.nc == 348 && b.mc == want_mc,
+              "8 MiB L3, baseline f64, " + std::to_string(copies) + " copies: kc 320 nc 348 mc " +
+                  std::to_string(want_mc) + ", got kc " + std::to_string(b.kc) + " nc " + std::to_string(b.nc) +
+                  " mc " + std::to_string(b.mc));
     }
 }
 

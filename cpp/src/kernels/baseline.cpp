@@ -19,7 +19,7 @@ namespace {
 // No broadcast load in SSE2 either (movddup is SSE3): set1 from memory is a load
 // and a shuffle, and the shuffles of a 2-row tile's broadcasts compete with its
 // multiplies and adds. So packed A stores each value W times in a row
-// (kPackedACopies, pack.hpp), and the packed tiles broadcast with one aligned load:
+// (kPackedACopies, pack.hpp), and the packed tiles broadcast with one load:
 // GotoBLAS's SSE2 kernels duplicate their operands the same way. The tiles alone,
 // one thread, in one process, alternated with the set1 version (Xeon family 6
 // model 207): f64 2×12 1.06-1.09×, f32 2×24 1.07-1.11× the speed.

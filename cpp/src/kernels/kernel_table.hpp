@@ -98,8 +98,9 @@ using PackBTransposed = void (*)(int64_t depth, int64_t cols, const T* b, int64_
 // layout pack_b documents (pack.hpp), with the ISA's vectors.
 template <class T>
 using PackBRows = void (*)(int64_t depth, int64_t cols, const T* b, int64_t rs, int nr, T* dst);
-// One panel of rows <= mr rows of a row-major A (cs = 1) in pack_a's layout
-// (pack.hpp): dst[p*mr + r] = a[r*rs + p], 0 for r >= rows.
+// One panel of rows <= mr rows of a row-major A (cs = 1) in pack_a's layout with one
+// copy of each value (pack.hpp), dst[p*mr + r] = a[r*rs + p], 0 for r >= rows; pack_a
+// spreads it where the kernel set asks for more copies.
 template <class T>
 using PackARows = void (*)(int64_t depth, const T* a, int64_t rs, int rows, T* dst);
 
