@@ -5,8 +5,8 @@
 // Why in one process: on a shared 2-core host the same product moves by 10-50%
 // from minute to minute, and two builds timed in separate processes differ by that
 // much with no change at all. Called in turn on the same operands, each pair of
-// calls sees the same spell, and the median of the pairs' ratios stays put
-// (docs/tuning.md, "Measuring a change in one process").
+// calls sees the same spell, and the median of the pairs' ratios moves far less
+// than either build's times (docs/tuning.md, "Measuring a change in one process").
 //
 //   ab_gemm M N K [--trans-a] [--trans-b] [--f64] [--pairs P] [--settle-ms S]
 //           [--old-isa NAME] [--new-isa NAME] [--require-identical]
@@ -19,6 +19,7 @@
 // touch the arithmetic).
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -54,13 +55,17 @@ struct Options {
     std::exit(2);
 }
 
-int64_t integer(const char* text, const std::string& what, int64_t least) {
+int64_t integer(const char* text, const std::string& what, int64_t least, int64_t most) {
     char* end = nullptr;
+    errno = 0;
     const long long v = std::strtoll(text, &end, 10);
-    if (end == text || *end || v < least)
-        usage(what + " must be an integer of at least " + std::to_string(least) + ", not '" + text + "'");
+    if (end == text || *end || errno == ERANGE || v < least || v > most)
+        usage(what + " must be an integer from " + std::to_string(least) + " to " + std::to_string(most) +
+              ", not '" + text + "'");
     return v;
 }
+
+constexpr int64_t kMaxSide = int64_t{1} << 20, kMaxElements = int64_t{1} << 30;
 
 Options parse(int argc, char** argv) {
     Options o;
@@ -74,7 +79,7 @@ Options parse(int argc, char** argv) {
         else if (a == "--pairs" || a == "--settle-ms") {
             if (i + 1 >= argc) usage(a + " needs a value");
             const bool pairs = a == "--pairs";
-            (pairs ? o.pairs : o.settle_ms) = static_cast<int>(integer(argv[++i], a, pairs ? 1 : 0));
+            (pairs ? o.pairs : o.settle_ms) = static_cast<int>(integer(argv[++i], a, pairs ? 1 : 0, 100000));
         } else if (a == "--old-isa" || a == "--new-isa") {
             if (i + 1 >= argc) usage(a + " needs a value");
             (a == "--old-isa" ? o.old_isa : o.new_isa) = argv[++i];
@@ -82,15 +87,18 @@ Options parse(int argc, char** argv) {
         else sizes.push_back(a);
     }
     if (sizes.size() != 3) usage("expected the three sizes M N K");
-    o.m = integer(sizes[0].c_str(), "M", 1);
-    o.n = integer(sizes[1].c_str(), "N", 1);
-    o.k = integer(sizes[2].c_str(), "K", 1);
+    o.m = integer(sizes[0].c_str(), "M", 1, kMaxSide);
+    o.n = integer(sizes[1].c_str(), "N", 1, kMaxSide);
+    o.k = integer(sizes[2].c_str(), "K", 1, kMaxSide);
+    if (o.m * o.k > kMaxElements || o.k * o.n > kMaxElements || o.m * o.n > kMaxElements)
+        usage("each operand may hold at most 2^30 elements");
     return o;
 }
 
-double median(std::vector<double> v) {
+double median(std::vector<double> v) {  // v not empty (pairs >= 1)
     std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
+    const size_t h = v.size() / 2;
+    return v.size() % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
 }
 
 template <class T>
@@ -159,5 +167,10 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         usage(e.what());
     }
-    return o.f64 ? run<double>(o) : run<float>(o);
+    try {  // a bad MATGRAD_ISA or MATGRAD_BLOCKING (read at the first call), memory
+        return o.f64 ? run<double>(o) : run<float>(o);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "ab_gemm: %s\n", e.what());
+        return 2;
+    }
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Times one GEMM under this tree's kernels and under COMMIT's, in one process,
-# calls alternating on the same operands (benchmarks/ab_gemm.cpp): the way to see a
-# change of a few per cent on a noisy shared host, where separate processes differ
-# by 10-50% with no change at all (docs/tuning.md, "Measuring a change in one process").
+# calls alternating on the same operands (benchmarks/ab_gemm.cpp): on a noisy shared
+# host, where separate processes differ by 10-50% with no change at all, this sees
+# differences of about 5% once they repeat (docs/tuning.md, "Measuring a change in
+# one process").
 #
 #   scripts/ab-gemm.sh COMMIT M N K [--trans-a] [--trans-b] [--f64] [--pairs P]
 #                      [--settle-ms S] [--old-isa NAME] [--new-isa NAME] [--require-identical]
@@ -10,7 +11,8 @@
 # COMMIT's sources (git archive) and this tree's are each built as the plain C++
 # library (Release, no Python), COMMIT's with -Dmatgrad=matgrad_old, and both are
 # linked into ab_gemm. The work tree's uncommitted changes count as "new". Builds
-# go to a temporary folder (AB_GEMM_BUILD keeps them there between runs instead).
+# go to a temporary folder (AB_GEMM_BUILD keeps them there between runs instead,
+# one per commit). CXX picks the compiler (default g++; it needs OpenMP).
 # MATGRAD_ISA, MATGRAD_BLOCKING and OMP_NUM_THREADS apply to both builds alike.
 set -euo pipefail
 
@@ -22,33 +24,46 @@ fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 commit=$1
 shift
-if ! git -C "$root" rev-parse --verify -q "$commit^{commit}" >/dev/null; then
+if ! command -v git >/dev/null || ! git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+  echo "ab-gemm.sh: needs git and $root as a git checkout" >&2
+  exit 2
+fi
+if ! sha=$(git -C "$root" rev-parse --verify -q "$commit^{commit}"); then
   echo "ab-gemm.sh: '$commit' is not a commit of $root" >&2
   exit 2
 fi
 if [ -n "${AB_GEMM_BUILD:-}" ]; then
-  work=$AB_GEMM_BUILD
-  mkdir -p "$work"
+  work=$(mkdir -p "$AB_GEMM_BUILD" && cd "$AB_GEMM_BUILD" && pwd)   # absolute: the header path below
 else
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
 fi
 jobs=${JOBS:-2}
+cxx=${CXX:-g++}   # the libraries and the harness alike (one OpenMP runtime)
 
 library() {  # library SOURCE BUILD [CXXFLAGS]: the static kernels library, quietly
-  cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DMATGRAD_BUILD_PYTHON=OFF \
+  cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" -DMATGRAD_BUILD_PYTHON=OFF \
     -DMATGRAD_BUILD_TESTS=OFF -DMATGRAD_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="${3:-}" >/dev/null
   cmake --build "$2" --target matgrad_kernels -j "$jobs" >/dev/null
 }
 
-rm -rf "$work/old-src"
-mkdir -p "$work/old-src"
-git -C "$root" archive "$commit" | tar -x -C "$work/old-src"
-echo "== building $(git -C "$root" rev-parse --short "$commit") as matgrad_old, and this tree" >&2
-library "$work/old-src" "$work/old" "-Dmatgrad=matgrad_old"
+# One source folder and build per commit, kept with AB_GEMM_BUILD: files extracted
+# again over an older build keep the commit's times, so make would not rebuild them.
+old_src=$work/old-src-$sha
+old_build=$work/old-$sha
+if [ ! -f "$old_src/CMakeLists.txt" ]; then
+  rm -rf "$old_src"
+  mkdir -p "$old_src"
+  git -C "$root" archive "$sha" | tar -x -C "$old_src"
+fi
+echo "== building $(git -C "$root" rev-parse --short "$sha") as matgrad_old, and this tree" >&2
+library "$old_src" "$old_build" "-Dmatgrad=matgrad_old"
 library "$root" "$work/new"
-"${CXX:-g++}" -std=c++17 -O2 -fopenmp -I"$root/cpp/include" \
-  -DMATGRAD_OLD_HEADER="\"$work/old-src/cpp/include/matgrad/matgrad.hpp\"" \
-  "$root/benchmarks/ab_gemm.cpp" "$work/new/libmatgrad_kernels.a" "$work/old/libmatgrad_kernels.a" \
+# The old header under a name of its own, one line longer: GCC's #pragma once takes two
+# files of the same size, time and contents for one, and would skip it.
+{ cat "$old_src/cpp/include/matgrad/matgrad.hpp"; echo "// $sha, as matgrad_old (scripts/ab-gemm.sh)"; } \
+  > "$work/matgrad_old.hpp"
+"$cxx" -std=c++17 -O2 -fopenmp -I"$root/cpp/include" -DMATGRAD_OLD_HEADER="\"$work/matgrad_old.hpp\"" \
+  "$root/benchmarks/ab_gemm.cpp" "$work/new/libmatgrad_kernels.a" "$old_build/libmatgrad_kernels.a" \
   -o "$work/ab_gemm"
 "$work/ab_gemm" "$@"
