@@ -81,7 +81,7 @@ void pack_a(int64_t rows, int64_t depth, const T* a, int64_t rs, int64_t cs, int
         spread<2>(once, values, dst);
     else if (copies == 4)
         spread<4>(once, values, dst);
-    else
+    else  // no kernel set packs other counts (kPackedACopies is 1 or W); test_gemm_paths checks 3
         for (int64_t s = 0; s < values; ++s)
             for (int i = 0; i < copies; ++i) dst[s * copies + i] = once[s];
 }

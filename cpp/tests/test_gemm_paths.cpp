@@ -152,7 +152,8 @@ int check_pack_b_rows(const matgrad::detail::TypedKernels<T>& kern, const char* 
 }
 
 // pack_a's layout (pack.hpp), against the scalar definition, for the kernel set's
-// mr and its a_copies and for copies of 1, 2 and 4: row-major A (through the kernel
+// mr and its a_copies and for copies of 1, 2, 3 and 4 (3: pack_a's general spreading
+// loop, which no kernel set takes): row-major A (through the kernel
 // set's pack_a_rows where it has one), transposed A, a general stride and a negative
 // row stride; rows off the panel and whole panels; nothing written past the area.
 // The SSE2 baseline packs each value once per lane (kernels/baseline.cpp); the
@@ -172,7 +173,7 @@ int check_pack_a(const matgrad::detail::TypedKernels<T>& kern, const char* isa) 
                     kern.blocking.a_copies, want_copies);
         ++failures;
     }
-    for (int copies : {1, 2, 4, kern.blocking.a_copies})
+    for (int copies : {1, 2, 3, 4, kern.blocking.a_copies})
         for (int64_t rows : {int64_t(1), int64_t(mr), int64_t(mr + 1), int64_t(3 * mr - 1)})
             for (int64_t depth : {1, 3, 17})
                 for (int layout = 0; layout < 4; ++layout) {
