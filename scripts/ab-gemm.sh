@@ -6,7 +6,7 @@
 # one process").
 #
 #   scripts/ab-gemm.sh COMMIT M N K [--trans-a] [--trans-b] [--f64] [--pairs P]
-#                      [--settle-ms S] [--old-isa NAME] [--new-isa NAME] [--require-identical]
+#                      [--settle-ms S] [--calls C] [--old-isa NAME] [--new-isa NAME] [--require-identical]
 #
 # COMMIT's sources (git archive) and this tree's are each built as the plain C++
 # library (Release, no Python), COMMIT's with -Dmatgrad=matgrad_old, and both are
@@ -18,7 +18,7 @@ set -euo pipefail
 
 if [ $# -lt 4 ]; then
   echo "usage: scripts/ab-gemm.sh COMMIT M N K [--trans-a] [--trans-b] [--f64] [--pairs P]" \
-       "[--settle-ms S] [--old-isa NAME] [--new-isa NAME] [--require-identical]" >&2
+       "[--settle-ms S] [--calls C] [--old-isa NAME] [--new-isa NAME] [--require-identical]" >&2
   exit 2
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,14 +38,8 @@ else
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
 fi
-jobs=${JOBS:-2}
-cxx=${CXX:-g++}   # the libraries and the harness alike (one OpenMP runtime)
-
-library() {  # library SOURCE BUILD [CXXFLAGS]: the static kernels library, quietly
-  cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" -DMATGRAD_BUILD_PYTHON=OFF \
-    -DMATGRAD_BUILD_TESTS=OFF -DMATGRAD_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="${3:-}" >/dev/null
-  cmake --build "$2" --target matgrad_kernels -j "$jobs" >/dev/null
-}
+# shellcheck source=scripts/kernels-library.sh
+. "$root/scripts/kernels-library.sh"   # library SOURCE BUILD [CXXFLAGS]; $cxx
 
 # One source folder and build per commit, kept with AB_GEMM_BUILD: files extracted
 # again over an older build keep the commit's times, so make would not rebuild them.

@@ -1,0 +1,168 @@
+// One GEMM timed under matgrad and under a BLAS library (numpy's own OpenBLAS) in one
+// process, the calls taking turns on the same operands. Built and run by
+// scripts/vs-blas.sh, which finds numpy's library and says how; why in one process:
+// paired_calls.hpp. A diagnostic beside compare.py, whose figures (each library in
+// its own process) are the ones BENCHMARKS.md records.
+//
+//   vs_blas --blas LIBRARY M N K [--trans-a] [--trans-b] [--f64] [--pairs P] [--settle-ms S]
+//           [--calls C]
+//
+// LIBRARY is opened with dlopen; its CBLAS GEMM is the first of: scipy_cblas_?gemm64_
+// (numpy 2's scipy-openblas64 wheels), cblas_?gemm64_ (numpy 1.22-1.26's openblas64_),
+// both with 64-bit integers, or cblas_?gemm (32-bit integers). Threads: matgrad's
+// OMP_NUM_THREADS, OpenBLAS's OPENBLAS_NUM_THREADS; kernels: MATGRAD_ISA and
+// OPENBLAS_CORETYPE. --settle-ms (default 300) goes before every turn, so that the
+// other library's idle threads have stopped spinning: OpenBLAS's spin about 140 ms
+// after a call, and a shorter pause leans against whichever library follows it
+// (docs/tuning.md, "Eleventh session"). --calls (default 3) back to back in a turn,
+// their median the turn's time: a call whose threads are awake, as in compare.py.
+//
+// Prints each library's median and fastest call and the median of BLAS/matgrad per
+// pair (> 1: matgrad is faster), then whether the two Cs agree: their largest
+// difference within 1e-3 (f32) or 1e-9 (f64) of C's largest magnitude, far above
+// rounding at these sizes and far below a wrong product's. Exit 1 where they do not.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "matgrad/matgrad.hpp"
+#include "paired_calls.hpp"
+
+namespace {
+
+// CBLAS's enum values (cblas.h), passed as int.
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+template <class T, class Int>
+using CblasGemm = void (*)(int, int, int, Int, Int, Int, T, const T*, Int, const T*, Int, T, T*, Int);
+
+// A BLAS's GEMM for T: whichever symbol the library has, and its integer width.
+template <class T>
+struct Blas {
+    CblasGemm<T, int64_t> gemm64 = nullptr;
+    CblasGemm<T, int> gemm32 = nullptr;
+    std::string symbol, core = "unknown";
+
+    void operator()(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
+                    int64_t ldb, T* c, int64_t ldc) const {
+        const int op_a = ta ? kTrans : kNoTrans, op_b = tb ? kTrans : kNoTrans;
+        if (gemm64)
+            gemm64(kRowMajor, op_a, op_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc);
+        else  // sizes are at most 2^20 (paired_calls.hpp): they fit an int
+            gemm32(kRowMajor, op_a, op_b, int(m), int(n), int(k), T(1), a, int(lda), b, int(ldb), T(0), c,
+                   int(ldc));
+    }
+};
+
+template <class T>
+Blas<T> find_blas(void* library) {
+    const char letter = sizeof(T) == 8 ? 'd' : 's';
+    Blas<T> blas;
+    for (const char* pattern : {"scipy_cblas_%cgemm64_", "cblas_%cgemm64_"}) {
+        char name[64];
+        std::snprintf(name, sizeof name, pattern, letter);
+        if (void* f = dlsym(library, name)) {
+            blas.gemm64 = reinterpret_cast<CblasGemm<T, int64_t>>(f);
+            blas.symbol = name;
+            break;
+        }
+    }
+    if (!blas.gemm64) {
+        const std::string name = std::string("cblas_") + letter + "gemm";
+        void* f = dlsym(library, name.c_str());
+        if (!f) throw std::runtime_error("no CBLAS GEMM (scipy_cblas_" + std::string(1, letter) + "gemm64_, cblas_" +
+                                         letter + "gemm64_ or " + name + ") in the library");
+        blas.gemm32 = reinterpret_cast<CblasGemm<T, int>>(f);
+        blas.symbol = name;
+    }
+    // OpenBLAS says which kernel it runs (the others have no such call).
+    for (const char* name : {"scipy_openblas_get_corename64_", "openblas_get_corename64_", "openblas_get_corename"})
+        if (void* f = dlsym(library, name)) {
+            blas.core = reinterpret_cast<char* (*)()>(f)();
+            break;
+        }
+    return blas;
+}
+
+struct Options {
+    paired::GemmCase product;
+    std::string library;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+    std::fprintf(stderr,
+                 "vs_blas: %s\nusage: vs_blas --blas LIBRARY M N K [--trans-a] [--trans-b] [--f64] [--pairs P] "
+                 "[--settle-ms S] [--calls C]\n",
+                 why.c_str());
+    std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+    Options o;
+    auto own = [&o](const std::string& a, const char* next) -> int {
+        if (a != "--blas") return 0;
+        if (!next) throw paired::BadArguments(a + " needs a value");
+        o.library = next;
+        return 2;
+    };
+    paired::GemmCase defaults;
+    defaults.settle_ms = 300;
+    defaults.calls = 3;
+    try {
+        o.product = paired::parse_gemm_case(argc, argv, defaults, own);
+    } catch (const paired::BadArguments& e) {
+        usage(e.what());
+    }
+    if (o.library.empty()) usage("--blas LIBRARY is required");
+    return o;
+}
+
+template <class T>
+int run(const paired::GemmCase& o, void* library) {
+    const Blas<T> blas = find_blas<T>(library);
+    const std::vector<T> a = paired::thousandths<T>(o.m * o.k, 1), b = paired::thousandths<T>(o.k * o.n, 2);
+    std::vector<T> c_ours(o.m * o.n), c_blas(o.m * o.n);
+    const int64_t lda = o.trans_a ? o.m : o.k, ldb = o.trans_b ? o.k : o.n;
+    auto ours = [&] {
+        matgrad::gemm(o.trans_a, o.trans_b, o.m, o.n, o.k, a.data(), lda, b.data(), ldb, c_ours.data(), o.n, false);
+    };
+    auto theirs = [&] { blas(o.trans_a, o.trans_b, o.m, o.n, o.k, a.data(), lda, b.data(), ldb, c_blas.data(), o.n); };
+    const paired::Timings t = paired::alternate(ours, theirs, o.pairs, o.settle_ms, o.calls);
+
+    double max_diff = 0, max_c = 0;
+    for (size_t i = 0; i < c_ours.size(); ++i) {
+        max_diff = std::max(max_diff, double(std::fabs(c_ours[i] - c_blas[i])));
+        max_c = std::max(max_c, double(std::fabs(c_blas[i])));
+    }
+    const double tolerance = (sizeof(T) == 8 ? 1e-9 : 1e-3) * max_c;
+    const bool agree = max_diff <= tolerance;  // false for a NaN
+    std::printf("%lldx%lldx%lld %s%s %s (matgrad %s; BLAS %s, %s), %d pairs: matgrad %.4g ms (fastest %.4g) | "
+                "BLAS %.4g ms (fastest %.4g) | BLAS/matgrad median %.3f\n",
+                (long long)o.m, (long long)o.n, (long long)o.k, o.trans_a ? "Aᵀ" : "A", o.trans_b ? "·Bᵀ" : "·B",
+                o.f64 ? "f64" : "f32", matgrad::isa(), blas.core.c_str(), blas.symbol.c_str(), o.pairs,
+                paired::median(t.first), paired::fastest(t.first), paired::median(t.second),
+                paired::fastest(t.second), paired::median(t.ratio));
+    std::printf("results: %s (largest difference %g, largest |C| %g)\n", agree ? "agree" : "DISAGREE", max_diff,
+                max_c);
+    return agree ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Options o = parse(argc, argv);
+    void* library = dlopen(o.library.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!library) usage(std::string("cannot open the BLAS library: ") + dlerror());
+    try {  // no GEMM in the library, a bad MATGRAD_ISA or MATGRAD_BLOCKING, memory
+        return o.product.f64 ? run<double>(o.product, library) : run<float>(o.product, library);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "vs_blas: %s\n", e.what());
+        return 2;
+    }
+}
