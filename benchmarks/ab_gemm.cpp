@@ -10,7 +10,7 @@
 // --old-isa/--new-isa: that build's kernel set (set_isa; MATGRAD_ISA sets both), so
 // that one commit against itself compares two kernel sets call by call.
 // Threads: OMP_NUM_THREADS (both builds share one OpenMP runtime). Prints each
-// build's median and fastest call and the median of old/new per pair (> 1: the
+// build's median and fastest turn and the median of old/new per pair (> 1: the
 // new build is faster), and whether the two Cs are bit for bit the same.
 // --require-identical: exit 1 where they are not (a change that should not
 // touch the arithmetic).

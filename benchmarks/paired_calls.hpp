@@ -106,9 +106,10 @@ struct Timings {
 // `pairs` pairs of turns, the side that goes first alternating. A turn: settle_ms
 // of sleep, so that the other side's idle threads stop spinning (OpenBLAS's spin
 // about 140 ms), then `calls` calls back to back, timed one by one; the turn's
-// time is their median. With one call per turn every call starts from idle
-// threads; with several, the median is a call whose threads were already awake,
-// as in a training loop and in compare.py's turns.
+// time is their median. With one call per turn, after a pause longer than the
+// threads' spin, every call starts from idle threads; with several, the median is
+// a call whose threads were already awake, as in a training loop and in
+// compare.py's turns.
 template <class First, class Second>
 Timings alternate(First first, Second second, int pairs, int settle_ms, int calls) {
     auto timed = [settle_ms, calls](auto& call) {

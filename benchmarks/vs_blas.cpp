@@ -9,7 +9,10 @@
 //
 // LIBRARY is opened with dlopen; its CBLAS GEMM is the first of: scipy_cblas_?gemm64_
 // (numpy 2's scipy-openblas64 wheels), cblas_?gemm64_ (numpy 1.22-1.26's openblas64_),
-// both with 64-bit integers, or cblas_?gemm (32-bit integers). Threads: matgrad's
+// both with 64-bit integers, then scipy_cblas_?gemm (scipy-openblas32) or cblas_?gemm,
+// with 32-bit integers unless the library is an OpenBLAS whose configuration says
+// USE64BITINT (an ILP64 build without the suffix, such as Debian's libopenblas64).
+// Threads: matgrad's
 // OMP_NUM_THREADS, OpenBLAS's OPENBLAS_NUM_THREADS; kernels: MATGRAD_ISA and
 // OPENBLAS_CORETYPE. --settle-ms (default 300) goes before every turn, so that the
 // other library's idle threads have stopped spinning: OpenBLAS's spin about 140 ms
@@ -17,16 +20,18 @@
 // (docs/tuning.md, "Eleventh session"). --calls (default 3) back to back in a turn,
 // their median the turn's time: a call whose threads are awake, as in compare.py.
 //
-// Prints each library's median and fastest call and the median of BLAS/matgrad per
-// pair (> 1: matgrad is faster), then whether the two Cs agree: their largest
-// difference within 1e-3 (f32) or 1e-9 (f64) of C's largest magnitude, far above
-// rounding at these sizes and far below a wrong product's. Exit 1 where they do not.
+// Prints each library's median and fastest turn and the median of BLAS/matgrad per
+// pair (> 1: matgrad is faster), then whether the two Cs agree: every value finite
+// in both, and their largest difference within 1e-3 (f32) or 1e-9 (f64) of C's
+// largest magnitude, far above rounding at these sizes and far below a wrong
+// product's. Exit 1 where they do not.
 #include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -60,33 +65,50 @@ struct Blas {
     }
 };
 
+// The text of the first of OpenBLAS's string functions `names` the library has, or "".
+std::string openblas_text(void* library, std::initializer_list<const char*> names) {
+    for (const char* name : names)
+        if (void* f = dlsym(library, name)) {
+            const char* text = reinterpret_cast<const char* (*)()>(f)();
+            return text ? text : "";
+        }
+    return "";
+}
+
 template <class T>
 Blas<T> find_blas(void* library) {
-    const char letter = sizeof(T) == 8 ? 'd' : 's';
+    const std::string s = sizeof(T) == 8 ? "d" : "s";
+    const std::string wide[] = {"scipy_cblas_" + s + "gemm64_", "cblas_" + s + "gemm64_"};
+    const std::string plain[] = {"scipy_cblas_" + s + "gemm", "cblas_" + s + "gemm"};
     Blas<T> blas;
-    for (const char* pattern : {"scipy_cblas_%cgemm64_", "cblas_%cgemm64_"}) {
-        char name[64];
-        std::snprintf(name, sizeof name, pattern, letter);
-        if (void* f = dlsym(library, name)) {
+    for (const std::string& name : wide)
+        if (void* f = dlsym(library, name.c_str())) {
             blas.gemm64 = reinterpret_cast<CblasGemm<T, int64_t>>(f);
             blas.symbol = name;
             break;
         }
-    }
     if (!blas.gemm64) {
-        const std::string name = std::string("cblas_") + letter + "gemm";
-        void* f = dlsym(library, name.c_str());
-        if (!f) throw std::runtime_error("no CBLAS GEMM (scipy_cblas_" + std::string(1, letter) + "gemm64_, cblas_" +
-                                         letter + "gemm64_ or " + name + ") in the library");
-        blas.gemm32 = reinterpret_cast<CblasGemm<T, int>>(f);
-        blas.symbol = name;
+        for (const std::string& name : plain)
+            if (void* f = dlsym(library, name.c_str())) {
+                // An unsuffixed OpenBLAS may still take 64-bit integers: its build says so.
+                const std::string config =
+                    openblas_text(library, {"scipy_openblas_get_config", "openblas_get_config"});
+                if (config.find("USE64BITINT") != std::string::npos)
+                    blas.gemm64 = reinterpret_cast<CblasGemm<T, int64_t>>(f);
+                else
+                    blas.gemm32 = reinterpret_cast<CblasGemm<T, int>>(f);
+                blas.symbol = name;
+                break;
+            }
+        if (blas.symbol.empty())
+            throw std::runtime_error("no CBLAS GEMM (" + wide[0] + ", " + wide[1] + ", " + plain[0] + " or " +
+                                     plain[1] + ") in the library");
     }
     // OpenBLAS says which kernel it runs (the others have no such call).
-    for (const char* name : {"scipy_openblas_get_corename64_", "openblas_get_corename64_", "openblas_get_corename"})
-        if (void* f = dlsym(library, name)) {
-            blas.core = reinterpret_cast<char* (*)()>(f)();
-            break;
-        }
+    const std::string core = openblas_text(
+        library, {"scipy_openblas_get_corename64_", "openblas_get_corename64_", "scipy_openblas_get_corename",
+                  "openblas_get_corename"});
+    if (!core.empty()) blas.core = core;
     return blas;
 }
 
@@ -135,17 +157,22 @@ int run(const paired::GemmCase& o, void* library) {
     auto theirs = [&] { blas(o.trans_a, o.trans_b, o.m, o.n, o.k, a.data(), lda, b.data(), ldb, c_blas.data(), o.n); };
     const paired::Timings t = paired::alternate(ours, theirs, o.pairs, o.settle_ms, o.calls);
 
+    // A NaN or an infinity anywhere is a disagreement (std::max would pass a NaN over).
+    bool finite = true;
     double max_diff = 0, max_c = 0;
     for (size_t i = 0; i < c_ours.size(); ++i) {
+        finite = finite && std::isfinite(c_ours[i]) && std::isfinite(c_blas[i]);
         max_diff = std::max(max_diff, double(std::fabs(c_ours[i] - c_blas[i])));
         max_c = std::max(max_c, double(std::fabs(c_blas[i])));
     }
+    if (!finite) max_diff = HUGE_VAL;
     const double tolerance = (sizeof(T) == 8 ? 1e-9 : 1e-3) * max_c;
-    const bool agree = max_diff <= tolerance;  // false for a NaN
-    std::printf("%lldx%lldx%lld %s%s %s (matgrad %s; BLAS %s, %s), %d pairs: matgrad %.4g ms (fastest %.4g) | "
+    const bool agree = finite && max_diff <= tolerance;
+    std::printf("%lldx%lldx%lld %s%s %s (matgrad %s; BLAS %s, %s with %d-bit integers), %d pairs: "
+                "matgrad %.4g ms (fastest %.4g) | "
                 "BLAS %.4g ms (fastest %.4g) | BLAS/matgrad median %.3f\n",
                 (long long)o.m, (long long)o.n, (long long)o.k, o.trans_a ? "Aᵀ" : "A", o.trans_b ? "·Bᵀ" : "·B",
-                o.f64 ? "f64" : "f32", matgrad::isa(), blas.core.c_str(), blas.symbol.c_str(), o.pairs,
+                o.f64 ? "f64" : "f32", matgrad::isa(), blas.core.c_str(), blas.symbol.c_str(), blas.gemm64 ? 64 : 32, o.pairs,
                 paired::median(t.first), paired::fastest(t.first), paired::median(t.second),
                 paired::fastest(t.second), paired::median(t.ratio));
     std::printf("results: %s (largest difference %g, largest |C| %g)\n", agree ? "agree" : "DISAGREE", max_diff,

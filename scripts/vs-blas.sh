@@ -10,7 +10,8 @@
 #
 # --isa: matgrad's kernel set (MATGRAD_ISA) and OpenBLAS's kernel for the same
 # instructions (OPENBLAS_CORETYPE Haswell, SkylakeX, Nehalem: compare.py's pairs).
-# Without it each library picks its own.
+# Without it MATGRAD_ISA and OPENBLAS_CORETYPE apply as the environment sets them,
+# and where it does not, each library picks its own.
 # The BLAS: VS_BLAS_LIBRARY, else the OpenBLAS that numpy loads, as threadpoolctl
 # reports it (else numpy.libs), asked of PYTHON (default python3).
 # Threads: OMP_NUM_THREADS for both (OPENBLAS_NUM_THREADS follows it unless set).
@@ -29,6 +30,7 @@ args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --isa) [ $# -ge 2 ] || usage "--isa needs a value"; isa=$2; shift 2 ;;
+    --blas) usage "the script finds the library itself: set VS_BLAS_LIBRARY to choose another" ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -51,7 +53,7 @@ try:
     paths = [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
 except ImportError:
     paths = []
-if not paths:  # numpy's wheels keep their OpenBLAS beside the package
+if not paths:  # the wheels of numpy keep their OpenBLAS beside the package
     here = os.path.dirname(numpy.__file__)
     paths = sorted(glob.glob(here + ".libs/lib*openblas*.so*") + glob.glob(here + "/.dylibs/lib*openblas*.dylib"))
 if not paths:

@@ -2,9 +2,9 @@
 own OpenBLAS in one process (docs/tuning.md, "Measuring a change in one process").
 
 Slow (it builds the C++ library, about 40 s on 2 cores): `.ci/run` runs it with --runslow. Needs
-cmake and a C++ compiler with OpenMP (taken to be there when this build of matgrad has it). A
-stand-in CBLAS compiled here checks the 32-bit-integer entry point and that a wrong product is
-caught."""
+cmake and a C++ compiler with OpenMP (taken to be there when this build of matgrad has it). Stand-in
+CBLAS libraries compiled here check the unsuffixed entry points (32- and 64-bit integers) and that
+a wrong product is caught."""
 import os
 import re
 import shutil
@@ -28,36 +28,49 @@ pytestmark = [
     pytest.mark.skipif(not kernels.has_openmp(), reason="needs a compiler with OpenMP"),
 ]
 
-# "37x29x50 A·B f32 (matgrad avx2; BLAS Haswell, scipy_cblas_sgemm64_), 3 pairs: matgrad 0.01 ms
-#  (fastest 0.01) | BLAS 0.01 ms (fastest 0.01) | BLAS/matgrad median 1.002"
+# "37x29x50 A·B f32 (matgrad avx2; BLAS Haswell, scipy_cblas_sgemm64_ with 64-bit integers), 3 pairs:
+#  matgrad 0.01 ms (fastest 0.01) | BLAS 0.01 ms (fastest 0.01) | BLAS/matgrad median 1.002"
 REPORT = re.compile(
-    r"^(\d+)x(\d+)x(\d+) (Aᵀ?)·(Bᵀ?) (f32|f64) \(matgrad (\w+); BLAS (.+), (\w+)\), (\d+) pairs: "
+    r"^(\d+)x(\d+)x(\d+) (Aᵀ?)·(Bᵀ?) (f32|f64) \(matgrad (\w+); BLAS (.+), (\w+) with (32|64)-bit integers\), "
+    r"(\d+) pairs: "
     r"matgrad (\S+) ms \(fastest (\S+)\) \| BLAS (\S+) ms \(fastest (\S+)\) \| BLAS/matgrad median (\S+)$", re.M)
 RESULTS = re.compile(r"^results: (agree|DISAGREE) \(largest difference (\S+), largest \|C\| (\S+)\)$", re.M)
 
-# A CBLAS with 32-bit integers, row-major only, by definition; FAKE_BLAS_WRONG makes C[0] wrong.
+# A CBLAS by definition, row-major only, its integers FAKE_INT wide: 32 bits, or 64 with no
+# suffix and an OpenBLAS-style configuration string that says so. It aborts on an order or a
+# transpose it does not know, or a size out of range (an integer passed too narrow). FAKE_BLAS_WRONG makes C[0] wrong, FAKE_BLAS_NAN a NaN.
 FAKE_BLAS = r"""
+#include <cmath>
 #include <cstdlib>
+#include <initializer_list>
+using Int = FAKE_INT;
 template <class T>
-static void gemm(int ta, int tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb,
-                 T beta, T* c, int ldc) {
-    for (int i = 0; i < m; ++i)
-        for (int j = 0; j < n; ++j) {
+static void gemm(int order, int ta, int tb, Int m, Int n, Int k, T alpha, const T* a, Int lda, const T* b,
+                 Int ldb, T beta, T* c, Int ldc) {
+    if (order != 101 || (ta != 111 && ta != 112) || (tb != 111 && tb != 112)) std::abort();
+    for (Int v : {m, n, k, lda, ldb, ldc})  // an integer passed narrower than Int: its upper bits
+        if (v < 0 || v > (Int(1) << 20)) std::abort();
+    for (Int i = 0; i < m; ++i)
+        for (Int j = 0; j < n; ++j) {
             T s = 0;
-            for (int p = 0; p < k; ++p)
+            for (Int p = 0; p < k; ++p)
                 s += (ta == 112 ? a[p * lda + i] : a[i * lda + p]) * (tb == 112 ? b[j * ldb + p] : b[p * ldb + j]);
             c[i * ldc + j] = alpha * s + (beta == T(0) ? T(0) : beta * c[i * ldc + j]);
         }
     if (std::getenv("FAKE_BLAS_WRONG")) c[0] += T(1);
+    if (std::getenv("FAKE_BLAS_NAN")) c[m * ldc - 1] = std::nan("");
 }
-extern "C" void cblas_sgemm(int, int ta, int tb, int m, int n, int k, float alpha, const float* a, int lda,
-                            const float* b, int ldb, float beta, float* c, int ldc) {
-    gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+extern "C" void cblas_sgemm(int order, int ta, int tb, Int m, Int n, Int k, float alpha, const float* a, Int lda,
+                            const float* b, Int ldb, float beta, float* c, Int ldc) {
+    gemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-extern "C" void cblas_dgemm(int, int ta, int tb, int m, int n, int k, double alpha, const double* a, int lda,
-                            const double* b, int ldb, double beta, double* c, int ldc) {
-    gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+extern "C" void cblas_dgemm(int order, int ta, int tb, Int m, Int n, Int k, double alpha, const double* a,
+                            Int lda, const double* b, Int ldb, double beta, double* c, Int ldc) {
+    gemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+#ifdef FAKE_CONFIG
+extern "C" const char* openblas_get_config() { return "OpenBLAS 0.3.99 USE64BITINT DYNAMIC_ARCH"; }
+#endif
 """
 
 
@@ -90,13 +103,20 @@ def built(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fake_blas(tmp_path_factory):
+    """Stand-in libraries: 32-bit integers, 64-bit without a suffix, and one with no GEMM."""
     work = tmp_path_factory.mktemp("fake_blas")
     source = work / "fake_blas.cpp"
     source.write_text(FAKE_BLAS)
-    library = work / "libfakeblas.so"
-    build = _run([CXX, "-O1", "-shared", "-fPIC", source, "-o", library])
+    libraries = {}
+    for name, flags in (("int32", ["-DFAKE_INT=int"]), ("int64", ["-DFAKE_INT=long long", "-DFAKE_CONFIG"])):
+        libraries[name] = work / f"libfakeblas_{name}.so"
+        build = _run([CXX, "-O1", "-shared", "-fPIC", *flags, source, "-o", libraries[name]])
+        assert build.returncode == 0, build.stderr
+    (work / "no_gemm.cpp").write_text('extern "C" int not_a_blas() { return 1; }\n')
+    libraries["none"] = work / "libnogemm.so"
+    build = _run([CXX, "-shared", "-fPIC", work / "no_gemm.cpp", "-o", libraries["none"]])
     assert build.returncode == 0, build.stderr
-    return library
+    return libraries
 
 
 def test_against_numpys_openblas(built):
@@ -104,15 +124,16 @@ def test_against_numpys_openblas(built):
     assert "== building this tree; BLAS: " in first.stderr
     m = _report(first.stdout)
     assert m.group(1, 2, 3) == ("37", "29", "50")
-    assert (m.group(4), m.group(5), m.group(6), m.group(10)) == ("A", "B", "f32", "3")
+    assert (m.group(4), m.group(5), m.group(6), m.group(11)) == ("A", "B", "f32", "3")
     assert m.group(7) == kernels.isa()  # no --isa: matgrad's best set
-    assert m.group(9) in ("scipy_cblas_sgemm64_", "cblas_sgemm64_", "cblas_sgemm")
-    times = [float(m.group(i)) for i in (11, 12, 13, 14)]
+    assert (m.group(9), m.group(10)) in (("scipy_cblas_sgemm64_", "64"), ("cblas_sgemm64_", "64"),
+                                         ("scipy_cblas_sgemm", "32"), ("cblas_sgemm", "32"), ("cblas_sgemm", "64"))
+    times = [float(m.group(i)) for i in (12, 13, 14, 15)]
     assert all(t > 0 for t in times)
     assert times[1] <= times[0] and times[3] <= times[2]  # the fastest call is no slower than the median
-    assert 0 < float(m.group(15)) < 100
+    assert 0 < float(m.group(16)) < 100
     r = _results(first.stdout)
-    assert r.group(1) == "agree" and float(r.group(2)) <= 1e-3 * float(r.group(3))
+    assert r.group(1) == "agree" and float(r.group(3)) > 0 and float(r.group(2)) <= 1e-3 * float(r.group(3))
 
 
 def test_the_isa_option_sets_both_kernels(built, tmp_path):
@@ -130,14 +151,17 @@ def test_the_isa_option_sets_both_kernels(built, tmp_path):
     assert _results(run.stdout).group(1) == "agree"
 
 
-def test_a_32_bit_cblas_and_every_transpose(built, fake_blas):
+@pytest.mark.parametrize("width", ["int32", "int64"])
+def test_an_unsuffixed_cblas_and_every_transpose(built, fake_blas, width):
     harness, _ = built
     for flags in ([], ["--trans-a"], ["--trans-b"], ["--trans-a", "--trans-b"]):
         for dtype in ([], ["--f64"]):
-            run = _run([harness, "--blas", fake_blas, 23, 19, 31, *flags, *dtype, "--pairs", 1, "--settle-ms", 0])
+            run = _run([harness, "--blas", fake_blas[width], 23, 19, 31, *flags, *dtype, "--pairs", 1,
+                        "--settle-ms", 0, "--calls", 1])
             assert run.returncode == 0, run.stdout + run.stderr
             m = _report(run.stdout)
             assert (m.group(8), m.group(9)) == ("unknown", "cblas_dgemm" if dtype else "cblas_sgemm")
+            assert m.group(10) == width[3:]  # the configuration string told the width
             assert m.group(4) == ("Aᵀ" if "--trans-a" in flags else "A")
             assert m.group(5) == ("Bᵀ" if "--trans-b" in flags else "B")
             r = _results(run.stdout)
@@ -146,15 +170,20 @@ def test_a_32_bit_cblas_and_every_transpose(built, fake_blas):
 
 def test_a_wrong_product_fails(built, fake_blas):
     harness, _ = built
-    run = _run([harness, "--blas", fake_blas, 16, 16, 16, "--pairs", 1, "--settle-ms", 0], FAKE_BLAS_WRONG="1")
+    args = [harness, "--blas", fake_blas["int32"], 16, 16, 16, "--pairs", 1, "--settle-ms", 0, "--calls", 1]
+    run = _run(args, FAKE_BLAS_WRONG="1")
     assert run.returncode == 1
     r = _results(run.stdout)
     assert r.group(1) == "DISAGREE" and float(r.group(2)) >= 0.5
+    run = _run(args, FAKE_BLAS_NAN="1")  # std::max alone would step over the NaN
+    assert run.returncode == 1
+    assert _results(run.stdout).group(1) == "DISAGREE"
 
 
 @pytest.mark.parametrize("args, message", [
     (["--blas", "/no/such/libblas.so", 3, 3, 3], "cannot open the BLAS library"),
-    (["--blas", "libm.so.6", 3, 3, 3], "no CBLAS GEMM (scipy_cblas_sgemm64_, cblas_sgemm64_ or cblas_sgemm)"),
+    (["--blas", "NO_GEMM", 3, 3, 3],
+     "no CBLAS GEMM (scipy_cblas_sgemm64_, cblas_sgemm64_, scipy_cblas_sgemm or cblas_sgemm)"),
     ([3, 3, 3], "--blas LIBRARY is required"),
     (["--blas"], "--blas needs a value"),
     (["--blas", "x", 3, 0, 3], "N must be an integer from 1 to 1048576, not '0'"),
@@ -163,9 +192,9 @@ def test_a_wrong_product_fails(built, fake_blas):
     (["--blas", "x", 3, 3, 3, "--calls"], "--calls needs a value"),
     (["--blas", "x", 3, 3, 3, "--bogus"], "unknown option '--bogus'"),
 ])
-def test_bad_arguments_are_named(built, args, message):
+def test_bad_arguments_are_named(built, fake_blas, args, message):
     harness, _ = built
-    run = _run([harness, *args])
+    run = _run([harness, *[fake_blas["none"] if a == "NO_GEMM" else a for a in args]])
     assert run.returncode == 2
     assert message in run.stderr
     if "GEMM" not in message:  # found after the command line was read
@@ -176,6 +205,7 @@ def test_bad_arguments_are_named(built, args, message):
     (["--isa", "sse9", 3, 3, 3], "--isa must be avx2, avx512 or baseline, not 'sse9'"),
     (["--isa"], "--isa needs a value"),
     ([3, 3], "expected the three sizes M N K"),
+    (["--blas", "x", 3, 3, 3], "set VS_BLAS_LIBRARY to choose another"),
 ])
 def test_the_script_names_bad_arguments(args, message):
     run = _run([SCRIPT, *args])
