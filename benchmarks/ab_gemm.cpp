@@ -4,11 +4,15 @@
 // why in one process: paired_calls.hpp.
 //
 //   ab_gemm M N K [--trans-a] [--trans-b] [--f64] [--pairs P] [--settle-ms S] [--calls C]
-//           [--old-isa NAME] [--new-isa NAME] [--require-identical]
+//           [--old-isa NAME] [--new-isa NAME] [--old-blocking KC,NC,MC] [--new-blocking KC,NC,MC]
+//           [--require-identical]
 // --settle-ms, --calls: the pause before each turn and the calls in it (paired_calls.hpp;
 // default no pause, one call).
 // --old-isa/--new-isa: that build's kernel set (set_isa; MATGRAD_ISA sets both), so
 // that one commit against itself compares two kernel sets call by call.
+// --old-blocking/--new-blocking: that build's kc, nc and mc (set_blocking, for both
+// dtypes; 0 keeps the derived value), so that one commit against itself compares two
+// blockings; a line after the report gives each build's blocks for the dtype timed.
 // Threads: OMP_NUM_THREADS (both builds share one OpenMP runtime). Prints each
 // build's median and fastest turn and the median of old/new per pair (> 1: the
 // new build is faster), and whether the two Cs are bit for bit the same.
@@ -32,16 +36,37 @@
 
 namespace {
 
+struct Blocks {
+    bool set = false;
+    int64_t kc = 0, nc = 0, mc = 0;
+};
+
 struct Options {
     paired::GemmCase product;
     bool require_identical = false;
     std::string old_isa, new_isa;
+    Blocks old_blocks, new_blocks;
 };
+
+// "KC,NC,MC": three integers from 0 (the derived value) to 2^20.
+Blocks blocks_from(const std::string& option, const char* text) {
+    const std::string t = text;
+    const size_t first = t.find(','), second = first == std::string::npos ? first : t.find(',', first + 1);
+    if (second == std::string::npos || t.find(',', second + 1) != std::string::npos)
+        throw paired::BadArguments(option + " takes KC,NC,MC, not '" + t + "'");
+    Blocks b;
+    b.set = true;
+    b.kc = paired::integer(t.substr(0, first).c_str(), option + " KC", 0, paired::kMaxSide);
+    b.nc = paired::integer(t.substr(first + 1, second - first - 1).c_str(), option + " NC", 0, paired::kMaxSide);
+    b.mc = paired::integer(t.substr(second + 1).c_str(), option + " MC", 0, paired::kMaxSide);
+    return b;
+}
 
 [[noreturn]] void usage(const std::string& why) {
     std::fprintf(stderr,
                  "ab_gemm: %s\nusage: ab_gemm M N K [--trans-a] [--trans-b] [--f64] [--pairs P] "
-                 "[--settle-ms S] [--calls C] [--old-isa NAME] [--new-isa NAME] [--require-identical]\n",
+                 "[--settle-ms S] [--calls C] [--old-isa NAME] [--new-isa NAME] [--old-blocking KC,NC,MC] "
+                 "[--new-blocking KC,NC,MC] [--require-identical]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -56,6 +81,11 @@ Options parse(int argc, char** argv) {
         if (a == "--old-isa" || a == "--new-isa") {
             if (!next) throw paired::BadArguments(a + " needs a value");
             (a == "--old-isa" ? o.old_isa : o.new_isa) = next;
+            return 2;
+        }
+        if (a == "--old-blocking" || a == "--new-blocking") {
+            if (!next) throw paired::BadArguments(a + " needs a value");
+            (a == "--old-blocking" ? o.old_blocks : o.new_blocks) = blocks_from(a, next);
             return 2;
         }
         return 0;
@@ -91,6 +121,13 @@ int run(const Options& opts) {
                 o.f64 ? "f64" : "f32", matgrad::isa(), matgrad_old::isa(), o.pairs, paired::median(t.first),
                 paired::fastest(t.first), paired::median(t.second), paired::fastest(t.second),
                 paired::median(t.ratio));
+    if (opts.old_blocks.set || opts.new_blocks.set) {
+        const bool f64 = sizeof(T) == 8;
+        const matgrad::BlockSizes nb = matgrad::block_sizes(f64);
+        const matgrad_old::BlockSizes ob = matgrad_old::block_sizes(f64);
+        std::printf("blocking: new kc %lld nc %lld mc %lld, old kc %lld nc %lld mc %lld\n", (long long)nb.kc,
+                    (long long)nb.nc, (long long)nb.mc, (long long)ob.kc, (long long)ob.nc, (long long)ob.mc);
+    }
     if (identical)
         std::printf("results: identical\n");
     else
@@ -105,6 +142,8 @@ int main(int argc, char** argv) {
     try {  // an unknown kernel set, or one this CPU lacks: set_isa says which
         if (!o.new_isa.empty()) matgrad::set_isa(o.new_isa.c_str());
         if (!o.old_isa.empty()) matgrad_old::set_isa(o.old_isa.c_str());
+        if (o.new_blocks.set) matgrad::set_blocking(o.new_blocks.kc, o.new_blocks.nc, o.new_blocks.mc);
+        if (o.old_blocks.set) matgrad_old::set_blocking(o.old_blocks.kc, o.old_blocks.nc, o.old_blocks.mc);
     } catch (const std::exception& e) {
         usage(e.what());
     }

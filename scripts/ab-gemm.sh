@@ -6,7 +6,8 @@
 # one process").
 #
 #   scripts/ab-gemm.sh COMMIT M N K [--trans-a] [--trans-b] [--f64] [--pairs P]
-#                      [--settle-ms S] [--calls C] [--old-isa NAME] [--new-isa NAME] [--require-identical]
+#                      [--settle-ms S] [--calls C] [--old-isa NAME] [--new-isa NAME]
+#                      [--old-blocking KC,NC,MC] [--new-blocking KC,NC,MC] [--require-identical]
 #
 # COMMIT's sources (git archive) and this tree's are each built as the plain C++
 # library (Release, no Python), COMMIT's with -Dmatgrad=matgrad_old, and both are
@@ -18,7 +19,8 @@ set -euo pipefail
 
 if [ $# -lt 4 ]; then
   echo "usage: scripts/ab-gemm.sh COMMIT M N K [--trans-a] [--trans-b] [--f64] [--pairs P]" \
-       "[--settle-ms S] [--calls C] [--old-isa NAME] [--new-isa NAME] [--require-identical]" >&2
+       "[--settle-ms S] [--calls C] [--old-isa NAME] [--new-isa NAME] [--old-blocking KC,NC,MC]" \
+       "[--new-blocking KC,NC,MC] [--require-identical]" >&2
   exit 2
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -98,6 +98,24 @@ def test_two_kernel_sets_differ_and_require_identical_fails(ab):
     assert strict.returncode == 1 and "results: differ" in strict.stdout
 
 
+def test_two_blockings_of_one_build(ab):
+    harness, _ = ab
+    args = [harness, 61, 75, 300, "--f64", "--old-blocking", "16,24,36", "--new-blocking", "0,0,0", "--pairs", 2]
+    run = _run(args)
+    assert run.returncode == 0, run.stderr
+    _report(run.stdout)
+    blocks = re.search(r"^blocking: new kc (\d+) nc (\d+) mc (\d+), old kc (\d+) nc (\d+) mc (\d+)$",
+                       run.stdout, re.M)
+    assert blocks, run.stdout
+    if "MATGRAD_BLOCKING" not in os.environ:  # 0,0,0 returns to the derived blocks, as config() has them
+        derived = kernels.config()["blocking"]["float64"]
+        assert tuple(map(int, blocks.group(1, 2, 3))) == (derived["kc"], derived["nc"], derived["mc"])
+    assert tuple(map(int, blocks.group(4, 5, 6))) == (16, 24, 36)
+    # K 300 in slices of 16 against the derived: other sums, other roundings, the same product
+    found = re.search(r"^results: (identical|differ \(largest difference (\S+)\))$", run.stdout, re.M)
+    assert found and (found.group(2) is None or float(found.group(2)) < 1e-9), run.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     ([3, 0, 3], "N must be an integer from 1 to 1048576, not '0'"),
     ([3, "99999999999999999999", 3], "N must be an integer from 1 to 1048576"),
@@ -108,6 +126,10 @@ def test_two_kernel_sets_differ_and_require_identical_fails(ab):
     ([3, 3, 3, "--settle-ms", "-1"], "--settle-ms must be an integer from 0 to 100000, not '-1'"),
     ([3, 3, 3, "--bogus"], "unknown option '--bogus'"),
     ([3, 3, 3, "--new-isa", "sse9"], "unknown instruction set 'sse9'"),
+    ([3, 3, 3, "--old-blocking", "256,448"], "--old-blocking takes KC,NC,MC, not '256,448'"),
+    ([3, 3, 3, "--new-blocking", "1,2,3,4"], "--new-blocking takes KC,NC,MC, not '1,2,3,4'"),
+    ([3, 3, 3, "--new-blocking", "256,x,0"], "--new-blocking NC must be an integer from 0 to 1048576, not 'x'"),
+    ([3, 3, 3, "--old-blocking"], "--old-blocking needs a value"),
 ])
 def test_bad_arguments_are_named(ab, args, message):
     harness, _ = ab
