@@ -63,12 +63,10 @@ Blocks blocks_from(const std::string& option, const char* text) {
 }
 
 [[noreturn]] void usage(const std::string& why) {
-    std::fprintf(stderr,
-                 "ab_gemm: %s\nusage: ab_gemm M N K [--trans-a] [--trans-b] [--f64] [--pairs P] "
-                 "[--settle-ms S] [--calls C] [--old-isa NAME] [--new-isa NAME] [--old-blocking KC,NC,MC] "
-                 "[--new-blocking KC,NC,MC] [--require-identical]\n",
-                 why.c_str());
-    std::exit(2);
+    paired::exit_with_usage("ab_gemm", why,
+                            "M N K [--trans-a] [--trans-b] [--f64] [--pairs P] [--settle-ms S] [--calls C] "
+                            "[--old-isa NAME] [--new-isa NAME] [--old-blocking KC,NC,MC] "
+                            "[--new-blocking KC,NC,MC] [--require-identical]");
 }
 
 Options parse(int argc, char** argv) {

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,12 @@ struct GemmCase {
 struct BadArguments : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+
+// The program's complaint and its usage line on stderr, then exit 2.
+[[noreturn]] inline void exit_with_usage(const char* program, const std::string& why, const char* synopsis) {
+    std::fprintf(stderr, "%s: %s\nusage: %s %s\n", program, why.c_str(), program, synopsis);
+    std::exit(2);
+}
 
 inline int64_t integer(const char* text, const std::string& what, int64_t least, int64_t most) {
     char* end = nullptr;

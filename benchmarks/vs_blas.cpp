@@ -118,11 +118,9 @@ struct Options {
 };
 
 [[noreturn]] void usage(const std::string& why) {
-    std::fprintf(stderr,
-                 "vs_blas: %s\nusage: vs_blas --blas LIBRARY M N K [--trans-a] [--trans-b] [--f64] [--pairs P] "
-                 "[--settle-ms S] [--calls C]\n",
-                 why.c_str());
-    std::exit(2);
+    paired::exit_with_usage("vs_blas", why,
+                            "--blas LIBRARY M N K [--trans-a] [--trans-b] [--f64] [--pairs P] [--settle-ms S] "
+                            "[--calls C]");
 }
 
 Options parse(int argc, char** argv) {
