@@ -1,17 +1,19 @@
-// One GEMM timed under matgrad and under a BLAS library (numpy's own OpenBLAS) in one
+// One GEMM timed under matgrad and under a BLAS library (numpy's own OpenBLAS, or PyTorch's MKL) in one
 // process, the calls taking turns on the same operands. Built and run by
-// scripts/vs-blas.sh, which finds numpy's library and says how; why in one process:
+// scripts/vs-blas.sh, which finds the library and says how; why in one process:
 // paired_calls.hpp. A diagnostic beside compare.py, whose figures (each library in
 // its own process) are the ones BENCHMARKS.md records.
 //
 //   vs_blas --blas LIBRARY M N K [--trans-a] [--trans-b] [--f64] [--pairs P] [--settle-ms S]
 //           [--calls C]
 //
-// LIBRARY is opened with dlopen; its CBLAS GEMM is the first of: scipy_cblas_?gemm64_
+// LIBRARY is opened with dlopen; its GEMM is the first of: scipy_cblas_?gemm64_
 // (numpy 2's scipy-openblas64 wheels), cblas_?gemm64_ (numpy 1.22-1.26's openblas64_),
 // both with 64-bit integers, then scipy_cblas_?gemm (scipy-openblas32) or cblas_?gemm,
 // with 32-bit integers unless the library is an OpenBLAS whose configuration says
-// USE64BITINT (an ILP64 build without the suffix, such as Debian's libopenblas64).
+// USE64BITINT (an ILP64 build without the suffix, such as Debian's libopenblas64);
+// failing those, the Fortran ?gemm_ with 32-bit integers (MKL inside PyTorch's
+// libtorch_cpu, the GEMM PyTorch's CPU products call).
 // Threads: matgrad's
 // OMP_NUM_THREADS, OpenBLAS's OPENBLAS_NUM_THREADS; kernels: MATGRAD_ISA and
 // OPENBLAS_CORETYPE. --settle-ms (default 300) goes before every turn, so that the
@@ -30,6 +32,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <initializer_list>
 #include <stdexcept>
@@ -46,23 +49,38 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 template <class T, class Int>
 using CblasGemm = void (*)(int, int, int, Int, Int, Int, T, const T*, Int, const T*, Int, T, T*, Int);
+// The Fortran interface (column-major, every argument by address, then the lengths
+// of the two one-letter strings), as MKL inside PyTorch's libtorch_cpu exports it.
+template <class T>
+using FortranGemm = void (*)(const char*, const char*, const int*, const int*, const int*, const T*, const T*,
+                             const int*, const T*, const int*, const T*, T*, const int*, size_t, size_t);
 
 // A BLAS's GEMM for T: whichever symbol the library has, and its integer width.
 template <class T>
 struct Blas {
     CblasGemm<T, int64_t> gemm64 = nullptr;
     CblasGemm<T, int> gemm32 = nullptr;
+    FortranGemm<T> fortran = nullptr;
     std::string symbol, core = "unknown";
 
     void operator()(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
                     int64_t ldb, T* c, int64_t ldc) const {
         const int op_a = ta ? kTrans : kNoTrans, op_b = tb ? kTrans : kNoTrans;
-        if (gemm64)
+        // Sizes are at most 2^20 (paired_calls.hpp): they fit an int.
+        if (gemm64) {
             gemm64(kRowMajor, op_a, op_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc);
-        else  // sizes are at most 2^20 (paired_calls.hpp): they fit an int
+        } else if (gemm32) {
             gemm32(kRowMajor, op_a, op_b, int(m), int(n), int(k), T(1), a, int(lda), b, int(ldb), T(0), c,
                    int(ldc));
+        } else {  // row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ
+            const T one = 1, zero = 0;
+            const int m32 = int(m), n32 = int(n), k32 = int(k), lda32 = int(lda), ldb32 = int(ldb),
+                      ldc32 = int(ldc);
+            fortran(tb ? "T" : "N", ta ? "T" : "N", &n32, &m32, &k32, &one, b, &ldb32, a, &lda32, &zero, c, &ldc32,
+                    1, 1);
+        }
     }
+    int integer_bits() const { return gemm64 ? 64 : 32; }
 };
 
 // The text of the first of OpenBLAS's string functions `names` the library has, or "".
@@ -100,15 +118,36 @@ Blas<T> find_blas(void* library) {
                 blas.symbol = name;
                 break;
             }
+        if (blas.symbol.empty()) {
+            const std::string fortran = s + "gemm_";
+            if (void* f = dlsym(library, fortran.c_str())) {
+                blas.fortran = reinterpret_cast<FortranGemm<T>>(f);
+                blas.symbol = fortran;
+            }
+        }
         if (blas.symbol.empty())
-            throw std::runtime_error("no CBLAS GEMM (" + wide[0] + ", " + wide[1] + ", " + plain[0] + " or " +
-                                     plain[1] + ") in the library");
+            throw std::runtime_error("no GEMM (" + wide[0] + ", " + wide[1] + ", " + plain[0] + ", " + plain[1] +
+                                     " or " + s + "gemm_) in the library");
     }
-    // OpenBLAS says which kernel it runs (the others have no such call).
+    // OpenBLAS says which kernel it runs; MKL, only its version (the instructions it may
+    // use are MKL_ENABLE_INSTRUCTIONS's, where set).
     const std::string core = openblas_text(
         library, {"scipy_openblas_get_corename64_", "openblas_get_corename64_", "scipy_openblas_get_corename",
                   "openblas_get_corename"});
-    if (!core.empty()) blas.core = core;
+    if (!core.empty()) {
+        blas.core = core;
+    } else if (void* f = dlsym(library, "MKL_Get_Version_String")) {
+        char text[256] = {};
+        reinterpret_cast<void (*)(char*, int)>(f)(text, int(sizeof text) - 1);
+        // "Intel(R) oneAPI Math Kernel Library Version 2024.2-Product Build 20240605 for ...": 2024.2
+        const std::string version = text;
+        const size_t at = version.find("Version ");
+        blas.core = "MKL";
+        if (at != std::string::npos)
+            blas.core += " " + version.substr(at + 8, version.find_first_of(" -", at + 8) - at - 8);
+        if (const char* limit = std::getenv("MKL_ENABLE_INSTRUCTIONS"))
+            blas.core += std::string(" up to ") + limit;
+    }
     return blas;
 }
 
@@ -170,7 +209,7 @@ int run(const paired::GemmCase& o, void* library) {
                 "matgrad %.4g ms (fastest %.4g) | "
                 "BLAS %.4g ms (fastest %.4g) | BLAS/matgrad median %.3f\n",
                 (long long)o.m, (long long)o.n, (long long)o.k, o.trans_a ? "Aᵀ" : "A", o.trans_b ? "·Bᵀ" : "·B",
-                o.f64 ? "f64" : "f32", matgrad::isa(), blas.core.c_str(), blas.symbol.c_str(), blas.gemm64 ? 64 : 32, o.pairs,
+                o.f64 ? "f64" : "f32", matgrad::isa(), blas.core.c_str(), blas.symbol.c_str(), blas.integer_bits(), o.pairs,
                 paired::median(t.first), paired::fastest(t.first), paired::median(t.second),
                 paired::fastest(t.second), paired::median(t.ratio));
     std::printf("results: %s (largest difference %g, largest |C| %g)\n", agree ? "agree" : "DISAGREE", max_diff,

@@ -1,10 +1,10 @@
 """scripts/vs-blas.sh with benchmarks/vs_blas.cpp: one GEMM timed under matgrad and under numpy's
-own OpenBLAS in one process (docs/tuning.md, "Measuring a change in one process").
+own OpenBLAS, or PyTorch's MKL, in one process (docs/tuning.md, "Measuring a change in one process").
 
 Slow (it builds the C++ library, about 40 s on 2 cores): `.ci/run` runs it with --runslow. Needs
 cmake and a C++ compiler with OpenMP (taken to be there when this build of matgrad has it). Stand-in
-CBLAS libraries compiled here check the unsuffixed entry points (32- and 64-bit integers) and that
-a wrong product is caught."""
+libraries compiled here check the unsuffixed CBLAS entry points (32- and 64-bit integers), the
+Fortran one, and that a wrong product is caught."""
 import os
 import re
 import shutil
@@ -74,6 +74,40 @@ extern "C" const char* openblas_get_config() { return "OpenBLAS 0.3.99 USE64BITI
 """
 
 
+# The Fortran interface only (column-major, arguments by address, the two string lengths last),
+# as MKL inside libtorch_cpu exports it. It aborts on a transpose letter it does not know, a
+# string length other than 1, or a leading dimension too small for column-major storage.
+FAKE_FORTRAN = r"""
+#include <cstddef>
+#include <cstdlib>
+template <class T>
+static void gemm(const char* ta, const char* tb, const int* m, const int* n, const int* k, const T* alpha,
+                 const T* a, const int* lda, const T* b, const int* ldb, const T* beta, T* c, const int* ldc,
+                 std::size_t la, std::size_t lb) {
+    const bool at = *ta == 'T', bt = *tb == 'T';
+    if ((!at && *ta != 'N') || (!bt && *tb != 'N') || la != 1 || lb != 1) std::abort();
+    if (*lda < (at ? *k : *m) || *ldb < (bt ? *n : *k) || *ldc < *m) std::abort();
+    for (int j = 0; j < *n; ++j)  // column-major: op(X)(i, p) = x[i + p*ld], transposed x[p + i*ld]
+        for (int i = 0; i < *m; ++i) {
+            T s = 0;
+            for (int p = 0; p < *k; ++p)
+                s += (at ? a[p + i * *lda] : a[i + p * *lda]) * (bt ? b[j + p * *ldb] : b[p + j * *ldb]);
+            c[i + j * *ldc] = *alpha * s + (*beta == T(0) ? T(0) : *beta * c[i + j * *ldc]);
+        }
+}
+extern "C" void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc, std::size_t la, std::size_t lb) {
+    gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb);
+}
+extern "C" void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
+                       const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
+                       const double* beta, double* c, const int* ldc, std::size_t la, std::size_t lb) {
+    gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb);
+}
+"""
+
+
 def _run(args, **env):
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=900,
                           env={**os.environ, **env})
@@ -112,6 +146,10 @@ def fake_blas(tmp_path_factory):
         libraries[name] = work / f"libfakeblas_{name}.so"
         build = _run([CXX, "-O1", "-shared", "-fPIC", *flags, source, "-o", libraries[name]])
         assert build.returncode == 0, build.stderr
+    (work / "fake_fortran.cpp").write_text(FAKE_FORTRAN)
+    libraries["fortran"] = work / "libfakefortran.so"
+    build = _run([CXX, "-O1", "-shared", "-fPIC", work / "fake_fortran.cpp", "-o", libraries["fortran"]])
+    assert build.returncode == 0, build.stderr
     (work / "no_gemm.cpp").write_text('extern "C" int not_a_blas() { return 1; }\n')
     libraries["none"] = work / "libnogemm.so"
     build = _run([CXX, "-shared", "-fPIC", work / "no_gemm.cpp", "-o", libraries["none"]])
@@ -168,6 +206,36 @@ def test_an_unsuffixed_cblas_and_every_transpose(built, fake_blas, width):
             assert r.group(1) == "agree" and float(r.group(3)) > 0
 
 
+def test_the_fortran_interface_and_every_transpose(built, fake_blas):
+    harness, _ = built
+    for flags in ([], ["--trans-a"], ["--trans-b"], ["--trans-a", "--trans-b"]):
+        for dtype in ([], ["--f64"]):
+            run = _run([harness, "--blas", fake_blas["fortran"], 23, 19, 31, *flags, *dtype, "--pairs", 1,
+                        "--settle-ms", 0, "--calls", 1])
+            assert run.returncode == 0, run.stdout + run.stderr
+            m = _report(run.stdout)
+            assert (m.group(8), m.group(9), m.group(10)) == ("unknown", "dgemm_" if dtype else "sgemm_", "32")
+            assert m.group(4) == ("Aᵀ" if "--trans-a" in flags else "A")
+            assert m.group(5) == ("Bᵀ" if "--trans-b" in flags else "B")
+            r = _results(run.stdout)
+            assert r.group(1) == "agree" and float(r.group(3)) > 0
+
+
+def test_against_pytorchs_mkl(built):
+    pytest.importorskip("torch")
+    isa = ["--isa", "avx2"] if kernels.isa_available("avx2") else []
+    run = _run([SCRIPT, *isa, "--torch", 29, 37, 45, "--trans-b", "--pairs", 2, "--settle-ms", 0, "--calls", 2],
+               VS_BLAS_BUILD=str(built[0].parent), PYTHON=sys.executable)
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"BLAS: \S*libtorch_cpu", run.stderr), run.stderr
+    m = _report(run.stdout)
+    assert (m.group(4), m.group(5), m.group(9), m.group(10)) == ("A", "Bᵀ", "sgemm_", "32")
+    assert re.fullmatch(r"MKL \d[\d.]*" + (" up to AVX2" if isa else ""), m.group(8)), m.group(8)
+    if isa:
+        assert m.group(7) == "avx2"
+    assert _results(run.stdout).group(1) == "agree"
+
+
 def test_a_wrong_product_fails(built, fake_blas):
     harness, _ = built
     args = [harness, "--blas", fake_blas["int32"], 16, 16, 16, "--pairs", 1, "--settle-ms", 0, "--calls", 1]
@@ -183,7 +251,7 @@ def test_a_wrong_product_fails(built, fake_blas):
 @pytest.mark.parametrize("args, message", [
     (["--blas", "/no/such/libblas.so", 3, 3, 3], "cannot open the BLAS library"),
     (["--blas", "NO_GEMM", 3, 3, 3],
-     "no CBLAS GEMM (scipy_cblas_sgemm64_, cblas_sgemm64_, scipy_cblas_sgemm or cblas_sgemm)"),
+     "no GEMM (scipy_cblas_sgemm64_, cblas_sgemm64_, scipy_cblas_sgemm, cblas_sgemm or sgemm_)"),
     ([3, 3, 3], "--blas LIBRARY is required"),
     (["--blas"], "--blas needs a value"),
     (["--blas", "x", 3, 0, 3], "N must be an integer from 1 to 1048576, not '0'"),
@@ -211,6 +279,15 @@ def test_the_script_names_bad_arguments(args, message):
     run = _run([SCRIPT, *args])
     assert run.returncode == 2
     assert message in run.stderr and "usage: scripts/vs-blas.sh" in run.stderr
+
+
+def test_the_script_says_where_pytorch_is_missing(tmp_path):
+    python = tmp_path / "python-without-torch"
+    python.write_text("#!/bin/sh\nexit 1\n")
+    python.chmod(0o755)
+    run = _run([SCRIPT, "--torch", 3, 3, 3], PYTHON=str(python))
+    assert run.returncode == 2
+    assert "cannot find PyTorch's libtorch_cpu" in run.stderr and "usage: scripts/vs-blas.sh" in run.stderr
 
 
 def test_the_script_says_where_the_blas_is_missing(built, tmp_path):
