@@ -116,9 +116,10 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     const int64_t panels = ceil_div(n, nr);
     // The small path copies B whole, padded to nr columns, unless it can read
     // it in place: only while that copy stays small (a 1×k·k×1 product would
-    // otherwise pad k values to k·nr).
+    // otherwise pad k values to k·nr); and with B in place up to larger products
+    // of few rows (blocking.hpp).
     const bool b_in_place = cs_b == 1 && n % nr == 0;
-    const bool small = m * n * k < kSmallMaxMacs && (b_in_place || k * panels * nr <= kSmallMaxCopiedB);
+    const bool small = takes_small_path(m, n, k, b_in_place, k * panels * nr);
     // Narrow products (few columns, many rows) take the same unpacked path, threads
     // splitting the rows: packing A would cost more than the few columns use it.
     const bool narrow = n <= kNarrowMaxCols && m >= kNarrowMinRows && cs_a == 1 &&

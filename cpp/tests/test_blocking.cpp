@@ -440,6 +440,22 @@ void test_skinny_packs_a() {
     check(!skinny_packs_a(8, 0), "no team: in place");
 }
 
+void test_takes_small_path() {
+    using matgrad::detail::takes_small_path;
+    const int64_t copy = int64_t{1} << 10;  // a small copy of B
+    check(takes_small_path(32, 64, 64, false, copy) && takes_small_path(32, 64, 64, true, 0),
+          "below 64³ multiply-adds: small, B copied or in place");
+    check(!takes_small_path(32, 64, 64, false, (int64_t{1} << 16) + 1), "below 64³ but a large copy of B: packed");
+    check(takes_small_path(64, 64, 64, true, 0), "64³ with B in place: small");
+    check(!takes_small_path(64, 64, 64, false, copy), "64³ with B copied: packed");
+    check(takes_small_path(64, 64, 128, true, 0) && takes_small_path(64, 96, 64, true, 0),
+          "64 rows, B in place, under 96·96·64: small");
+    check(!takes_small_path(64, 96, 96, true, 0), "96·96·64 multiply-adds: packed");
+    check(!takes_small_path(65, 64, 64, true, 0) && !takes_small_path(128, 64, 64, true, 0),
+          "more than 64 rows from 64³ on: packed");
+    check(takes_small_path(128, 64, 31, true, 0), "more rows, but below 64³: small");
+}
+
 void test_skinny_stream_step_mask() {
     using matgrad::detail::skinny_stream_step_mask;
     // The lecture's dL/dx on AVX2: 11 tiles of 316 steps, 16 runs of 20 lines.
@@ -498,6 +514,7 @@ void test_equal_k_slices() {
 int main() {
     test_equal_k_slices();
     test_skinny_packs_a();
+    test_takes_small_path();
     test_skinny_stream_step_mask();
     test_known_cpus();
     test_known_arm_cpus();
