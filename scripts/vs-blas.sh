@@ -17,7 +17,8 @@
 # (the sgemm_ / dgemm_ that PyTorch's float matmul calls on the CPU); else the OpenBLAS
 # that numpy loads, as threadpoolctl reports it (else numpy.libs). Both are asked of
 # PYTHON (default python3).
-# Threads: OMP_NUM_THREADS for both (OPENBLAS_NUM_THREADS follows it unless set).
+# Threads: OMP_NUM_THREADS for both (OPENBLAS_NUM_THREADS and MKL_NUM_THREADS follow
+# it unless set).
 # The build goes to a temporary folder (VS_BLAS_BUILD keeps it). CXX: the compiler.
 set -euo pipefail
 
@@ -95,7 +96,8 @@ library "$root" "$work/lib"
 if [ -n "$isa" ]; then
   export MATGRAD_ISA=$isa OPENBLAS_CORETYPE=$core MKL_ENABLE_INSTRUCTIONS=$mkl_limit
 fi
-if [ -n "${OMP_NUM_THREADS:-}" ] && [ -z "${OPENBLAS_NUM_THREADS:-}" ]; then
-  export OPENBLAS_NUM_THREADS=$OMP_NUM_THREADS
+if [ -n "${OMP_NUM_THREADS:-}" ]; then   # the BLAS's own thread count follows, unless set
+  [ -n "${OPENBLAS_NUM_THREADS:-}" ] || export OPENBLAS_NUM_THREADS=$OMP_NUM_THREADS
+  [ -n "${MKL_NUM_THREADS:-}" ] || export MKL_NUM_THREADS=$OMP_NUM_THREADS
 fi
 "$work/vs_blas" --blas "$blas" "${args[@]}"

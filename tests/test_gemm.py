@@ -19,6 +19,8 @@ SHAPES = [
     # each path by shape (gemm.cpp's gemm_fused): small with B read in place, small with B
     # copied, skinny (m <= 128) with several N panels, skinny shape but one panel (packed)
     (16, 64, 64), (1, 3, 20000), (64, 200, 400), (100, 20, 500),
+    # small past 64³: 32-64 rows with B read in place (blocking.hpp, takes_small_path)
+    (64, 64, 64), (48, 64, 160),
 ]
 LAYOUTS = ("C", "F", "strided", "reversed")
 
@@ -175,6 +177,19 @@ def test_row_and_narrow_paths_any_layout(isa, rng, m, n, k, layout, dtype):
             want = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
             np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                        atol=1e-3 if dtype == np.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_row_major_and_transposed_a_give_the_same_bits(isa, rng, dtype):
+    # The small path's tiles reach a row-major A by groups of four rows
+    # (direct_tile_row_groups, for tiles of more than four rows) and a transposed A at
+    # constant offsets (direct_tile_unit_rows): the same multiply-adds in the same order.
+    for m in range(1, 14):
+        a = rng.standard_normal((m, 50)).astype(dtype)
+        b = rng.standard_normal((50, 64)).astype(dtype)
+        row_major = kernels.matmul(a, b)
+        transposed = kernels.matmul(np.ascontiguousarray(a.T), b, trans_a=True)
+        np.testing.assert_array_equal(row_major, transposed, err_msg=f"{m} rows")
 
 
 def test_large_block_edges_single_case(rng):

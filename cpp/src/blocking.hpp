@@ -113,22 +113,25 @@ inline constexpr int64_t kSmallMaxMacs = 64 * 64 * 64;
 // ... as long as the padded copy of B it may need stays within this many
 // elements (a 1×k·k×1 product would otherwise pad k values to k·nr).
 inline constexpr int64_t kSmallMaxCopiedB = int64_t{1} << 16;
-// Up to kSmallInPlaceMaxMacs (exclusive) for a product of at most
+// Up to kSmallInPlaceMaxMacs (exclusive) for a product of kSmallInPlaceMinRows to
 // kSmallInPlaceMaxRows rows whose row-major B the tiles read in place (width a
 // multiple of nr): each element of B is used only m times, too few to pay for
-// copying it, and the small path's threads split the row tiles from 64³ on as the
-// packed path's do. Xeon family 6 model 207, 2 threads, both paths in one process
-// (scripts/ab-gemm.sh, 21 pairs of 20-call turns; packed time over small): 64³ f32
-// AVX-512 1.22, 1.27 (1.59 in an 11-pair run), AVX2 1.25, 1.16; f64 1.20 and 1.04;
-// 64×96×64 1.30 / 1.09; 64×64×128 f32 AVX-512 1.31, AVX2 1.02, f64 1.06 / 1.18;
-// 64×128×64 1.19 / 0.98; 32×128×128 1.00 / 0.96. Past the limits they did not
-// gain: 128×64×64 (more rows) 1.00 / 0.91, f64 0.98 / 0.92; 80³ 0.97 / 0.97;
+// copying it, and from 64³ on the small path's threads split the row tiles as the
+// packed path's split N (with 32 rows or more there is a row tile for each of two
+// threads; fewer rows keep the row, skinny and packed paths, which were not
+// measured against this one). Xeon family 6 model 207, 2 threads, both paths in one
+// process (scripts/ab-gemm.sh, turns of 20 calls, 21 pairs unless said; packed time
+// over small, AVX-512 / AVX2): 64³ f32 1.22 / 1.25, 1.27 / 1.16, and 1.59 / 1.10 in
+// an 11-pair run; f64 1.20 / 1.04; 64×96×64 1.30 / 1.09; 64×64×128 f32 1.31 / 1.02,
+// f64 1.06 / 1.18; 64×128×64 1.19 / 0.98; 32×128×128 1.00 / 0.96. The limit rests on
+// the AVX-512 gains; on AVX2 the larger of these are level. Past the limits they did
+// not gain: 128×64×64 (more rows) 1.00 / 0.91, f64 0.98 / 0.92; 80³ 0.97 / 0.97;
 // 96×96×96 1.04 / 0.92; 128³ 1.08 / 0.81; 112³ 0.94 / 0.91. Where B must be copied
-// (a width off the panels) the small path lost 20-45% at these sizes: 72³ AVX-512
-// 0.58, AVX2 0.49; 100³ 0.58 / 0.60. Two products that took the same path in both
-// builds, timed alike, came out at 0.89-1.05: differences under 10% are this
-// host's noise.
+// (a width off the panels) the small path lost 20-45% at these sizes: 72³ 0.58 /
+// 0.49; 100³ 0.58 / 0.60. Two products that took the same path in both builds,
+// timed alike, came out at 0.89-1.05: differences under 10% are this host's noise.
 inline constexpr int64_t kSmallInPlaceMaxMacs = 96 * 96 * 64;
+inline constexpr int64_t kSmallInPlaceMinRows = 32;
 inline constexpr int64_t kSmallInPlaceMaxRows = 64;
 // Whether gemm_fused sends a product to the small path: b_in_place, its B is
 // row-major with a width that is a multiple of nr; b_copy_elements, the padded copy
@@ -137,7 +140,7 @@ inline constexpr bool takes_small_path(int64_t m, int64_t n, int64_t k, bool b_i
                                        int64_t b_copy_elements) {
     const int64_t macs = m * n * k;
     return (macs < kSmallMaxMacs && (b_in_place || b_copy_elements <= kSmallMaxCopiedB)) ||
-           (b_in_place && m <= kSmallInPlaceMaxRows && macs < kSmallInPlaceMaxMacs);
+           (b_in_place && m >= kSmallInPlaceMinRows && m <= kSmallInPlaceMaxRows && macs < kSmallInPlaceMaxMacs);
 }
 // GEMMs with at most this many rows and a transposed B take B panel by panel
 // (gemm_skinny.cpp): each element of B is used only m times, too few to pay for

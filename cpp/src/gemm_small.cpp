@@ -2,7 +2,8 @@
 // narrow ones (at most kNarrowMaxCols columns, many rows): the register tiles read
 // the operands where they lie, with no packing of A; threads split the row tiles. Packing
 // costs O(mk + kn) copies that a large product spreads over O(mnk) multiply-adds;
-// below kSmallMaxMacs (blocking.hpp) the copies cost more than they save, and
+// below kSmallMaxMacs (blocking.hpp), and for 32-64 rows with B read in place below
+// kSmallInPlaceMaxMacs (takes_small_path), the copies cost more than they save, and
 // the operands are small enough to stay in L1/L2 while every tile reads them.
 //
 //   for each mr-row panel of C:        A read in place, one broadcast per (row, k)

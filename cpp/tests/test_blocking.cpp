@@ -454,6 +454,10 @@ void test_takes_small_path() {
     check(!takes_small_path(65, 64, 64, true, 0) && !takes_small_path(128, 64, 64, true, 0),
           "more than 64 rows from 64³ on: packed");
     check(takes_small_path(128, 64, 31, true, 0), "more rows, but below 64³: small");
+    check(takes_small_path(32, 128, 128, true, 0), "32 rows from 64³ on: small");
+    check(!takes_small_path(1, 512, 784, true, 0), "one row (batch 1, 1×784·784×512): the row path's two threads");
+    check(!takes_small_path(8, 256, 256, true, 0) && !takes_small_path(31, 128, 128, true, 0),
+          "fewer than 32 rows from 64³ on: not small (skinny or packed)");
 }
 
 void test_skinny_stream_step_mask() {

@@ -216,8 +216,10 @@ int main(int argc, char** argv) {
     // are cut to what still crosses every block (nc <= 384, kc <= 384 on the
     // kernel sets with such a CPU), so the run fits an emulator's speed.
     const bool emulated = argc > 1 && std::string(argv[1]) == "--emulated";
-    // Bottom tiles of 1, 4, 5, 11 rows and whole ones on 12- and 6-row tiles.
-    const int64_t ms[] = {1, 5, 12, 16, 23};
+    // Bottom tiles of 1, 4, 5, 11 rows and whole ones on 12- and 6-row tiles; 8 and 9
+    // rows: two whole groups of four rows and one row past them in the direct tiles
+    // that reach A by groups (direct_tile_row_groups).
+    const int64_t ms[] = {1, 5, 8, 9, 12, 16, 23};
     // 2049: past one column block; 1031: several K slices, an odd remainder. 2, 3, 6, 10:
     // right-edge tiles of every vector count, partial and full, on the 8- and 12-wide tiles;
     // 20, 24, 48: 5 vectors and whole tiles on the baseline f32's 24-wide one.
