@@ -14,9 +14,9 @@
 // USE64BITINT (an ILP64 build without the suffix, such as Debian's libopenblas64);
 // failing those, the Fortran ?gemm_ with 32-bit integers (MKL inside PyTorch's
 // libtorch_cpu, the GEMM PyTorch's CPU products call).
-// Threads: matgrad's
-// OMP_NUM_THREADS, OpenBLAS's OPENBLAS_NUM_THREADS, MKL's MKL_NUM_THREADS (else
-// OMP_NUM_THREADS); kernels: MATGRAD_ISA, OPENBLAS_CORETYPE and MKL_ENABLE_INSTRUCTIONS. --settle-ms (default 300) goes before every turn, so that the
+// Threads: matgrad's OMP_NUM_THREADS, OpenBLAS's OPENBLAS_NUM_THREADS, MKL's
+// MKL_NUM_THREADS (else OMP_NUM_THREADS); kernels: MATGRAD_ISA, OPENBLAS_CORETYPE and
+// MKL_ENABLE_INSTRUCTIONS. --settle-ms (default 300) goes before every turn, so that the
 // other library's idle threads have stopped spinning: OpenBLAS's spin about 140 ms
 // after a call, and a shorter pause leans against whichever library follows it
 // (docs/tuning.md, "Eleventh session"). --calls (default 3) back to back in a turn,
