@@ -128,7 +128,9 @@ inline constexpr int64_t kSmallMaxCopiedB = int64_t{1} << 16;
 // not gain: 128×64×64 (more rows) 1.00 / 0.91, f64 0.98 / 0.92; 80³ 0.97 / 0.97;
 // 96×96×96 1.04 / 0.92; 128³ 1.08 / 0.81; 112³ 0.94 / 0.91. Where B must be copied
 // (a width off the panels) the small path lost 20-45% at these sizes: 72³ 0.58 /
-// 0.49; 100³ 0.58 / 0.60. Two products that took the same path in both builds,
+// 0.49; 100³ 0.58 / 0.60 (the other thread reading the one copy across the cores;
+// with a copy per thread it came level with the packed path, not ahead: docs/tuning.md,
+// "Sixteenth session"). Two products that took the same path in both builds,
 // timed alike, came out at 0.89-1.05: differences under 10% are this host's noise.
 inline constexpr int64_t kSmallInPlaceMaxMacs = 96 * 96 * 64;
 inline constexpr int64_t kSmallInPlaceMinRows = 32;
