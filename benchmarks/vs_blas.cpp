@@ -19,7 +19,7 @@
 // MKL_ENABLE_INSTRUCTIONS. --settle-ms (default 300) goes before every turn, so that the
 // other library's idle threads have stopped spinning: OpenBLAS's spin about 140 ms
 // after a call, and a shorter pause leans against whichever library follows it
-// (docs/tuning.md, "Eleventh session"). --calls (default 3) back to back in a turn,
+// (docs/tuning-log-xeon-207.md, "Eleventh session"). --calls (default 3) back to back in a turn,
 // their median the turn's time: a call whose threads are awake, as in compare.py.
 //
 // Prints each library's median and fastest turn and the median of BLAS/matgrad per

@@ -59,7 +59,8 @@ void* place(void* raw, std::size_t size) {
 #endif
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     // As numpy's default allocator does from 4 MiB: huge pages where the kernel's THP
-    // mode is madvise (a C++ loop over 4 KiB pages ran 3-5% slower; docs/tuning.md).
+    // mode is madvise (a C++ loop over 4 KiB pages ran 3-5% slower;
+    // docs/tuning-log-xeon-167.md, "Sixth session").
     if (size >= (std::size_t{1} << 22)) {
         constexpr std::uintptr_t page = 4096;
         const auto begin = (reinterpret_cast<std::uintptr_t>(aligned) + page - 1) & ~(page - 1);

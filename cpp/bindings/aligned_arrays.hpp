@@ -4,8 +4,8 @@
 // numpy's own allocator returns malloc's 16-byte alignment: a fresh array's data
 // starts 16, 32 or 48 bytes into a line, and a C tile row of 32 floats then spans
 // three lines instead of two. Each K slice of a GEMM reads and writes every C tile
-// once, so the offset costs 3-6% on the MLP's products (docs/tuning.md, "Seventh
-// session"). The arrays are ordinary numpy arrays that own their data: they carry a
+// once, so the offset costs 3-6% on the MLP's products (docs/tuning-log-xeon-167.md,
+// "Seventh session"). The arrays are ordinary numpy arrays that own their data: they carry a
 // numpy memory handler (NEP 49) that aligns, and frees what it allocated.
 #pragma once
 

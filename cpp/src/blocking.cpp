@@ -49,8 +49,8 @@ int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : x > hi ?
 constexpr int64_t kKcMax = 320;
 constexpr int64_t kc_min(int64_t elem_bytes) { return elem_bytes >= 8 ? 192 : 256; }
 // - K slices grow past kc (the tables' kc_limit) only on an L1 of at least 48 KiB: the
-//   growth was measured on the Xeon's 48 KiB 12-way L1 (docs/tuning.md, "Seventh
-//   session"); on a 32 KiB L1 a 480-deep AVX2 f32 slice's A and B panels (41 KiB)
+//   growth was measured on the Xeon's 48 KiB 12-way L1 (docs/tuning-log-xeon-167.md,
+//   "Seventh session"); on a 32 KiB L1 a 480-deep AVX2 f32 slice's A and B panels (41 KiB)
 //   would not fit, and no such CPU has been measured with it.
 constexpr int64_t kGrowMinL1 = 48 * 1024;
 // - a B block filling the L2 but one way (the model) was 10-20% slower than one

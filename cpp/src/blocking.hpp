@@ -58,8 +58,9 @@ struct Blocking {
 // kc_limit: f32 on AVX-512 and AVX2 lets a K slice grow to 1.5·kc (K / kc rounded
 //   to the nearest whole, equal_k_slices): one pass fewer over every C tile. Not f64
 //   (AVX-512 1024³ 4% and AVX2 1024³ and 2048³ 2-3% slower with the deeper slices),
-//   nor the baseline (128×512·784×512 3% slower). Sapphire Rapids-class Xeon; docs/
-//   tuning.md, "Seventh session". Applied only on L1s of 48 KiB or more (blocking.cpp).
+//   nor the baseline (128×512·784×512 3% slower). Sapphire Rapids-class Xeon;
+//   docs/tuning-log-xeon-167.md, "Seventh session". Applied only on L1s of 48 KiB or
+//   more (blocking.cpp).
 // How measured: see docs/tuning.md (bench_gemm at 1024³ and 64×4096×4096).
 namespace avx512_blocking {
 inline constexpr Blocking f32{12, 32, 384, 512, 3072, 576};
@@ -129,9 +130,10 @@ inline constexpr int64_t kSmallMaxCopiedB = int64_t{1} << 16;
 // 96×96×96 1.04 / 0.92; 128³ 1.08 / 0.81; 112³ 0.94 / 0.91. Where B must be copied
 // (a width off the panels) the small path lost 20-45% at these sizes: 72³ 0.58 /
 // 0.49; 100³ 0.58 / 0.60 (the other thread reading the one copy across the cores;
-// with a copy per thread it came level with the packed path, not ahead: docs/tuning.md,
-// "Sixteenth session"). Two products that took the same path in both builds,
-// timed alike, came out at 0.89-1.05: differences under 10% are this host's noise.
+// with a copy per thread it came level with the packed path, not ahead:
+// docs/tuning-log-xeon-207.md, "Sixteenth session"). Two products that took the same
+// path in both builds, timed alike, came out at 0.89-1.05: differences under 10% are
+// this host's noise.
 inline constexpr int64_t kSmallInPlaceMaxMacs = 96 * 96 * 64;
 inline constexpr int64_t kSmallInPlaceMinRows = 32;
 inline constexpr int64_t kSmallInPlaceMaxRows = 64;
@@ -211,7 +213,8 @@ inline constexpr int64_t equal_k_slices(const Blocking& b, int64_t k) {
 // 36.8, f64 70.7 -> 67.7. Until the constant offsets, AVX2's tiles lost with the
 // packing, on this Xeon (14.2 -> 15.4 ms) and on an AMD Zen 4 (two threads 134-144
 // -> 105-128 GFLOP/s), and it was done only for tiles with as many rows as the L1
-// has ways; the Zen 4 has not been measured since (docs/tuning.md, "Sixth session").
+// has ways; the Zen 4 has not been measured since (docs/tuning-log-xeon-167.md,
+// "Sixth session").
 inline constexpr bool skinny_packs_a(int64_t panels, int threads) {
     return threads > 0 && panels / threads >= 2;
 }
@@ -222,7 +225,7 @@ inline constexpr bool skinny_packs_a(int64_t panels, int threads) {
 // ceiling of that (it fetches at step 0), so the count errs towards the denser mask.
 // What is left over at mask 0 the pack reads itself (half the stream for a single
 // AVX-512 tile, whose panel has two lines a k step; gemm_skinny.cpp has the figures).
-// Lecture dL/dx, AVX2 f32: one line every 2, 4 or 8 steps timed alike (docs/tuning.md,
+// Lecture dL/dx, AVX2 f32: one line every 2, 4 or 8 steps timed alike (docs/tuning-log-xeon-167.md,
 // "Tenth session").
 inline constexpr int64_t skinny_stream_step_mask(int64_t tiles, int64_t depth, int64_t lines) {
     int64_t mask = 3;

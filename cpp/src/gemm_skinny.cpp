@@ -51,7 +51,7 @@ int64_t lines_for(int64_t bytes) { return (bytes + 63) / 64; }
 // - Columns (wᵀ, packed panel by panel): the lines the run's bytes fill, from the
 //   line it starts in. Its last line, where the run starts off one, is left to the
 //   pack: fetching it too made the lecture's dL/dx 3-4% slower on AVX-512
-//   (docs/tuning.md, "Eighth session").
+//   (docs/tuning-log-xeon-167.md, "Eighth session").
 template <class T>
 LineStream source_of(const T* b, int64_t rs_b, int64_t cs_b, int64_t p0, int64_t depth, int64_t j0,
                      int64_t cols, bool read_in_place) {
@@ -139,12 +139,12 @@ void gemm_skinny(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
                 // over all of them, one line every 4 k steps (more often where the tiles are too
                 // few to take it all). Carried by the first tile alone, two lines a k step, it
                 // made that tile take 2.7 times as long as each of the others (perf): the misses
-                // stall the arithmetic instead of overlapping it. Lecture dL/dx, C++ loop: AVX2
-                // f32 -8-12%, f64 -13-15%; AVX-512 f64 -13-15%, f32 -1-9%; the baseline -2-7%
-                // (docs/tuning.md, "Tenth session"). A panel of one AVX-512 tile fetches only
-                // half its stream this way (its rows are 128 bytes, two lines a k step), and the
-                // pack reads the rest: measured, that still beat the direct tile's two lines a
-                // step at 4 and 8 rows (-8-14%), and lost at 12 (+4-9%).
+                // stall the arithmetic instead of overlapping it. Lecture dL/dx, C++ loop: AVX2 f32
+                // -8-12%, f64 -13-15%; AVX-512 f64 -13-15%, f32 -1-9%; the baseline -2-7%
+                // (docs/tuning-log-xeon-167.md, "Tenth session"). A panel of one AVX-512 tile
+                // fetches only half its stream this way (its rows are 128 bytes, two lines a k
+                // step), and the pack reads the rest: measured, that still beat the direct tile's
+                // two lines a step at 4 and 8 rows (-8-14%), and lost at 12 (+4-9%).
                 if (pack_a_slices && panel_packed) {
                     const int64_t tiles = (m + mr - 1) / mr;
                     LineCursor cursor{next, 0, skinny_stream_step_mask(tiles, kb, next.runs * next.run_lines)};
