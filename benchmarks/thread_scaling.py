@@ -2,9 +2,9 @@
 lecture's layer (y = relu(x·w + b), N=64, D=M=4096, forward + backward) and the MLP
 784-512-256-10 training step, at 1, 2, 4, 8, 16 threads.
 
-Each (library, thread count) runs in its own process, as in compare.py; the libraries take short
-turns at each case and each figure is the median over the turns (rounds × compare.TURNS); a ratio
-is the ratio of two such medians. Prints one Markdown table per case.
+Each (library, thread count) runs in its own process, as in compare.py (its cases and turns:
+compare_cases.py, compare_turns.py); the libraries take short turns at each case and each figure is
+the median over the turns (rounds × compare_turns.TURNS); a ratio is the ratio of two such medians. Prints one Markdown table per case.
 
     python benchmarks/thread_scaling.py --threads 1 2 4 8 16 --rounds 2
 """
@@ -17,6 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
+import compare_cases  # noqa: E402
+import compare_turns  # noqa: E402
 
 GEMM = "gemm f32 2048³ A·B"
 LAYER = "lecture layer fwd+bwd f32"
@@ -57,19 +59,19 @@ def main(argv=None):
     if args.rounds < 1 or any(t < 1 for t in args.threads):
         parser.error("--rounds and every --threads value must be at least 1")
 
-    table = compare.cases(False, ONLY)
+    table = compare_cases.cases(False, ONLY)
     flops = {name: work for name, (_, work, _) in table.items()}
     libraries = compare.available_libraries()
     results = {}
     for t in args.threads:
-        runs = compare.measure(libraries, list(table), args.rounds, False, t, ONLY, None)
+        runs = compare_turns.measure(libraries, list(table), args.rounds, False, t, ONLY, None)
         results[t] = {lib: {name: statistics.median(run[name] for run in rs)
                             for name in table if all(name in run for run in rs)}
                       for lib, rs in runs.items()}
         print(f"{t} threads done", file=sys.stderr, flush=True)
 
     print(f"- {compare._cpu_model()}, {os.cpu_count()} logical CPUs; medians of {args.rounds} rounds"
-          f" of {compare.TURNS} turns")
+          f" of {compare_turns.TURNS} turns")
     print()
     print("\n".join(format_tables(results, flops, libraries)))
     return 0

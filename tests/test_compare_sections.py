@@ -37,26 +37,3 @@ def test_a_file_without_the_title_loses_nothing(compare, tmp_path):
     compare.write_sections(str(path), "## CPU B · avx2 (native)", ["B2"])
     text = path.read_text()
     assert "\nA\n" in text and "B2" in text and "\nB\n" not in text
-
-
-@pytest.mark.parametrize("isa", ["avx2", "avx512", "baseline"])
-def test_isa_runs_hold_every_library_to_that_instruction_set(compare, isa, monkeypatch):
-    monkeypatch.setenv("OPENBLAS_CORETYPE", "Prescott")  # a stale pin in the caller's environment
-    assert compare.library_env("matgrad", 2, isa)["MATGRAD_ISA"] == isa
-    assert compare.library_env("numpy", 2, isa)["OPENBLAS_CORETYPE"] == compare.OPENBLAS_CORETYPES[isa]
-    torch_env = compare.library_env("torch", 2, isa)
-    assert torch_env["ATEN_CPU_CAPABILITY"] == {"avx2": "avx2", "avx512": "avx512", "baseline": "default"}[isa]
-    assert torch_env["MKL_ENABLE_INSTRUCTIONS"] and torch_env["ONEDNN_MAX_CPU_ISA"]
-    for lib in ("matgrad", "numpy", "torch"):
-        env = compare.library_env(lib, 3, isa)
-        assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "3"
-
-
-def test_native_runs_force_no_instruction_set(compare, monkeypatch):
-    monkeypatch.setenv("OPENBLAS_CORETYPE", "Prescott")
-    monkeypatch.delenv("MATGRAD_ISA", raising=False)
-    for var in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA"):
-        monkeypatch.delenv(var, raising=False)
-    assert "OPENBLAS_CORETYPE" not in compare.library_env("numpy", 2)  # the stale pin removed
-    assert "MATGRAD_ISA" not in compare.library_env("matgrad", 2)
-    assert not {"ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS"} & set(compare.library_env("torch", 2))
