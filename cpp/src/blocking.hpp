@@ -31,7 +31,7 @@ struct Blocking {
     // keeps for the derived kc; 0: kc itself, the slices never grow.
     int64_t kc_limit = 0;
     // How many times packed A stores each value in a row (pack.hpp): the kernel
-    // set's V::kPackedACopies, which make_table (microkernel_impl.inc) sets here.
+    // set's V::kPackedACopies, which make_table (kernel_set_impl.inc) sets here.
     // More than 1 only on SSE2, which has no broadcast load (kernels/baseline.cpp).
     int a_copies = 1;
 };
@@ -206,7 +206,7 @@ inline constexpr int64_t equal_k_slices(const Blocking& b, int64_t k) {
 // cs231n 9.2 (8.5-10.0) / 10.3 (9.6-10.9), 3×3 2.09 (2.01-2.17) / 2.31 (2.23-2.37).
 // Where it is read again, the packed rows are one stream instead of mr streams a
 // row apart (rows 4 KiB apart, or a multiple of it, share one L1 set), and the
-// tile reads them at constant offsets (microkernel_impl.inc, direct_tile_unit_rows).
+// tile reads them at constant offsets (direct_tiles_impl.inc, direct_tile_unit_rows).
 // Lecture dL/dx = dL/dy·wᵀ, 64×4096·(4096×4096)ᵀ, same Xeon, 2 threads, C++ loop,
 // alternated, in place -> packed: AVX-512 f32 12-row tiles 10.8-11.4 -> 10.6-11.2
 // ms; AVX2 6-row tiles f32 14.8 -> 13.6, f64 31.3 -> 28.6; baseline f32 37.3 ->

@@ -22,7 +22,7 @@
 #endif
 
 // Keeps a function out of its caller, where inlining it would change how the
-// caller's own hot loop is compiled (microkernel_impl.inc, direct_tile_kernel).
+// caller's own hot loop is compiled (direct_tiles_impl.inc, direct_tile_kernel).
 #if defined(_MSC_VER) && !defined(__clang__)
 #define MATGRAD_NOINLINE __declspec(noinline)
 #else

@@ -9,7 +9,7 @@ namespace matgrad::detail {
 namespace {
 
 // In-register transposes for the packing of op(B) = wᵀ (pack_b_transposed in
-// microkernel_impl.inc). In: r[i] = row i of an 8×8 block of floats. Out: r[q] = column q.
+// pack_impl.inc). In: r[i] = row i of an 8×8 block of floats. Out: r[q] = column q.
 inline void transpose8x8(__m256 r[8]) {
     __m256 t[8], u[8];
     for (int i = 0; i < 4; ++i) {  // pairs of rows, per 128-bit lane
@@ -83,7 +83,7 @@ struct VecF64 {
     static void transpose(reg r[W]) { transpose4x4(r); }
 };
 
-#include "microkernel_impl.inc"
+#include "kernel_set_impl.inc"
 
 constexpr KernelTable kTable = make_table<VecF32, VecF64, avx2_blocking::f32.mr,
                                           avx2_blocking::f32.nr / VecF32::W,

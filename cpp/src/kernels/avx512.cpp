@@ -9,7 +9,7 @@ namespace matgrad::detail {
 namespace {
 
 // In-register transposes for the packing of op(B) = wᵀ (pack_b_transposed in
-// microkernel_impl.inc).
+// pack_impl.inc).
 
 // In: r[i] = row i (i < 16) of a 16×16 block. Out: r[q] = column q.
 inline void transpose16(__m512 r[16]) {
@@ -100,7 +100,7 @@ struct VecF64 {
     static void transpose(reg r[W]) { transpose8(r); }
 };
 
-#include "microkernel_impl.inc"
+#include "kernel_set_impl.inc"
 
 constexpr KernelTable kTable = make_table<VecF32, VecF64, avx512_blocking::f32.mr,
                                           avx512_blocking::f32.nr / VecF32::W,

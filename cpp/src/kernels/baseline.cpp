@@ -99,7 +99,7 @@ using VecF32 = VecGeneric<float>;
 using VecF64 = VecGeneric<double>;
 #endif
 
-#include "microkernel_impl.inc"
+#include "kernel_set_impl.inc"
 
 constexpr KernelTable kTable = make_table<VecF32, VecF64, baseline_blocking::f32.mr,
                                           baseline_blocking::f32.nr / VecF32::W,

@@ -72,7 +72,7 @@ struct VecF64 {
     }
 };
 
-#include "microkernel_impl.inc"
+#include "kernel_set_impl.inc"
 
 constexpr KernelTable kTable = make_table<VecF32, VecF64, neon_blocking::f32.mr,
                                           neon_blocking::f32.nr / VecF32::W,
