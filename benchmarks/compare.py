@@ -43,7 +43,9 @@ import platform
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its sibling modules, however it runs
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # its sibling modules, however it runs
+    sys.path.insert(0, HERE)
 from compare_cases import SWEEP_SIZES, cases  # noqa: E402
 from compare_turns import (OPENBLAS_CORETYPES, TURN_SECONDS, TURNS, library_env,  # noqa: E402
                            measure, summarize)

@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # compare_cases, however this runs
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # compare_cases, however this runs
+    sys.path.insert(0, HERE)
 from compare_cases import cases  # noqa: E402
 
 LIBRARIES = ("matgrad", "numpy", "torch")

@@ -4,7 +4,8 @@ lecture's layer (y = relu(x·w + b), N=64, D=M=4096, forward + backward) and the
 
 Each (library, thread count) runs in its own process, as in compare.py (its cases and turns:
 compare_cases.py, compare_turns.py); the libraries take short turns at each case and each figure is
-the median over the turns (rounds × compare_turns.TURNS); a ratio is the ratio of two such medians. Prints one Markdown table per case.
+the median over the turns (rounds × compare_turns.TURNS); a ratio is the ratio of two such medians.
+Prints one Markdown table per case.
 
     python benchmarks/thread_scaling.py --threads 1 2 4 8 16 --rounds 2
 """

@@ -71,7 +71,8 @@ echo "== install into a fresh environment, test outside the source tree"
 "$work/user/bin/python" -m pip install -q "matgrad[test] @ file://$wheel"
 mkdir -p "$work/elsewhere"
 # the files the tests read (examples, docs, benchmarks), not the package: that is the wheel
-cp -r "$root/tests" "$root/docs" "$root/examples" "$root/benchmarks" "$root/README.md" "$work/elsewhere/"
+cp -r "$root/tests" "$root/docs" "$root/examples" "$root/benchmarks" "$root/README.md" \
+  "$root/BENCHMARKS.md" "$work/elsewhere/"
 cat >"$work/elsewhere/pytest.ini" <<'INI'
 [pytest]
 addopts = --strict-markers -ra -p no:cacheprovider

@@ -1,7 +1,7 @@
-"""benchmarks/compare_turns.py, compare.py's timing: the libraries take short turns one after another
-at each case, the one that goes first rotates, and a ratio is the median of each turn's ratio, so
-that a slow spell of the machine that hits one turn does not tilt the comparison. Each library's
-worker runs with that library held to the run's instruction set (library_env)."""
+"""benchmarks/compare_turns.py, compare.py's timing: the libraries take short turns one after
+another at each case, the one that goes first rotates, and a ratio is the median of each turn's
+ratio, so that a slow spell of the machine that hits one turn does not tilt the comparison. Each
+library's worker runs with that library held to the run's instruction set (library_env)."""
 
 import os
 import statistics

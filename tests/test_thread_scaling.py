@@ -57,6 +57,6 @@ def test_without_torch_the_columns_shrink(scaling):
 
 
 def test_the_cases_are_compare_cases(scaling):
-    """The names must match compare.py's, or the workers would run nothing."""
+    """The names must match compare_cases.py's, or the workers would run nothing."""
     table = scaling.compare_cases.cases(False, scaling.ONLY)
     assert set(table) == {scaling.GEMM, scaling.LAYER, scaling.MLP}

@@ -56,7 +56,7 @@ void force_conv_scheme(ConvScheme scheme) { forced_scheme.store(scheme); }
 // forward saved; with more, or a 1×1 kernel (whose columns are x itself), the tiles
 // lost to the columns' GEMMs (why is not known: prefetching the next panel, as the
 // skinny path does, did not help; docs/tuning-log-xeon-167.md,
-// "Tried and not kept", third session). The rule
+// "Tried and not kept (same Xeon, 2026-12-05, third session)"). The rule
 // reads the shape only, never the kernel set, so a forward and its backward agree
 // even if set_isa runs between them.
 // Sapphire Rapids-class Xeon, AVX-512 f32, 2 threads, forward + backward, ms, columns
