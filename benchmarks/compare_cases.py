@@ -113,6 +113,31 @@ def _lecture_layer_case(n, d, m):
     return build, 3 * 2.0 * n * d * m, "GFLOP/s"
 
 
+def matgrad_training_step(net, opt, x, labels):
+    """A training step in matgrad: gradients cleared, softmax cross-entropy of net(x) against the
+    integer labels, backward, the optimizer's update."""
+    import matgrad as mg
+    tx = mg.tensor(x)
+
+    def step():
+        opt.zero_grad()
+        mg.cross_entropy(net(tx), labels).backward()
+        opt.step()
+    return step
+
+
+def torch_training_step(net, opt, x, labels):
+    """The same step in PyTorch."""
+    import torch
+    tx, ty = torch.from_numpy(x), torch.from_numpy(labels)
+
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(tx), ty).backward()
+        opt.step()
+    return step
+
+
 def _mlp_step_case(sizes, batch):
     """One training step: forward, softmax cross-entropy, backward, SGD update."""
     def build(lib):
@@ -130,14 +155,7 @@ def _mlp_step_case(sizes, batch):
             for layer, w, b in zip(net.layers[::2], weights, biases):
                 layer.weight.data[...] = w
                 layer.bias.data[...] = b
-            opt = mg.optim.SGD(net.parameters(), lr=lr)
-            tx = mg.tensor(x)
-
-            def step():
-                opt.zero_grad()
-                mg.cross_entropy(net(tx), labels).backward()
-                opt.step()
-            return step
+            return matgrad_training_step(net, mg.optim.SGD(net.parameters(), lr=lr), x, labels)
         if lib == "numpy":  # written by hand: the floor for per-op overhead
             def step():
                 acts = [x]
@@ -168,14 +186,7 @@ def _mlp_step_case(sizes, batch):
             if i < len(weights) - 1:
                 layers.append(torch.nn.ReLU())
         net = torch.nn.Sequential(*layers)
-        opt = torch.optim.SGD(net.parameters(), lr=lr)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(labels)
-
-        def step():
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(tx), ty).backward()
-            opt.step()
-        return step
+        return torch_training_step(net, torch.optim.SGD(net.parameters(), lr=lr), x, labels)
     flops = 3 * 2.0 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return build, flops, "GFLOP/s"
 

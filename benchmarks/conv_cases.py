@@ -8,6 +8,8 @@ after cs231n's "fast" layers, the baseline matgrad's C++ kernels are measured ag
 
 import numpy as np
 
+from compare_cases import matgrad_training_step, torch_training_step  # beside this file
+
 
 # ---- the numpy im2col convolution -----------------------------------------------------------
 
@@ -87,14 +89,7 @@ def _digits_cnn_step_case(batch):
             import matgrad as mg
             mg.manual_seed(0)
             net = mg.nn.digits_cnn()
-            opt = mg.optim.Adam(net.parameters(), lr=2e-3)
-            tx = mg.tensor(x)
-
-            def step():
-                opt.zero_grad()
-                mg.cross_entropy(net(tx), labels).backward()
-                opt.step()
-            return step
+            return matgrad_training_step(net, mg.optim.Adam(net.parameters(), lr=2e-3), x, labels)
         if lib == "numpy":
             return None  # no hand-written CNN step: the comparison is with PyTorch
         import torch
@@ -102,14 +97,7 @@ def _digits_cnn_step_case(batch):
         torch.manual_seed(0)
         net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
                             nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, 10))
-        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(labels)
-
-        def step():
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(tx), ty).backward()
-            opt.step()
-        return step
+        return torch_training_step(net, torch.optim.Adam(net.parameters(), lr=2e-3), x, labels)
     flops = 3 * 2.0 * batch * (16 * 9 * 64 + 32 * 16 * 9 * 64 + 512 * 10)
     return build, flops, "GFLOP/s"
 
