@@ -105,9 +105,9 @@ def test_relative_links_resolve(doc):
 
 def test_a_wrong_citation_would_be_caught():
     """A section that is not a heading, one that names two, and a file that is not there."""
-    text = _flatten('// see docs/tuning-log-xeon-167.md,\n// "Twentieth session").')
+    text = _flatten('// see docs/tuning-log-xeon-167.md,\n// "Ninety-ninth session").')
     ((name, section),) = _CITATION.findall(text)
-    assert name == "tuning-log-xeon-167.md" and section == "Twentieth session"
+    assert name == "tuning-log-xeon-167.md" and section == "Ninety-ninth session"
     assert not _resolves(name, section)
     assert _resolves(name, "Tenth session")
     assert not _resolves(name, "Tried and not kept")  # the second and the third session's
