@@ -39,6 +39,12 @@ void gemm_row(int64_t n, int64_t k, const T* a, int64_t cs_a, const T* b, int64_
 template <class T>
 void gemm_row_dots(int64_t n, int64_t k, const T* a, int64_t cs_a, const T* b, int64_t cs_b, T* c,
                    bool accumulate, const T* bias, bool relu);
+// Few rows of C against a large row-major B (cs_b = 1), B streamed once through the
+// registers, no copy of it (gemm_streamed_b.cpp); threads split N.
+template <class T>
+void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
+                     const T* b, int64_t rs_b, T* c, int64_t ldc, bool accumulate, const T* bias,
+                     bool relu);
 template <class T>
 void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,

@@ -118,6 +118,18 @@ template <class T>
 using RowAxpysLoop = void (*)(int64_t n, int64_t depth, const T* x, int64_t cs_x, const T* b,
                               int64_t rs, T* acc);
 
+// One K slice of one column block of C with B streamed through the registers
+// (gemm_streamed_b.cpp, streamed_b_impl.inc), for r < rows, j < cols:
+//   C[r·ldc + j] = epilogue(Σ_{p<depth} A(r, p)·b[p·rs + j] (+ C[r·ldc + j] if add_c)),
+// A packed in groups of G = kStreamedGroupRows k steps (xp[(g·rows + r)·G + q] =
+// A(r, g·G + q), zero past depth); part: [rows × cols], row stride ldp, scratch
+// holding the sums between groups. next: the block computed after this one (same
+// rs), whose first rows are fetched into L2 during this one's last; or null.
+template <class T>
+using StreamedBBlock = void (*)(int64_t depth, int64_t rows, const T* xp, const T* b, int64_t rs,
+                                int64_t cols, const T* next, T* part, int64_t ldp, T* c, int64_t ldc,
+                                bool add_c, Epilogue<T> epilogue);
+
 // The machine's limit for this ISA: `iterations` rounds of independent vector
 // FMA chains (enough of them to cover the FMA latency on every port). Returns
 // the floating-point operations done (2 per lane per FMA); *sink receives a
@@ -140,6 +152,11 @@ struct TypedKernels {
     RowDotsLoop<T> row_dots;
     RowAxpysLoop<T> row_axpys;  // null on the baseline
     PeakLoop<T> fma_peak;
+    StreamedBBlock<T> streamed_b;
+    // gemm_fused sends a product of kStreamedMinRows to this many rows with a large
+    // row-major B (blocking.hpp) to gemm_streamed_b; 0: never (the sets and dtypes
+    // where it did not win).
+    int64_t streamed_b_max_rows = 0;
 };
 
 struct KernelTable {
@@ -158,7 +175,7 @@ inline const TypedKernels<double>& KernelTable::get<double>() const { return f64
 
 // Defined one per ISA translation unit. Every entry is set except the optional
 // pack_b_transposed, pack_a_rows and row_axpys (null on the baseline: the portable
-// code is used).
+// code is used); streamed_b_max_rows is 0 except where the path is taken.
 const KernelTable& avx512_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& neon_kernels();
