@@ -21,7 +21,7 @@ SHAPES = [
     (16, 64, 64), (1, 3, 20000), (64, 200, 400), (100, 20, 500),
     # small past 64³: 32-64 rows with B read in place (blocking.hpp, takes_small_path)
     (64, 64, 64), (48, 64, 160),
-    # streamed B (AVX2 f32): a few rows against a row-major B over twice a 2 MiB L2
+    # streamed B (AVX2 f32): a few rows against a row-major B past a 2 MiB L2
     (16, 2048, 600),
 ]
 LAYOUTS = ("C", "F", "strided", "reversed")
@@ -151,13 +151,15 @@ def test_lecture_matmul_example():
     (64, 512, 385, False, True),     # the lecture's skinny shape, smaller
     (64, 512, 385, False, False),    # the same with row-major B: packed
     (6, 512, 385, False, False),     # a few rows: row-major B read in place on AVX-512
-    (16, 2048, 600, False, False),   # a few rows, B over twice the L2: streamed B on AVX2
+    (16, 2048, 600, False, False),   # a few rows, B past the L2: streamed B on AVX2
+    (16, 384, 6000, False, False),   # the same with rows of 6 blocks, the path's narrowest
     (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
     (1, 3000, 700, False, True),     # one row times wᵀ: dot products
     (700, 1, 3000, False, False),    # one column: dot products too (rs_b == cs_b == 1)
     (1500, 61, 400, False, False),   # narrow: unpacked, threads split the rows
 ])
-def test_one_and_two_threads_bit_identical(threads, rng, m, n, k, trans_a, trans_b, dtype):
+def test_one_and_two_threads_bit_identical(isa, threads, rng, m, n, k, trans_a, trans_b, dtype):
+    # On every kernel set: each takes its own paths (the streamed one only on AVX2).
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype, "C")
     threads(1)
     one = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)

@@ -74,9 +74,8 @@ inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 // Rapids-class Xeon, 2 threads, scripts/ab-gemm.sh, old time over new, 7 pairs, f32:
 // 2×4096² 1.30, 4×4096² 1.24, 8×4096² 1.29, 16×4096² 1.13, 17×1001×3003 1.21,
 // 24×2048² 1.13, 32×4096² 1.09, 32×1024² 1.23, 40×4096×1024 1.07, 48×2048² 1.04,
-// 48×1000×3000 1.04; past the limit 64×4096² 0.96-1.00, 64×2048×1024 1.02; B just
-// over L2 64×700×800 0.97; 16×256×8192 (two blocks a thread) 0.92. f64 8, 16, 32
-// and 64×4096² 0.975, 0.885, 0.932, 0.936.
+// 48×1000×3000 1.04; past the limit 64×4096² 0.975-1.00, 64×2048×1024 1.02,
+// 64×700×800 0.97. f64 8, 16, 32 and 64×4096² 0.975, 0.885, 0.932, 0.936.
 inline constexpr int64_t kStreamedMaxRows = 48;
 }  // namespace avx2_blocking
 // neon (aarch64, 32 × 128-bit registers): f32 8×12, f64 6×8, 24 accumulators
@@ -261,18 +260,18 @@ inline constexpr int64_t kNarrowMaxCopiedB = int64_t{1} << 22;
 // C, rows × this, sits in L1: 12 KiB at 48 rows); blocks taken together over all
 // of K (their C stays in L2 between slices). Which products take the path: each
 // kernel set's streamed_b_max_rows (kernels/kernel_table.hpp), rows from
-// kStreamedMinRows, a row-major B more than twice the L2, and at least
-// kStreamedMinBlocksPerThread blocks for each thread.
-// Sapphire Rapids-class Xeon, AVX2, 2 threads, scripts/ab-gemm.sh (old time over
-// new, 7 pairs): groups of 4 rows, the lecture's y (64 rows) 0.975-0.996 (15
-// pairs); groups of 6, 1.0 level; a C++ loop in separate processes 11.3-11.9 ms
-// (6 rows) against 12.1-12.8 (4 rows). Spans of 8 blocks against the thread's
-// whole share (64 rows): 11.0-11.5 against 11.4-11.7 ms.
+// kStreamedMinRows, a row-major B larger than the L2 (or of unknown L2) and rows
+// of at least kStreamedMinBlocks blocks. Sapphire Rapids-class Xeon, AVX2, f32, 2
+// threads, scripts/ab-gemm.sh (old time over new): the lecture's y (64 rows) with
+// groups of 4 rows 0.979, 0.996, with groups of 6 0.996, 0.975 (15 pairs each);
+// a C++ loop in separate processes 11.3-11.9 ms (6 rows) against 12.1-12.8 (4
+// rows). Rows of 4 blocks (16×256×8192) 0.90, 0.92; of 6 (8×384×4096) 1.18; B
+// just over the L2, 16×700×800 1.17, 32×700×800 1.08 (15 pairs).
 inline constexpr int kStreamedGroupRows = 6;
 inline constexpr int64_t kStreamedMinRows = 2;
 inline constexpr int64_t kStreamedBlockBytes = 256;
 inline constexpr int64_t kStreamedSpanBlocks = 8;
-inline constexpr int64_t kStreamedMinBlocksPerThread = 4;
+inline constexpr int64_t kStreamedMinBlocks = 6;
 
 // Below this many multiply-adds a GEMM runs on one thread: waking the team
 // costs more than it saves.

@@ -134,13 +134,14 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     const bool in_place_b = cs_b == 1 && m <= kSkinnyInPlaceMaxRows &&
                             nr * int64_t(sizeof(T)) >= kSkinnyInPlaceMinRowBytes;
     const bool skinny = m <= kSkinnyMaxRows && (transposed_b || in_place_b) && panels >= threads;
-    // A row-major B more than twice the L2 against few rows: streamed through the
-    // registers (gemm_streamed_b.cpp), on the kernel sets and dtypes where that won.
+    // A row-major B larger than L2 against few rows: streamed through the registers
+    // (gemm_streamed_b.cpp), on the kernel sets and dtypes where that won. Not
+    // depending on the thread count, so that 1 and 2 threads take the same path.
     const int64_t row_bytes = n * int64_t(sizeof(T));
     const bool streamed_b = cs_b == 1 && m >= kStreamedMinRows &&
                             m <= active_kernels().get<T>().streamed_b_max_rows &&
-                            (l2_bytes <= 0 || k * row_bytes > 2 * l2_bytes) &&
-                            row_bytes >= kStreamedBlockBytes * kStreamedMinBlocksPerThread * threads;
+                            (l2_bytes <= 0 || k * row_bytes > l2_bytes) &&
+                            row_bytes >= kStreamedBlockBytes * kStreamedMinBlocks;
     // narrow needs m >= 512, so it never competes with the row or skinny paths.
     if (small || narrow)
         gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
