@@ -71,7 +71,8 @@ inline constexpr Blocking f32{6, 16, 256, 768, 3072, 384};
 inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 // f32 products of kStreamedMinRows to this many rows take the streamed-B path
 // (gemm_streamed_b.cpp); f64 never: it lost at every row count measured. Sapphire
-// Rapids-class Xeon, 2 threads, scripts/ab-gemm.sh, old time over new, 7 pairs, f32:
+// Rapids-class Xeon, 2 threads, scripts/ab-gemm.sh, old time over new, 7 or 9 pairs
+// (0.975 at 64 rows: 15), f32:
 // 2×4096² 1.30, 4×4096² 1.24, 8×4096² 1.29, 16×4096² 1.13, 17×1001×3003 1.21,
 // 24×2048² 1.13, 32×4096² 1.09, 32×1024² 1.23, 40×4096×1024 1.07, 48×2048² 1.04,
 // 48×1000×3000 1.04; past the limit 64×4096² 0.975-1.00, 64×2048×1024 1.02,
@@ -265,8 +266,9 @@ inline constexpr int64_t kNarrowMaxCopiedB = int64_t{1} << 22;
 // threads, scripts/ab-gemm.sh (old time over new): the lecture's y (64 rows) with
 // groups of 4 rows 0.979, 0.996, with groups of 6 0.996, 0.975 (15 pairs each);
 // a C++ loop in separate processes 11.3-11.9 ms (6 rows) against 12.1-12.8 (4
-// rows). Rows of 4 blocks (16×256×8192) 0.90, 0.92; of 6 (8×384×4096) 1.18; B
-// just over the L2, 16×700×800 1.17, 32×700×800 1.08 (15 pairs).
+// rows). Rows of 4 blocks (16×256×8192) 0.90 (15 pairs), 0.92 (7); of 6
+// (8×384×4096) 1.18; B just over the L2, 16×700×800 1.17, 32×700×800 1.08 (15
+// pairs each).
 inline constexpr int kStreamedGroupRows = 6;
 inline constexpr int64_t kStreamedMinRows = 2;
 inline constexpr int64_t kStreamedBlockBytes = 256;

@@ -79,7 +79,8 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
                      const T* b, int64_t rs_b, T* c, int64_t ldc, bool accumulate, const T* bias,
                      bool relu) {
     if (m <= 0 || n <= 0 || k <= 0)  // an empty C or an empty sum: C = relu((C or 0) + bias)
-        return gemm_fused(m, n, k, a, rs_a, cs_a, b, rs_b, int64_t{1}, c, ldc, accumulate, bias, relu);
+        return gemm_fused(m, n, k, a, rs_a, cs_a, b, rs_b, int64_t{1}, c, ldc, accumulate, bias,
+                          relu);
     const TypedKernels<T>& kern = active_kernels().get<T>();
     constexpr int64_t g = kStreamedGroupRows;
     const int64_t kc = (equal_k_slices(kern.blocking, k) + g - 1) / g * g;
@@ -95,7 +96,8 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
     const int64_t lead = head == 0 ? 0 : block_cols - head % block_cols;
     const int64_t blocks = (n + lead + block_cols - 1) / block_cols;
     const int threads =
-        static_cast<int>(std::min<int64_t>(m * n * k >= kParallelMinMacs ? max_threads() : 1, blocks));
+        static_cast<int>(std::min<int64_t>(m * n * k >= kParallelMinMacs ? max_threads() : 1,
+                                           blocks));
     const StreamedBBlock<T> block_kernel = kern.streamed_b;
 
     // Per team member: A packed for all of K (m × K) and the block of C (m ×
@@ -104,7 +106,8 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
     const int64_t a_elems = (m * groups * g + 15) / 16 * 16;
     const int64_t part_elems = (m * block_cols + 15) / 16 * 16;
     thread_local AlignedBuffer scratch;
-    T* const buffers = static_cast<T*>(scratch.reserve(sizeof(T) * (a_elems + part_elems) * threads));
+    T* const buffers =
+        static_cast<T*>(scratch.reserve(sizeof(T) * (a_elems + part_elems) * threads));
     auto block_start = [&](int64_t q) { return std::max<int64_t>(0, q * block_cols - lead); };
 
     auto body = [&](int tid, int team) {
@@ -132,8 +135,8 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
                                     : !last    ? b + (pc + kb) * rs_b + block_start(s0)
                                     : s1 < end ? b + block_start(s1)
                                                : nullptr;
-                    block_kernel(kb, m, packed_a + pc * m, b + pc * rs_b + j, rs_b, cols, next, part,
-                                 block_cols, c + j, ldc, accumulate || pc > 0,
+                    block_kernel(kb, m, packed_a + pc * m, b + pc * rs_b + j, rs_b, cols, next,
+                                 part, block_cols, c + j, ldc, accumulate || pc > 0,
                                  Epilogue<T>{last && bias ? bias + j : nullptr, last && relu});
                 }
             }
@@ -143,7 +146,8 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
 }
 
 template void gemm_streamed_b<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
-                                     const float*, int64_t, float*, int64_t, bool, const float*, bool);
+                                     const float*, int64_t, float*, int64_t, bool, const float*,
+                                     bool);
 template void gemm_streamed_b<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
                                       const double*, int64_t, double*, int64_t, bool, const double*,
                                       bool);

@@ -122,9 +122,10 @@ using RowAxpysLoop = void (*)(int64_t n, int64_t depth, const T* x, int64_t cs_x
 // (gemm_streamed_b.cpp, streamed_b_impl.inc), for r < rows, j < cols:
 //   C[r·ldc + j] = epilogue(Σ_{p<depth} A(r, p)·b[p·rs + j] (+ C[r·ldc + j] if add_c)),
 // A packed in groups of G = kStreamedGroupRows k steps (xp[(g·rows + r)·G + q] =
-// A(r, g·G + q), zero past depth); part: rows × cols rounded up to whole chunks of
-// 2 vectors (ldp at least that), scratch holding the sums between groups. next: the block computed after this one (same
-// rs), whose first rows are fetched into L2 during this one's last; or null.
+// A(r, g·G + q), zero past depth); part: rows × cols rounded up to whole chunks
+// of 2 vectors (ldp at least that), scratch holding the sums between groups.
+// next: the block computed after this one (same rs), whose first rows are fetched
+// into L2 during this one's last; or null.
 template <class T>
 using StreamedBBlock = void (*)(int64_t depth, int64_t rows, const T* xp, const T* b, int64_t rs,
                                 int64_t cols, const T* next, T* part, int64_t ldp, T* c, int64_t ldc,
