@@ -112,7 +112,8 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
         empty_product(m, n, c, ldc, accumulate, bias, relu);
         return;
     }
-    const int64_t nr = active_kernels().get<T>().blocking.nr;
+    const TypedKernels<T>& kern = active_kernels().get<T>();
+    const int64_t nr = kern.blocking.nr;
     const int64_t panels = ceil_div(n, nr);
     // The small path copies B whole, padded to nr columns, unless it can read
     // it in place: only while that copy stays small (a 1×k·k×1 product would
@@ -139,7 +140,7 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     // depending on the thread count, so that 1 and 2 threads take the same path.
     const int64_t row_bytes = n * int64_t(sizeof(T));
     const bool streamed_b = cs_b == 1 && m >= kStreamedMinRows &&
-                            m <= active_kernels().get<T>().streamed_b_max_rows &&
+                            m <= kern.streamed_b_max_rows &&
                             (l2_bytes <= 0 || k * row_bytes > l2_bytes) &&
                             row_bytes >= kStreamedBlockBytes * kStreamedMinBlocks;
     // narrow needs m >= 512, so it never competes with the row or skinny paths.

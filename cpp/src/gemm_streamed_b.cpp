@@ -39,7 +39,6 @@ template <class T>
 void pack_streamed_a(int64_t rows, int64_t depth, const T* a, int64_t rs_a, int64_t cs_a, T* dst) {
     constexpr int g = kStreamedGroupRows;
     const int64_t groups = (depth + g - 1) / g;
-    const int64_t whole = depth / g;
     if (rs_a == 1 && cs_a != 1) {  // Aᵀ stored: walk its rows (A's columns) in order
         for (int64_t grp = 0; grp < groups; ++grp)
             for (int q = 0; q < g; ++q) {
@@ -52,6 +51,7 @@ void pack_streamed_a(int64_t rows, int64_t depth, const T* a, int64_t rs_a, int6
             }
         return;
     }
+    const int64_t whole = depth / g;
     for (int64_t r = 0; r < rows; ++r) {
         const T* row = a + r * rs_a;
         for (int64_t grp = 0; grp < whole; ++grp) {
