@@ -21,8 +21,9 @@ SHAPES = [
     (16, 64, 64), (1, 3, 20000), (64, 200, 400), (100, 20, 500),
     # small past 64³: 32-64 rows with B read in place (blocking.hpp, takes_small_path)
     (64, 64, 64), (48, 64, 160),
-    # streamed B (AVX2 f32): a few rows against a row-major B past a 2 MiB L2
-    (16, 2048, 600),
+    # streamed B (AVX2 f32): a few rows against a row-major B past a 2 MiB L2, and the
+    # path's most rows (64, the lecture's batch)
+    (16, 2048, 600), (64, 2048, 600),
 ]
 LAYOUTS = ("C", "F", "strided", "reversed")
 
@@ -153,6 +154,7 @@ def test_lecture_matmul_example():
     (6, 512, 385, False, False),     # a few rows: row-major B read in place on AVX-512
     (16, 2048, 600, False, False),   # a few rows, B past the L2: streamed B on AVX2
     (16, 384, 6000, False, False),   # the same with rows of 6 blocks, the path's narrowest
+    (64, 2048, 600, False, False),   # the streamed path's most rows (the lecture's batch)
     (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
     (1, 3000, 700, False, True),     # one row times wᵀ: dot products
     (700, 1, 3000, False, False),    # one column: dot products too (rs_b == cs_b == 1)

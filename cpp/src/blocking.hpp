@@ -75,9 +75,15 @@ inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 // (0.975 at 64 rows: 15), f32:
 // 2×4096² 1.30, 4×4096² 1.24, 8×4096² 1.29, 16×4096² 1.13, 17×1001×3003 1.21,
 // 24×2048² 1.13, 32×4096² 1.09, 32×1024² 1.23, 40×4096×1024 1.07, 48×2048² 1.04,
-// 48×1000×3000 1.04; past the limit 64×4096² 0.975-1.00, 64×2048×1024 1.02,
-// 64×700×800 0.97. f64 8, 16, 32 and 64×4096² 0.975, 0.885, 0.932, 0.936.
-inline constexpr int64_t kStreamedMaxRows = 48;
+// 48×1000×3000 1.04; then 64×4096² 0.975-1.00, 64×2048×1024 1.02, 64×700×800 0.97.
+// With the rows unrolled by 4 (twenty-fourth session; 9 or 15 pairs): 50, 52, 56, 63
+// ×4096² 1.057, 1.042, 1.054-1.057, 1.047; 60×2048² 1.046; 64×2048² 1.033-1.060,
+// 64×4096×1024 1.081, 64×1024² 1.081; 64×4096² (the lecture's y) 0.993-1.010 here
+// but 10.05-10.15 -> 9.82-9.87 ms in compare.py (separate processes, two
+// alternations); 64×1024×4096 0.966-0.988, 64×1000×3000 0.989-0.992, 64×700×800
+// 0.968-0.977. So up to 64 rows. f64 8, 16, 32 and 64×4096² 0.975, 0.885, 0.932,
+// 0.936.
+inline constexpr int64_t kStreamedMaxRows = 64;
 }  // namespace avx2_blocking
 // neon (aarch64, 32 × 128-bit registers): f32 8×12, f64 6×8, 24 accumulators
 //   each (BLIS armv8a's tiles). kc×nc of B = 384 KiB, within the 1 MiB L2 of a
@@ -258,7 +264,7 @@ inline constexpr int64_t kNarrowMaxCopiedB = int64_t{1} << 22;
 // The streamed-B path (gemm_streamed_b.cpp): rows of B taken per group (each
 // vector of C loaded and stored takes this many FMAs: 6 rows × 2 vectors of B fill
 // 12 of AVX2's 16 registers); each block's width in bytes of a row (the block of
-// C, rows × this, sits in L1: 12 KiB at 48 rows); blocks taken together over all
+// C, rows × this, sits in L1: 16 KiB at 64 rows); blocks taken together over all
 // of K (their C stays in L2 between slices). Which products take the path: each
 // kernel set's streamed_b_max_rows (kernels/kernel_table.hpp), rows from
 // kStreamedMinRows, a row-major B larger than the L2 (or of unknown L2) and rows
