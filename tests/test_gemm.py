@@ -22,7 +22,7 @@ SHAPES = [
     # small past 64³: 32-64 rows with B read in place (blocking.hpp, takes_small_path)
     (64, 64, 64), (48, 64, 160),
     # streamed B (AVX2 f32): a few rows against a row-major B past a 2 MiB L2, and the
-    # path's most rows (64, the lecture's batch)
+    # path's most rows (64, the lecture's batch); with B transposed, the transposed-rows path
     (16, 2048, 600), (64, 2048, 600),
 ]
 LAYOUTS = ("C", "F", "strided", "reversed")
@@ -155,6 +155,8 @@ def test_lecture_matmul_example():
     (16, 2048, 600, False, False),   # a few rows, B past the L2: streamed B on AVX2
     (16, 384, 6000, False, False),   # the same with rows of 6 blocks, the path's narrowest
     (64, 2048, 600, False, False),   # the streamed path's most rows (the lecture's batch)
+    (16, 2048, 600, False, True),    # a few rows times a large wᵀ: transposed rows on AVX2
+    (64, 2048, 600, False, True),    # the same at the lecture's batch (four panels of A's rows)
     (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
     (1, 3000, 700, False, True),     # one row times wᵀ: dot products
     (700, 1, 3000, False, False),    # one column: dot products too (rs_b == cs_b == 1)

@@ -5,7 +5,8 @@ Inputs in [0, 1) make every partial sum grow, the worst case for accumulated rou
 measure is the RMS relative error over all outputs, averaged over three seeds (the largest
 single error is too noisy to compare). One-row products take the row paths (gemm_row.cpp):
 x·w streams w's rows, x·wᵀ and a single column are dot products with partial sums along K;
-16 rows against 512 columns take the streamed-B path on AVX2 (gemm_streamed_b.cpp)."""
+16 rows against 512 columns take the streamed-B path on AVX2 (gemm_streamed_b.cpp); 4 and 16
+rows against a transposed B past the L2, the transposed-rows path (gemm_transposed_rows.cpp)."""
 
 import numpy as np
 import pytest
@@ -21,7 +22,8 @@ def rms_relative_error(got, want):
 
 @pytest.mark.parametrize("m, n, trans_b", [(4, 4, False), (16, 16, False), (64, 64, False),
                                            (130, 70, False), (1, 1, False), (1, 96, False),
-                                           (1, 50, True), (4, 20, True), (16, 512, False)])
+                                           (1, 50, True), (4, 20, True), (16, 512, False),
+                                           (16, 48, True)])
 def test_long_sums_are_as_accurate_as_numpy(isa, m, n, trans_b):
     ours, numpys = [], []
     for seed in range(3):

@@ -65,6 +65,10 @@ struct Blocking {
 namespace avx512_blocking {
 inline constexpr Blocking f32{12, 32, 384, 512, 3072, 576};
 inline constexpr Blocking f64{12, 16, 256, 384, 3072};
+// f32 products of up to this many rows against a large stored Bᵀ take the
+// transposed-rows path (gemm_transposed_rows.cpp); f64 lost (64×4096·(4096×4096)ᵀ
+// 0.69 against the skinny path). See transposed_rows_fill below for the figures.
+inline constexpr int64_t kTransposedRowsMaxRows = 64;
 }  // namespace avx512_blocking
 namespace avx2_blocking {
 inline constexpr Blocking f32{6, 16, 256, 768, 3072, 384};
@@ -84,6 +88,10 @@ inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 // 0.968-0.977. So up to 64 rows. f64 8, 16, 32 and 64×4096² 0.975, 0.885, 0.932,
 // 0.936.
 inline constexpr int64_t kStreamedMaxRows = 64;
+// f32 products of up to this many rows against a large stored Bᵀ (dL/dx = dL/dy·wᵀ)
+// take the transposed-rows path (gemm_transposed_rows.cpp); f64 mixed (16 rows 1.47,
+// 64 rows 0.87 against the skinny path), so not taken. See transposed_rows_fill.
+inline constexpr int64_t kTransposedRowsMaxRows = 64;
 }  // namespace avx2_blocking
 // neon (aarch64, 32 × 128-bit registers): f32 8×12, f64 6×8, 24 accumulators
 //   each (BLIS armv8a's tiles). kc×nc of B = 384 KiB, within the 1 MiB L2 of a
@@ -280,6 +288,24 @@ inline constexpr int64_t kStreamedMinRows = 2;
 inline constexpr int64_t kStreamedBlockBytes = 256;
 inline constexpr int64_t kStreamedSpanBlocks = 8;
 inline constexpr int64_t kStreamedMinBlocks = 6;
+// The transposed-rows path (gemm_transposed_rows.cpp): rows of the stored Bᵀ taken
+// per tile (6 rows × 2 vectors of Cᵀ: 12 of AVX2's 16 registers). Which products
+// take it: each kernel set's transposed_rows_max_rows, a Bᵀ stored row-major and
+// larger than the L2 (as the skinny path's wᵀ).
+inline constexpr int kTransposedRowsGroup = 6;
+// Its tiles cover A's rows in panels of `width` (2 vectors), so a product whose
+// panels are mostly padding pays for rows it does not have: taken with one panel at
+// least half full (one panel's time is then about w's stream), or with three
+// quarters of several panels' rows filled. Sapphire Rapids-class Xeon,
+// m×4096·(4096×4096)ᵀ f32, scripts/ab-gemm.sh against the skinny path (old time
+// over new, 5 to 9 pairs): AVX2 (width 16) m = 2, 4, 8, 12, 16 1.15, 1.25, 1.54,
+// 1.67, 1.76; 17 0.97 (and 17×1001×3003 0.86), 20 1.10, 24 1.11, 32 1.38, 33 0.94,
+// 40 1.07, 48 1.18, 56 1.03, 60 1.10, 64 1.13; AVX-512 (width 32) 8 0.91, 16 1.29,
+// 20 1.31, 32 1.66, 33 1.03, 40 1.00, 48 1.00, 64 1.22.
+inline bool transposed_rows_fill(int64_t m, int64_t width) {
+    const int64_t panels = (m + width - 1) / width;
+    return panels <= 1 ? 2 * m >= width : 4 * m >= 3 * panels * width;
+}
 
 // Below this many multiply-adds a GEMM runs on one thread: waking the team
 // costs more than it saves.

@@ -143,6 +143,11 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
                             m <= kern.streamed_b_max_rows &&
                             (l2_bytes <= 0 || k * row_bytes > l2_bytes) &&
                             row_bytes >= kStreamedBlockBytes * kStreamedMinBlocks;
+    // A large Bᵀ stored row-major against few rows: B's rows read in place as the
+    // broadcast operand of Cᵀ = B·Aᵀ (gemm_transposed_rows.cpp), where that won.
+    const bool transposed_rows = rs_b == 1 && cs_b != 1 && m <= kern.transposed_rows_max_rows &&
+                                 transposed_rows_fill(m, kern.transposed_rows_width) &&
+                                 (l2_bytes <= 0 || k * n * int64_t(sizeof(T)) > l2_bytes);
     // narrow needs m >= 512, so it never competes with the row or skinny paths.
     if (small || narrow)
         gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
@@ -152,6 +157,8 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
         gemm_row(n, k, a, cs_a, b, rs_b, c, accumulate, bias, relu);
     else if (streamed_b)
         gemm_streamed_b(m, n, k, a, rs_a, cs_a, b, rs_b, c, ldc, accumulate, bias, relu);
+    else if (transposed_rows)
+        gemm_transposed_rows(m, n, k, a, rs_a, cs_a, b, cs_b, c, ldc, accumulate, bias, relu);
     else if (skinny)
         gemm_skinny(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
     else

@@ -1,7 +1,8 @@
 // The GEMM loop nests, packed (gemm.cpp), unpacked small (gemm_small.cpp),
 // skinny (gemm_skinny.cpp) and, for a row-major B, streamed-B (gemm_streamed_b.cpp,
-// with B placed at an offset within a cache line that varies with the case), and for
-// one row of C the row path (gemm_row.cpp), each
+// with B placed at an offset within a cache line that varies with the case), for a
+// transposed B the transposed-rows path (gemm_transposed_rows.cpp), and for one row
+// of C the row path (gemm_row.cpp), each
 // against the scalar reference,
 // on every kernel set this CPU runs. gemm_fused picks one by shape, so the
 // Python tests reach each path only where it is chosen; here all run on the
@@ -30,6 +31,7 @@ using matgrad::detail::gemm_row_dots;
 using matgrad::detail::gemm_skinny;
 using matgrad::detail::gemm_small;
 using matgrad::detail::gemm_streamed_b;
+using matgrad::detail::gemm_transposed_rows;
 
 struct Case {
     int64_t m, n, k;
@@ -83,22 +85,25 @@ int run_case(const Case& c, const char* isa) {
         }
 
     int failures = 0;
-    static const char* const kPaths[] = {"small", "packed", "skinny", "skinny, A packed",
-                                         "skinny, A in place", "streamed B", "row"};
+    static const char* const kPaths[] = {"small",      "packed",     "skinny",
+                                         "skinny, A packed", "skinny, A in place", "streamed B",
+                                         "row",        "transposed rows"};
     // The row paths (gemm_row.cpp) take one row of C: gemm_row a row-major B,
     // gemm_row_dots a transposed one. The skinny path runs as this CPU's policy
     // says and with A forced each way, so both are checked on any CPU. The
     // streamed-B path takes a row-major B only; it gets a copy of B starting
     // (m + k) elements past a cache line (mod a line), as its blocks follow B's lines.
+    // The transposed-rows path takes a transposed B only (its stored rows read in place).
     std::vector<T> b_shifted(b.size() + 64);
     const int64_t line = 64 / int64_t(sizeof(T));
     const auto base = reinterpret_cast<uintptr_t>(b_shifted.data());
     T* const b_line = b_shifted.data() + ((64 - base % 64) % 64) / sizeof(T);  // on a line
     T* const b_off = b_line + (c.m + c.k) % line;
     std::copy(b.begin(), b.end(), b_off);
-    for (int path = 0; path < 7; ++path) {
+    for (int path = 0; path < 8; ++path) {
         if (path == 5 && c.trans_b) continue;
         if (path == 6 && c.m != 1) continue;
+        if (path == 7 && !c.trans_b) continue;
         std::vector<T> got = c0;
         const T* a0 = a.data() + va.offset;
         if (path == 0)
@@ -116,6 +121,9 @@ int run_case(const Case& c, const char* isa) {
         else if (path == 5)
             gemm_streamed_b<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b_off, rs_b, got.data(), ldc,
                                c.accumulate, bias_p, c.relu);
+        else if (path == 7)
+            gemm_transposed_rows<T>(c.m, c.n, c.k, a0, va.rs, va.cs, b.data(), cs_b, got.data(),
+                                    ldc, c.accumulate, bias_p, c.relu);
         else if (!c.trans_b)
             gemm_row<T>(c.n, c.k, a0, va.cs, b.data(), rs_b, got.data(), c.accumulate, bias_p, c.relu);
         else

@@ -131,6 +131,15 @@ using StreamedBBlock = void (*)(int64_t depth, int64_t rows, const T* xp, const 
                                 int64_t cols, const T* next, T* part, int64_t ldp, T* c, int64_t ldc,
                                 bool add_c, Epilogue<T> epilogue);
 
+// One tile of Cᵀ for C = A·Bᵀ with Bᵀ stored row-major (gemm_transposed_rows.cpp,
+// transposed_rows_impl.inc), over one K slice: for i < rows (1 to
+// kTransposedRowsGroup), v < 2 vectors (the panel width, gemm_transposed_rows):
+//   acc[i·2W + v] (=, or += unless first) Σ_{p<depth} b_rows[i·ld + p] · at[p·2W + v]
+// at: a panel of Aᵀ packed as pack_b packs (nr = 2W); prefetch: fetch the rows ahead.
+template <class T>
+using TransposedRowsTile = void (*)(int64_t depth, int rows, const T* b_rows, int64_t ld,
+                                    const T* at, T* acc, bool first, bool prefetch);
+
 // The machine's limit for this ISA: `iterations` rounds of independent vector
 // FMA chains (enough of them to cover the FMA latency on every port). Returns
 // the floating-point operations done (2 per lane per FMA); *sink receives a
@@ -158,6 +167,11 @@ struct TypedKernels {
     // row-major B (blocking.hpp) to gemm_streamed_b; 0: never (the sets and dtypes
     // where it did not win).
     int64_t streamed_b_max_rows = 0;
+    TransposedRowsTile<T> transposed_rows;
+    // gemm_fused sends a product of up to this many rows with a large Bᵀ stored
+    // row-major (blocking.hpp) to gemm_transposed_rows; 0: never.
+    int64_t transposed_rows_max_rows = 0;
+    int transposed_rows_width = 0;  // the tile's columns of Cᵀ (A's rows): 2 vectors
 };
 
 struct KernelTable {
@@ -176,7 +190,8 @@ inline const TypedKernels<double>& KernelTable::get<double>() const { return f64
 
 // Defined one per ISA translation unit. Every entry is set except the optional
 // pack_b_transposed, pack_a_rows and row_axpys (null on the baseline: the portable
-// code is used); streamed_b_max_rows is 0 except where the path is taken.
+// code is used); streamed_b_max_rows and transposed_rows_max_rows are 0 except where
+// their paths are taken.
 const KernelTable& avx512_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& neon_kernels();

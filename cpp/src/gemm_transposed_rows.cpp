@@ -1,0 +1,101 @@
+// Few rows of C against a large Bᵀ stored row-major: the lecture's dL/dx =
+// dL/dy·wᵀ (64×4096 · (4096×4096)ᵀ), where op(B)(p, j) = w[j][p]. The skinny path
+// packs wᵀ panel by panel, transposing it in registers, a pass in the core that the
+// tiles wait for. Here the product is taken the other way round, Cᵀ = w·Aᵀ: w's
+// rows are the tile's broadcast operand, read in place along K in the order they
+// are stored (the hardware prefetcher follows them), and Aᵀ, small, is what is
+// packed (kernels/transposed_rows_impl.inc):
+//
+//   each thread packs Aᵀ, all of K, in panels of 2 vectors of A's rows
+//   threads split N (B's stored rows), in groups of kTransposedRowsGroup
+//   for each group of rows of w:
+//     for each panel of Aᵀ:
+//       for pc in K by kc:  acc (+)= w[group, pc:pc+kc] · Aᵀ[pc:pc+kc, panel]
+//       C[panel rows, group columns] = epilogue(accᵀ (+ C))
+//
+// Each element of C is summed in the same order whatever the thread count (slices
+// of kc in order, each slice's sum added into acc), so results are bit-identical for
+// any number of threads and the rounding grows with kc + K/kc as on the packed path.
+// Which products come here: blocking.hpp (kTransposedRowsMaxRows); the write-up:
+// docs/tuning-log-xeon-167.md, "Twenty-fourth session".
+#include <algorithm>
+#include <cstdint>
+
+#include "aligned_buffer.hpp"
+#include "blocking.hpp"
+#include "gemm_internal.hpp"
+#include "kernels/kernel_table.hpp"
+#include "pack.hpp"
+#include "threads.hpp"
+
+namespace matgrad::detail {
+
+template <class T>
+void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
+                          const T* b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
+                          const T* bias, bool relu) {
+    if (m <= 0 || n <= 0 || k <= 0)  // an empty C or an empty sum: C = relu((C or 0) + bias)
+        return gemm_fused(m, n, k, a, rs_a, cs_a, b, int64_t{1}, cs_b, c, ldc, accumulate, bias,
+                          relu);
+    const TypedKernels<T>& kern = active_kernels().get<T>();
+    const int64_t width = kern.transposed_rows_width;  // A's rows per panel of Aᵀ
+    const int64_t panels = (m + width - 1) / width;
+    const int64_t kc = equal_k_slices(kern.blocking, k);
+    constexpr int64_t group = kTransposedRowsGroup;
+    const int64_t groups = (n + group - 1) / group;
+    const int threads =
+        static_cast<int>(std::min<int64_t>(m * n * k >= kParallelMinMacs ? max_threads() : 1,
+                                           groups));
+    const TransposedRowsTile<T> tile = kern.transposed_rows;
+
+    // Per team member: Aᵀ packed for all of K (panels × k × width) and one tile's sums,
+    // allocated here so that nothing can throw inside the team.
+    const int64_t at_elems = (panels * k * width + 15) / 16 * 16;
+    const int64_t acc_elems = (group * width + 15) / 16 * 16;
+    thread_local AlignedBuffer scratch;
+    T* const buffers = static_cast<T*>(scratch.reserve(sizeof(T) * (at_elems + acc_elems) * threads));
+
+    auto body = [&](int tid, int team) {
+        const int64_t first = groups * tid / team, end = groups * (tid + 1) / team;
+        if (first >= end) return;
+        T* const at = buffers + (at_elems + acc_elems) * tid;
+        T* const acc = at + at_elems;
+        // Aᵀ as pack_b packs a B: op(B)(p, i) = A(i, p), panels of `width` of A's rows.
+        pack_b_fastest(kern.pack_b_transposed, kern.pack_b_rows, k, m, a, cs_a, rs_a,
+                       static_cast<int>(width), at);
+        for (int64_t grp = first; grp < end; ++grp) {
+            const int64_t j = grp * group;
+            const int rows = static_cast<int>(std::min(group, n - j));
+            const T* const b_rows = b + j * cs_b;  // op(B)(p, j + r) = b_rows[r·cs_b + p]
+            for (int64_t q = 0; q < panels; ++q) {
+                const int64_t i0 = q * width, live = std::min(width, m - i0);
+                const T* const panel = at + q * k * width;
+                // The first panel reads the rows from memory: it fetches ahead; the others
+                // find them in cache.
+                for (int64_t pc = 0; pc < k; pc += kc)
+                    tile(std::min(kc, k - pc), rows, b_rows + pc, cs_b, panel + pc * width, acc,
+                         pc == 0, q == 0);
+                // C[i0 + v][j + r] = epilogue(acc[r][v] (+ C)): the tile is Cᵀ.
+                for (int64_t v = 0; v < live; ++v) {
+                    T* const out = c + (i0 + v) * ldc + j;
+                    for (int r = 0; r < rows; ++r) {
+                        T t = acc[r * width + v];
+                        if (accumulate) t += out[r];
+                        if (bias) t += bias[j + r];
+                        out[r] = (relu && t < T(0)) ? T(0) : t;  // keeps NaN, as V::relu
+                    }
+                }
+            }
+        }
+    };
+    run_team(threads, body);
+}
+
+template void gemm_transposed_rows<float>(int64_t, int64_t, int64_t, const float*, int64_t,
+                                          int64_t, const float*, int64_t, float*, int64_t, bool,
+                                          const float*, bool);
+template void gemm_transposed_rows<double>(int64_t, int64_t, int64_t, const double*, int64_t,
+                                           int64_t, const double*, int64_t, double*, int64_t, bool,
+                                           const double*, bool);
+
+}  // namespace matgrad::detail
