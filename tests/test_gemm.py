@@ -155,8 +155,8 @@ def test_lecture_matmul_example():
     (16, 2048, 600, False, False),   # a few rows, B past the L2: streamed B on AVX2
     (16, 384, 6000, False, False),   # the same with rows of 6 blocks, the path's narrowest
     (64, 2048, 600, False, False),   # the streamed path's most rows (the lecture's batch)
-    (16, 2048, 600, False, True),    # a few rows times a large wᵀ: transposed rows on AVX2
-    (64, 2048, 600, False, True),    # the same at the lecture's batch (four panels of A's rows)
+    (16, 2048, 600, False, True),    # a few rows times a large wᵀ: transposed rows (AVX2, AVX-512)
+    (64, 2048, 600, False, True),    # the same at the lecture's batch (several panels of A's rows)
     (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
     (1, 3000, 700, False, True),     # one row times wᵀ: dot products
     (700, 1, 3000, False, False),    # one column: dot products too (rs_b == cs_b == 1)
@@ -170,6 +170,19 @@ def test_one_and_two_threads_bit_identical(isa, threads, rng, m, n, k, trans_a, 
     threads(2)
     two = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
     np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("m", [16, 64])
+def test_transposed_rows_path_with_w_reversed_and_accumulating(isa, rng, m):
+    # wᵀ with w's rows in reverse (a negative stride between B's stored rows), on the
+    # transposed-rows path on AVX2 and AVX-512 (f32, B past the L2), adding into C.
+    k, n = 600, 2048
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)[::-1]
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    want = c0.astype(np.float64) + a.astype(np.float64) @ w.T.astype(np.float64)
+    got = kernels.matmul(a, w, trans_b=True, out=c0.copy(), accumulate=True)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

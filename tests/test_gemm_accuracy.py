@@ -5,8 +5,9 @@ Inputs in [0, 1) make every partial sum grow, the worst case for accumulated rou
 measure is the RMS relative error over all outputs, averaged over three seeds (the largest
 single error is too noisy to compare). One-row products take the row paths (gemm_row.cpp):
 x·w streams w's rows, x·wᵀ and a single column are dot products with partial sums along K;
-16 rows against 512 columns take the streamed-B path on AVX2 (gemm_streamed_b.cpp); 4 and 16
-rows against a transposed B past the L2, the transposed-rows path (gemm_transposed_rows.cpp)."""
+16 rows against 512 columns take the streamed-B path on AVX2 (gemm_streamed_b.cpp); 16 rows
+against a transposed B past the L2, the transposed-rows path on AVX2 and AVX-512
+(gemm_transposed_rows.cpp)."""
 
 import numpy as np
 import pytest

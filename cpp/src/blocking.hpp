@@ -301,10 +301,19 @@ inline constexpr int kTransposedRowsGroup = 6;
 // over new, 5 to 9 pairs): AVX2 (width 16) m = 2, 4, 8, 12, 16 1.15, 1.25, 1.54,
 // 1.67, 1.76; 17 0.97 (and 17×1001×3003 0.86), 20 1.10, 24 1.11, 32 1.38, 33 0.94,
 // 40 1.07, 48 1.18, 56 1.03, 60 1.10, 64 1.13; AVX-512 (width 32) 8 0.91, 16 1.29,
-// 20 1.31, 32 1.66, 33 1.03, 40 1.00, 48 1.00, 64 1.22.
-inline bool transposed_rows_fill(int64_t m, int64_t width) {
+// 20 1.31, 32 1.66, 33 1.03, 40 1.00, 48 1.00, 64 1.22. One rule for both sets: it
+// gives up AVX2's gains at 2-7 rows and at 18-23 (20: 1.10), which stay skinny.
+constexpr bool transposed_rows_fill(int64_t m, int64_t width) {
     const int64_t panels = (m + width - 1) / width;
     return panels <= 1 ? 2 * m >= width : 4 * m >= 3 * panels * width;
+}
+// Each thread packs Aᵀ for all of K (panels × width × K values): taken while that
+// stays within this many bytes (the lecture's dL/dx: 1 MiB), so that a long K with
+// few columns cannot make the scratch grow without bound.
+inline constexpr int64_t kTransposedRowsMaxPackedBytes = int64_t{4} << 20;
+constexpr bool transposed_rows_packs(int64_t m, int64_t k, int64_t width, int64_t item_bytes) {
+    const int64_t panels = (m + width - 1) / width;
+    return panels * width * k * item_bytes <= kTransposedRowsMaxPackedBytes;
 }
 
 // Below this many multiply-adds a GEMM runs on one thread: waking the team

@@ -3,21 +3,24 @@
 // packs wᵀ panel by panel, transposing it in registers, a pass in the core that the
 // tiles wait for. Here the product is taken the other way round, Cᵀ = w·Aᵀ: w's
 // rows are the tile's broadcast operand, read in place along K in the order they
-// are stored (the hardware prefetcher follows them), and Aᵀ, small, is what is
-// packed (kernels/transposed_rows_impl.inc):
+// are stored (the hardware prefetcher follows them), and Aᵀ, a few rows of K
+// (bounded by kTransposedRowsMaxPackedBytes), is what is packed
+// (kernels/transposed_rows_impl.inc):
 //
 //   each thread packs Aᵀ, all of K, in panels of 2 vectors of A's rows
 //   threads split N (B's stored rows), in groups of kTransposedRowsGroup
 //   for each group of rows of w:
 //     for each panel of Aᵀ:
-//       for pc in K by kc:  acc (+)= w[group, pc:pc+kc] · Aᵀ[pc:pc+kc, panel]
-//       C[panel rows, group columns] = epilogue(accᵀ (+ C))
+//       acc = Cᵀ (accumulating) or 0
+//       for pc in K by kc:  acc += w[group, pc:pc+kc] · Aᵀ[pc:pc+kc, panel]
+//       C[panel rows, group columns] = epilogue(accᵀ)
 //
-// Each element of C is summed in the same order whatever the thread count (slices
-// of kc in order, each slice's sum added into acc), so results are bit-identical for
-// any number of threads and the rounding grows with kc + K/kc as on the packed path.
-// Which products come here: blocking.hpp (kTransposedRowsMaxRows); the write-up:
-// docs/tuning-log-xeon-167.md, "Twenty-fourth session".
+// Each element of C is summed as on the skinny and packed paths: C (when added
+// into), then each slice's sum in order, so the results are the same bit for bit,
+// whatever the thread count, and the rounding grows with kc + K/kc. Which products
+// come here: gemm_fused (a stored Bᵀ past the L2), blocking.hpp
+// (kTransposedRowsMaxRows, transposed_rows_fill, kTransposedRowsMaxPackedBytes);
+// the write-up: docs/tuning-log-xeon-167.md, "Twenty-fourth session".
 #include <algorithm>
 #include <cstdint>
 
@@ -70,17 +73,22 @@ void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t r
             for (int64_t q = 0; q < panels; ++q) {
                 const int64_t i0 = q * width, live = std::min(width, m - i0);
                 const T* const panel = at + q * k * width;
+                // acc[r][v] starts as C[i0 + v][j + r] (the tile is Cᵀ), as the other
+                // paths add each slice into C: the same sums in the same order.
+                if (accumulate)
+                    for (int r = 0; r < rows; ++r)
+                        for (int64_t v = 0; v < width; ++v)
+                            acc[r * width + v] = v < live ? c[(i0 + v) * ldc + j + r] : T(0);
                 // The first panel reads the rows from memory: it fetches ahead; the others
                 // find them in cache.
                 for (int64_t pc = 0; pc < k; pc += kc)
                     tile(std::min(kc, k - pc), rows, b_rows + pc, cs_b, panel + pc * width, acc,
-                         pc == 0, q == 0);
-                // C[i0 + v][j + r] = epilogue(acc[r][v] (+ C)): the tile is Cᵀ.
+                         pc == 0 && !accumulate, q == 0);
+                // C[i0 + v][j + r] = epilogue(acc[r][v]).
                 for (int64_t v = 0; v < live; ++v) {
                     T* const out = c + (i0 + v) * ldc + j;
                     for (int r = 0; r < rows; ++r) {
                         T t = acc[r * width + v];
-                        if (accumulate) t += out[r];
                         if (bias) t += bias[j + r];
                         out[r] = (relu && t < T(0)) ? T(0) : t;  // keeps NaN, as V::relu
                     }

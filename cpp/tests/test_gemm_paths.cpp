@@ -288,6 +288,55 @@ int check_streamed_b_blocks(const char* isa) {
     return failures;
 }
 
+// The transposed-rows path with several panels of A's rows on every kernel set (33 and
+// 64 rows: two panels of 32 on AVX-512), several K slices (K = 1031), B's stored rows
+// at a positive and a negative stride, with and without accumulating into C, and the
+// epilogue. Against the scalar reference.
+template <class T>
+int check_transposed_rows(const char* isa) {
+    int failures = 0;
+    static constexpr size_t kRows[] = {33, 64}, kCols[] = {13, 50}, kDepth = 1031;
+    for (size_t m_count : kRows)
+        for (size_t n_count : kCols)
+            for (int sign : {1, -1})
+                for (bool accumulate : {false, true}) {
+                    const int64_t m = int64_t(m_count), n = int64_t(n_count), k = int64_t(kDepth);
+                    std::vector<T> a(m_count * kDepth), b(n_count * kDepth), bias(n_count);
+                    for (size_t i = 0; i < a.size(); ++i) a[i] = value<T>(int64_t(i), 1);
+                    for (size_t i = 0; i < b.size(); ++i) b[i] = value<T>(int64_t(i), 2);
+                    for (size_t i = 0; i < bias.size(); ++i) bias[i] = value<T>(int64_t(i), 3);
+                    // op(B)(p, j) = b0[p + j·cs_b]: B's rows in order, or from the last one back.
+                    const T* b0 = sign > 0 ? b.data() : b.data() + (n - 1) * k;
+                    const int64_t cs_b = sign * k;
+                    std::vector<T> want(m_count * n_count), got(m_count * n_count);
+                    for (int64_t i = 0; i < m * n; ++i)
+                        want[i] = got[i] =
+                            accumulate ? value<T>(i, 4) : std::numeric_limits<T>::quiet_NaN();
+                    matgrad::reference::gemm_strided(m, n, k, a.data(), k, 1, b0, 1, cs_b,
+                                                     want.data(), n, accumulate);
+                    for (int64_t i = 0; i < m; ++i)
+                        for (int64_t j = 0; j < n; ++j) {
+                            T& w = want[i * n + j];
+                            w += bias[j];
+                            if (w < 0) w = 0;
+                        }
+                    gemm_transposed_rows<T>(m, n, k, a.data(), k, 1, b0, cs_b, got.data(), n,
+                                            accumulate, bias.data(), true);
+                    const T tol = T(1e-5) * T(k + 1);
+                    for (size_t i = 0; i < got.size(); ++i)
+                        if (!(std::fabs(got[i] - want[i]) <= tol)) {
+                            std::printf("FAIL %s %s transposed rows m=%lld n=%lld cs_b=%lld acc=%d at "
+                                        "%zu: got %g want %g\n",
+                                        isa, sizeof(T) == 4 ? "f32" : "f64", (long long)m,
+                                        (long long)n, (long long)cs_b, accumulate, i,
+                                        double(got[i]), double(want[i]));
+                            ++failures;
+                            break;
+                        }
+                }
+    return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -313,6 +362,7 @@ int main(int argc, char** argv) {
         failures += check_pack_b_rows(table.f32, isa) + check_pack_b_rows(table.f64, isa);
         failures += check_pack_a(table.f32, isa) + check_pack_a(table.f64, isa);
         failures += check_streamed_b_blocks<float>(isa) + check_streamed_b_blocks<double>(isa);
+        failures += check_transposed_rows<float>(isa) + check_transposed_rows<double>(isa);
         for (int64_t m : ms)
             for (int64_t n : ns)
                 for (int64_t k : ks)
