@@ -3,8 +3,8 @@
 // packs wᵀ panel by panel, transposing it in registers, a pass in the core that the
 // tiles wait for. Here the product is taken the other way round, Cᵀ = w·Aᵀ: w's
 // rows are the tile's broadcast operand, read in place along K in the order they
-// are stored (the hardware prefetcher follows them), and Aᵀ, a few rows of K
-// (bounded by kTransposedRowsMaxPackedBytes), is what is packed
+// are stored (the hardware prefetcher follows them), and Aᵀ (a few rows × K, at
+// most kTransposedRowsMaxPackedBytes) is what is packed
 // (kernels/transposed_rows_impl.inc):
 //
 //   each thread packs Aᵀ, all of K, in panels of 2 vectors of A's rows
