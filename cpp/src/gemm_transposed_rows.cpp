@@ -56,7 +56,8 @@ void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t r
     const int64_t at_elems = (panels * k * width + 15) / 16 * 16;
     const int64_t acc_elems = (group * width + 15) / 16 * 16;
     thread_local AlignedBuffer scratch;
-    T* const buffers = static_cast<T*>(scratch.reserve(sizeof(T) * (at_elems + acc_elems) * threads));
+    T* const buffers =
+        static_cast<T*>(scratch.reserve(sizeof(T) * (at_elems + acc_elems) * threads));
 
     auto body = [&](int tid, int team) {
         const int64_t first = groups * tid / team, end = groups * (tid + 1) / team;
