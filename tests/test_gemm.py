@@ -24,6 +24,8 @@ SHAPES = [
     # streamed B (AVX2 f32): a few rows against a row-major B past a 2 MiB L2, and the
     # path's most rows (64, the lecture's batch); with B transposed, the transposed-rows path
     (16, 2048, 600), (64, 2048, 600),
+    # transposed rows for f64 at a few rows (f32 stays skinny there: its panels too empty)
+    (3, 2048, 600),
 ]
 LAYOUTS = ("C", "F", "strided", "reversed")
 
@@ -157,6 +159,7 @@ def test_lecture_matmul_example():
     (64, 2048, 600, False, False),   # the streamed path's most rows (the lecture's batch)
     (16, 2048, 600, False, True),    # a few rows times a large wᵀ: transposed rows (AVX2, AVX-512)
     (64, 2048, 600, False, True),    # the same at the lecture's batch (several panels of A's rows)
+    (3, 2048, 600, False, True),     # 3 rows times a large wᵀ: transposed rows for f64 only
     (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
     (1, 3000, 700, False, True),     # one row times wᵀ: dot products
     (700, 1, 3000, False, False),    # one column: dot products too (rs_b == cs_b == 1)
@@ -172,17 +175,20 @@ def test_one_and_two_threads_bit_identical(isa, threads, rng, m, n, k, trans_a, 
     np.testing.assert_array_equal(one, two)
 
 
-@pytest.mark.parametrize("m", [16, 64])
-def test_transposed_rows_path_with_w_reversed_and_accumulating(isa, rng, m):
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("m", [3, 16, 64])
+def test_transposed_rows_path_with_w_reversed_and_accumulating(isa, rng, m, dtype):
     # wᵀ with w's rows in reverse (a negative stride between B's stored rows), on the
-    # transposed-rows path on AVX2 and AVX-512 (f32, B past the L2), adding into C.
+    # transposed-rows path on AVX2 and AVX-512 (B past the L2; f32 from 8 or 16 rows,
+    # f64 at any), adding into C.
     k, n = 600, 2048
-    a = rng.standard_normal((m, k)).astype(np.float32)
-    w = rng.standard_normal((n, k)).astype(np.float32)[::-1]
-    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((n, k)).astype(dtype)[::-1]
+    c0 = rng.standard_normal((m, n)).astype(dtype)
     want = c0.astype(np.float64) + a.astype(np.float64) @ w.T.astype(np.float64)
     got = kernels.matmul(a, w, trans_b=True, out=c0.copy(), accumulate=True)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    tol = 1e-3 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(got, want, rtol=tol / 10, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

@@ -65,9 +65,9 @@ struct Blocking {
 namespace avx512_blocking {
 inline constexpr Blocking f32{12, 32, 384, 512, 3072, 576};
 inline constexpr Blocking f64{12, 16, 256, 384, 3072};
-// f32 products of up to this many rows against a large stored Bᵀ take the
-// transposed-rows path (gemm_transposed_rows.cpp); f64 lost (64×4096·(4096×4096)ᵀ
-// 0.69 against the skinny path). See transposed_rows_fill below for the figures.
+// Products of up to this many rows against a large stored Bᵀ take the
+// transposed-rows path (gemm_transposed_rows.cpp) where their panels are filled
+// and Aᵀ fits the L2: see transposed_rows_fill and transposed_rows_packs below.
 inline constexpr int64_t kTransposedRowsMaxRows = 64;
 }  // namespace avx512_blocking
 namespace avx2_blocking {
@@ -88,9 +88,9 @@ inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 // 0.968-0.977. So up to 64 rows. f64 8, 16, 32 and 64×4096² 0.975, 0.885, 0.932,
 // 0.936.
 inline constexpr int64_t kStreamedMaxRows = 64;
-// f32 products of up to this many rows against a large stored Bᵀ (dL/dx = dL/dy·wᵀ)
-// take the transposed-rows path (gemm_transposed_rows.cpp); f64 mixed (16 rows 1.47,
-// 64 rows 0.87 against the skinny path), so not taken. See transposed_rows_fill.
+// Products of up to this many rows against a large stored Bᵀ (dL/dx = dL/dy·wᵀ)
+// take the transposed-rows path (gemm_transposed_rows.cpp) where their panels are
+// filled and Aᵀ fits the L2: see transposed_rows_fill and transposed_rows_packs.
 inline constexpr int64_t kTransposedRowsMaxRows = 64;
 }  // namespace avx2_blocking
 // neon (aarch64, 32 × 128-bit registers): f32 8×12, f64 6×8, 24 accumulators
@@ -294,26 +294,44 @@ inline constexpr int64_t kStreamedMinBlocks = 6;
 // larger than the L2 (as the skinny path's wᵀ).
 inline constexpr int kTransposedRowsGroup = 6;
 // Its tiles cover A's rows in panels of `width` (2 vectors), so a product whose
-// panels are mostly padding pays for rows it does not have: taken with one panel at
-// least half full (one panel's time is then about w's stream), or with three
-// quarters of several panels' rows filled. Sapphire Rapids-class Xeon,
+// panels are mostly padding pays for rows it does not have: f32 is taken with one
+// panel at least half full (one panel's time is then about w's stream), or with
+// three quarters of several panels' rows filled. Sapphire Rapids-class Xeon,
 // m×4096·(4096×4096)ᵀ f32, scripts/ab-gemm.sh against the skinny path (old time
 // over new, 5 to 9 pairs): AVX2 (width 16) m = 2, 4, 8, 12, 16 1.15, 1.25, 1.54,
 // 1.67, 1.76; 17 0.97 (and 17×1001×3003 0.86), 20 1.10, 24 1.11, 32 1.38, 33 0.94,
 // 40 1.07, 48 1.18, 56 1.03, 60 1.10, 64 1.13; AVX-512 (width 32) 8 0.91, 16 1.29,
 // 20 1.31, 32 1.66, 33 1.03, 40 1.00, 48 1.00, 64 1.22. One rule for both sets: it
-// gives up AVX2's gains at 2-7 rows and at 18-23 (20: 1.10), which stay skinny.
-constexpr bool transposed_rows_fill(int64_t m, int64_t width) {
+// gives up AVX2's gains at 2-7 rows on 4096² (1.10-1.62), which lose on smaller
+// products (4×1024² 0.76, 2×1001×3003 0.85, 6×700×800 0.80), and at 18-23 (20:
+// 1.10). f64 is taken at any fill: its skinny path streams twice the bytes for the
+// same multiply-adds, so padded panels cost less than w's stream (twenty-fifth
+// session, against the skinny path): AVX2 (width 8) 2, 4, 8, 9, 12, 16, 17, 20, 24,
+// 32 rows × 4096² 1.66, 1.73, 2.22, 1.27, 1.38, 1.44, 1.07, 1.18, 1.28, 1.20;
+// 2×1001×3003 1.62, 4×1024² 1.43, 8×700×800 1.64; AVX-512 (width 16) 2, 4, 8, 16,
+// 17, 20, 24, 32 rows × 4096² 1.48, 1.50, 1.68, 1.79, 1.08, 1.06, 1.17, 1.45;
+// 2×1001×3003 1.08, 4×1024² 0.99, 8×700×800 1.52.
+constexpr bool transposed_rows_fill(int64_t m, int64_t width, int64_t item_bytes) {
+    if (item_bytes >= 8) return true;
     const int64_t panels = (m + width - 1) / width;
     return panels <= 1 ? 2 * m >= width : 4 * m >= 3 * panels * width;
 }
-// Each thread packs Aᵀ for all of K (panels × width × K values): taken while that
-// stays within this many bytes (the lecture's dL/dx: 1 MiB), so that a long K with
-// few columns cannot make the scratch grow without bound.
+// Each thread packs Aᵀ for all of K (panels × width × K values), and each group of
+// B's rows reads all of it: taken while it fits in half a core's L2 (past that it
+// comes from L3 for every group), and never past kTransposedRowsMaxPackedBytes
+// (where the L2 is unknown, so that a long K with few columns cannot make the
+// scratch grow without bound). The lecture's dL/dx packs 1 MiB. Sapphire
+// Rapids-class Xeon (2 MiB L2), against the skinny path, Aᵀ of 1 MiB / more: AVX2
+// f32 16×2048×16384 1.74, 32×4096×8192 1.37 / 32×2048×16384 (2 MiB) 0.98,
+// 64×1024×8192 (2 MiB) 0.88; f64 AVX2 32×4096² 1.20, 64×4096×2048 1.08 / 48×4096²
+// (1.5 MiB) 0.97, 64×4096² (2 MiB) 0.83; f64 AVX-512 32×4096² 1.45, 64×4096×2048
+// 1.17 / 48×4096² (1.5 MiB) 1.00, 33×4096² (1.5 MiB) 0.80, 64×4096² (2 MiB) 0.69.
 inline constexpr int64_t kTransposedRowsMaxPackedBytes = int64_t{4} << 20;
-constexpr bool transposed_rows_packs(int64_t m, int64_t k, int64_t width, int64_t item_bytes) {
+constexpr bool transposed_rows_packs(int64_t m, int64_t k, int64_t width, int64_t item_bytes,
+                                     int64_t l2_bytes) {
     const int64_t panels = (m + width - 1) / width;
-    return panels * width * k * item_bytes <= kTransposedRowsMaxPackedBytes;
+    const int64_t packed = panels * width * k * item_bytes;
+    return packed <= kTransposedRowsMaxPackedBytes && (l2_bytes <= 0 || 2 * packed <= l2_bytes);
 }
 
 // Below this many multiply-adds a GEMM runs on one thread: waking the team

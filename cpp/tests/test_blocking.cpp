@@ -460,6 +460,35 @@ void test_takes_small_path() {
           "fewer than 32 rows from 64³ on: not small (skinny or packed)");
 }
 
+void test_transposed_rows_rules() {
+    using matgrad::detail::transposed_rows_fill;
+    using matgrad::detail::transposed_rows_packs;
+    // f32, panels of 16 (AVX2) and 32 (AVX-512) of A's rows.
+    check(transposed_rows_fill(8, 16, 4) && !transposed_rows_fill(7, 16, 4),
+          "f32, one panel: taken from half full");
+    check(transposed_rows_fill(16, 32, 4) && !transposed_rows_fill(15, 32, 4),
+          "f32, one AVX-512 panel: from 16 rows");
+    check(transposed_rows_fill(24, 16, 4) && !transposed_rows_fill(23, 16, 4) &&
+              !transposed_rows_fill(17, 16, 4) && transposed_rows_fill(64, 16, 4),
+          "f32, several panels: from three quarters of their rows");
+    check(transposed_rows_fill(2, 8, 8) && transposed_rows_fill(2, 16, 8) &&
+              transposed_rows_fill(9, 8, 8) && transposed_rows_fill(17, 16, 8),
+          "f64: any fill");
+    const int64_t l2 = int64_t{2} << 20;  // a Sapphire Rapids-class core's
+    // The lecture's dL/dx: 64 rows, K = 4096, f32: 1 MiB of Aᵀ, half the L2.
+    check(transposed_rows_packs(64, 4096, 16, 4, l2) && transposed_rows_packs(64, 4096, 32, 4, l2),
+          "lecture dL/dx: Aᵀ in half the L2");
+    check(!transposed_rows_packs(32, 16384, 16, 4, l2) && !transposed_rows_packs(64, 8192, 16, 4, l2),
+          "f32 Aᵀ of 2 MiB: not taken");
+    check(transposed_rows_packs(32, 4096, 8, 8, l2) && !transposed_rows_packs(48, 4096, 8, 8, l2) &&
+              !transposed_rows_packs(33, 4096, 16, 8, l2),
+          "f64: 32 rows × 4096 fit, 48 (AVX2) or 33 (AVX-512, three panels) do not");
+    check(!transposed_rows_packs(64, 4096, 16, 4, int64_t{512} << 10),
+          "a 512 KiB L2 (Zen 3): the lecture's dL/dx is not taken");
+    check(transposed_rows_packs(64, 16384, 16, 4, 0) && !transposed_rows_packs(64, 16385, 16, 4, 0),
+          "L2 unknown: up to the 4 MiB scratch bound");
+}
+
 void test_skinny_stream_step_mask() {
     using matgrad::detail::skinny_stream_step_mask;
     // The lecture's dL/dx on AVX2: 11 tiles of 316 steps, 16 runs of 20 lines.
@@ -519,6 +548,7 @@ int main() {
     test_equal_k_slices();
     test_skinny_packs_a();
     test_takes_small_path();
+    test_transposed_rows_rules();
     test_skinny_stream_step_mask();
     test_known_cpus();
     test_known_arm_cpus();
