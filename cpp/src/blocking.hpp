@@ -325,7 +325,8 @@ constexpr bool transposed_rows_fill(int64_t m, int64_t width, int64_t item_bytes
 // f32 16×2048×16384 1.74, 32×4096×8192 1.37 / 32×2048×16384 (2 MiB) 0.98,
 // 64×1024×8192 (2 MiB) 0.88; f64 AVX2 32×4096² 1.20, 64×4096×2048 1.08 / 48×4096²
 // (1.5 MiB) 0.97, 64×4096² (2 MiB) 0.83; f64 AVX-512 32×4096² 1.45, 64×4096×2048
-// 1.17 / 48×4096² (1.5 MiB) 1.00, 33×4096² (1.5 MiB) 0.80, 64×4096² (2 MiB) 0.69.
+// 1.17 / 48×4096² (1.5 MiB) 1.00, 33×4096² (1.5 MiB) 0.80, 64×4096² (2 MiB) 0.69
+// (twenty-fourth session; the others twenty-fifth).
 inline constexpr int64_t kTransposedRowsMaxPackedBytes = int64_t{4} << 20;
 constexpr bool transposed_rows_packs(int64_t m, int64_t k, int64_t width, int64_t item_bytes,
                                      int64_t l2_bytes) {
