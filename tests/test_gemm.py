@@ -26,6 +26,8 @@ SHAPES = [
     (16, 2048, 600), (64, 2048, 600),
     # transposed rows for f64 at a few rows (f32 stays skinny there: its panels too empty)
     (3, 2048, 600),
+    # transposed rows with K in several spans (Aᵀ past half of a 2 MiB L2)
+    (16, 64, 20000),
 ]
 LAYOUTS = ("C", "F", "strided", "reversed")
 
@@ -160,6 +162,7 @@ def test_lecture_matmul_example():
     (16, 2048, 600, False, True),    # a few rows times a large wᵀ: transposed rows (AVX2, AVX-512)
     (64, 2048, 600, False, True),    # the same at the lecture's batch (several panels of A's rows)
     (3, 2048, 600, False, True),     # 3 rows times a large wᵀ: transposed rows for f64 only
+    (16, 64, 20000, False, True),    # a long K: transposed rows in spans of K
     (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
     (1, 3000, 700, False, True),     # one row times wᵀ: dot products
     (700, 1, 3000, False, False),    # one column: dot products too (rs_b == cs_b == 1)
@@ -176,12 +179,11 @@ def test_one_and_two_threads_bit_identical(isa, threads, rng, m, n, k, trans_a, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("m", [3, 16, 64])
-def test_transposed_rows_path_with_w_reversed_and_accumulating(isa, rng, m, dtype):
+@pytest.mark.parametrize("m,n,k", [(3, 2048, 600), (16, 2048, 600), (64, 2048, 600), (16, 64, 20000)])
+def test_transposed_rows_path_with_w_reversed_and_accumulating(isa, rng, m, n, k, dtype):
     # wᵀ with w's rows in reverse (a negative stride between B's stored rows), on the
     # transposed-rows path on AVX2 and AVX-512 (B past the L2; f32 from 8 or 16 rows,
-    # f64 at any), adding into C.
-    k, n = 600, 2048
+    # f64 at any; K = 20000 in spans, C carrying the sums between them), adding into C.
     a = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((n, k)).astype(dtype)[::-1]
     c0 = rng.standard_normal((m, n)).astype(dtype)

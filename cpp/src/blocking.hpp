@@ -66,8 +66,9 @@ namespace avx512_blocking {
 inline constexpr Blocking f32{12, 32, 384, 512, 3072, 576};
 inline constexpr Blocking f64{12, 16, 256, 384, 3072};
 // Products of up to this many rows against a large stored Bᵀ take the
-// transposed-rows path (gemm_transposed_rows.cpp) where their panels are filled
-// and Aᵀ fits the L2: see transposed_rows_fill and transposed_rows_packs below.
+// transposed-rows path (gemm_transposed_rows.cpp): f32 where its panels are filled,
+// f64 at any fill, in spans of K that pay: see transposed_rows_fill and
+// transposed_rows_span below.
 inline constexpr int64_t kTransposedRowsMaxRows = 64;
 }  // namespace avx512_blocking
 namespace avx2_blocking {
@@ -89,8 +90,9 @@ inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 // 0.936.
 inline constexpr int64_t kStreamedMaxRows = 64;
 // Products of up to this many rows against a large stored Bᵀ (dL/dx = dL/dy·wᵀ)
-// take the transposed-rows path (gemm_transposed_rows.cpp) where their panels are
-// filled and Aᵀ fits the L2: see transposed_rows_fill and transposed_rows_packs.
+// take the transposed-rows path (gemm_transposed_rows.cpp): f32 where its panels
+// are filled, f64 at any fill, in spans of K that pay: see transposed_rows_fill and
+// transposed_rows_span.
 inline constexpr int64_t kTransposedRowsMaxRows = 64;
 }  // namespace avx2_blocking
 // neon (aarch64, 32 × 128-bit registers): f32 8×12, f64 6×8, 24 accumulators
@@ -303,10 +305,10 @@ inline constexpr int kTransposedRowsGroup = 6;
 // 40 1.07, 48 1.18, 56 1.03, 60 1.10, 64 1.13; AVX-512 (width 32) 8 0.91, 16 1.29,
 // 20 1.31, 32 1.66, 33 1.03, 40 1.00, 48 1.00, 64 1.22. One rule for both sets: it
 // gives up AVX2's gains at 2-7 rows on 4096² (1.10-1.62), which lose on smaller
-// products (4×1024² 0.76, 2×1001×3003 0.85, 6×700×800 0.80), and at 18-23 (20:
-// 1.10). f64 is taken at any fill: its skinny path streams twice the bytes for the
+// products (4×1024² 0.76, 2×1001×3003 0.85, 6×700×800 0.80; twenty-fifth session),
+// and at 18-23 (20: 1.10). f64 is taken at any fill: its skinny path streams twice the bytes for the
 // same multiply-adds, so padded panels cost less than w's stream (twenty-fifth
-// session, against the skinny path): AVX2 (width 8) 2, 4, 8, 9, 12, 16, 17, 20, 24,
+// session, against the skinny path, before the tile fetched every line of f64): AVX2 (width 8) 2, 4, 8, 9, 12, 16, 17, 20, 24,
 // 32 rows × 4096² 1.66, 1.73, 2.22, 1.27, 1.38, 1.44, 1.07, 1.18, 1.28, 1.20;
 // 2×1001×3003 1.62, 4×1024² 1.43, 8×700×800 1.64; AVX-512 (width 16) 2, 4, 8, 16,
 // 17, 20, 24, 32 rows × 4096² 1.48, 1.50, 1.68, 1.79, 1.08, 1.06, 1.17, 1.45;
@@ -316,23 +318,46 @@ constexpr bool transposed_rows_fill(int64_t m, int64_t width, int64_t item_bytes
     const int64_t panels = (m + width - 1) / width;
     return panels <= 1 ? 2 * m >= width : 4 * m >= 3 * panels * width;
 }
-// Each thread packs Aᵀ for all of K (panels × width × K values), and each group of
-// B's rows reads all of it: taken while it fits in half a core's L2 (past that it
-// comes from L3 for every group), and never past kTransposedRowsMaxPackedBytes
-// (where the L2 is unknown, so that a long K with few columns cannot make the
-// scratch grow without bound). The lecture's dL/dx packs 1 MiB. Sapphire
-// Rapids-class Xeon (2 MiB L2), against the skinny path, Aᵀ of 1 MiB / more: AVX2
-// f32 16×2048×16384 1.74, 32×4096×8192 1.37 / 32×2048×16384 (2 MiB) 0.98,
-// 64×1024×8192 (2 MiB) 0.88; f64 AVX2 32×4096² 1.20, 64×4096×2048 1.08 / 48×4096²
-// (1.5 MiB) 0.97, 64×4096² (2 MiB) 0.83; f64 AVX-512 32×4096² 1.45, 64×4096×2048
-// 1.17 / 48×4096² (1.5 MiB) 1.00, 33×4096² (1.5 MiB) 0.80, 64×4096² (2 MiB) 0.69
-// (twenty-fourth session; the others twenty-fifth).
+// Each thread packs Aᵀ (panels × width values per step of K), and each group of B's
+// rows reads all of what is packed: so K is taken in spans of whole slices of kc
+// whose packed Aᵀ fits the budget, half a core's L2 (past that it comes from L3 for
+// every group) and never more than kTransposedRowsMaxPackedBytes (the only bound
+// where the L2 is unknown). Each span after the first adds C's values back into the
+// sums (the same order of additions) and reads its segment of B's rows anew, which
+// costs: the path is taken while a span covers all of K or at least
+// kTransposedRowsMinSpan of it. Sapphire Rapids-class Xeon (2 MiB L2), against the
+// skinny path (old time over new), twenty-fifth session unless marked: Aᵀ of up to
+// 1 MiB in one span, AVX2 f32 16×2048×16384 1.74, 32×4096×8192 1.37; Aᵀ of 1.5-2
+// MiB in one span (the twenty-fourth session's 4 MiB bound) 32×2048×16384 0.98,
+// 64×1024×8192 0.88, f64 AVX2 48 and 64 rows × 4096² 0.97 and 0.83, AVX-512 33 and
+// 48 rows 0.80 and 1.00, 64 rows 0.69 (twenty-fourth session). In spans of at most
+// 1 MiB (their count in brackets): AVX2 f32 32×2048×16384 (3) 1.34, 64×1024×8192 (3)
+// 1.11, 64×4096×8192 (3) 1.16, 64×1024×12288 (4) 1.11, 16×2048×49152 (4) 1.85, f64
+// 32×4096×8192 (3) 1.08, 48 and 64 rows × 4096² (2, 3) 1.04 and 1.00; AVX-512 f32
+// 32×2048×16384 (2) 1.49, 64×1024×8192 (2) 1.19, 64×4096×8192 (2) 1.16, f64 33, 48,
+// 64 rows × 4096² (2, 2, 3) 1.02, 1.21, 1.05 (f64 with the tile fetching a line of w
+// every 8 k steps, transposed_rows_impl.inc). The lecture's dL/dx (AVX2, 1 MiB of
+// Aᵀ) with the budget forced smaller, against one span / the skinny path: 3 spans
+// of 1896 0.94 / 1.03, 5 of 948 0.91 / 1.05, 13 of 316 0.78 / not measured.
 inline constexpr int64_t kTransposedRowsMaxPackedBytes = int64_t{4} << 20;
-constexpr bool transposed_rows_packs(int64_t m, int64_t k, int64_t width, int64_t item_bytes,
-                                     int64_t l2_bytes) {
-    const int64_t panels = (m + width - 1) / width;
-    const int64_t packed = panels * width * k * item_bytes;
-    return packed <= kTransposedRowsMaxPackedBytes && (l2_bytes <= 0 || 2 * packed <= l2_bytes);
+inline constexpr int64_t kTransposedRowsMinSpan = 1024;
+// The budget for each thread's packed Aᵀ on a core with this L2 (0: unknown).
+constexpr int64_t transposed_rows_budget(int64_t l2_bytes) {
+    return l2_bytes > 0 && l2_bytes / 2 < kTransposedRowsMaxPackedBytes ? l2_bytes / 2
+                                                                       : kTransposedRowsMaxPackedBytes;
+}
+// K per span for m rows of A in panels of `width`: whole slices of kc (at least one)
+// whose packed Aᵀ fits the budget; all of K where it fits.
+constexpr int64_t transposed_rows_span(int64_t m, int64_t width, int64_t item_bytes, int64_t k,
+                                       int64_t kc, int64_t budget) {
+    const int64_t bytes_per_k = (m + width - 1) / width * width * item_bytes;
+    if (bytes_per_k * k <= budget) return k;
+    const int64_t slices = budget / (bytes_per_k * kc);
+    const int64_t span = (slices > 1 ? slices : 1) * kc;
+    return span < k ? span : k;
+}
+constexpr bool transposed_rows_spans_pay(int64_t span, int64_t k) {
+    return span >= k || span >= kTransposedRowsMinSpan;
 }
 
 // Below this many multiply-adds a GEMM runs on one thread: waking the team

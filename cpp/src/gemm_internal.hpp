@@ -47,11 +47,13 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
                      bool relu);
 // Few rows of C against a large Bᵀ stored row-major (rs_b = 1: wᵀ in dL/dx =
 // dL/dy·wᵀ), computed as Cᵀ = B·Aᵀ with B's stored rows read in place and Aᵀ packed
-// (gemm_transposed_rows.cpp); threads split N.
+// (gemm_transposed_rows.cpp); threads split N. packed_budget: the bytes of Aᵀ each
+// thread packs at a time (K is taken in spans that fit); 0: half the L2
+// (transposed_rows_budget, blocking.hpp).
 template <class T>
 void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                           const T* b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
-                          const T* bias, bool relu);
+                          const T* bias, bool relu, int64_t packed_budget = 0);
 
 template <class T>
 void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,

@@ -3,24 +3,25 @@
 // packs wᵀ panel by panel, transposing it in registers, a pass in the core that the
 // tiles wait for. Here the product is taken the other way round, Cᵀ = w·Aᵀ: w's
 // rows are the tile's broadcast operand, read in place along K in the order they
-// are stored (the hardware prefetcher follows them), and Aᵀ (a few rows × K, at
-// most kTransposedRowsMaxPackedBytes) is what is packed
-// (kernels/transposed_rows_impl.inc):
+// are stored (the hardware prefetcher follows them), and Aᵀ (a few rows × a span of
+// K that fits half the L2) is what is packed (kernels/transposed_rows_impl.inc):
 //
-//   each thread packs Aᵀ, all of K, in panels of 2 vectors of A's rows
 //   threads split N (B's stored rows), in groups of kTransposedRowsGroup
-//   for each group of rows of w:
-//     for each panel of Aᵀ:
-//       acc = Cᵀ (accumulating) or 0
-//       for pc in K by kc:  acc += w[group, pc:pc+kc] · Aᵀ[pc:pc+kc, panel]
-//       C[panel rows, group columns] = epilogue(accᵀ)
+//   for each span of K (whole slices of kc; usually all of K):
+//     each thread packs Aᵀ for the span, in panels of 2 vectors of A's rows
+//     for each group of rows of w:
+//       for each panel of Aᵀ:
+//         acc = Cᵀ (accumulating, or a span after the first) or 0
+//         for pc in the span by kc:  acc += w[group, pc:pc+kc] · Aᵀ[pc:pc+kc, panel]
+//         C[panel rows, group columns] = accᵀ, through the epilogue after the last span
 //
 // Each element of C is summed as on the skinny and packed paths: C (when added
 // into), then each slice's sum in order, so the results are the same bit for bit,
-// whatever the thread count, and the rounding grows with kc + K/kc. Which products
-// come here: gemm_fused (a stored Bᵀ past the L2), blocking.hpp
-// (kTransposedRowsMaxRows, transposed_rows_fill, kTransposedRowsMaxPackedBytes);
-// the write-up: docs/tuning-log-xeon-167.md, "Twenty-fourth session".
+// whatever the thread count or the spans, and the rounding grows with kc + K/kc.
+// Which products come here: gemm_fused (a stored Bᵀ past the L2), blocking.hpp
+// (kTransposedRowsMaxRows, transposed_rows_fill, transposed_rows_span and
+// transposed_rows_spans_pay); the write-up: docs/tuning-log-xeon-167.md,
+// "Twenty-fourth session" and "Twenty-fifth session".
 #include <algorithm>
 #include <cstdint>
 
@@ -28,6 +29,7 @@
 #include "blocking.hpp"
 #include "gemm_internal.hpp"
 #include "kernels/kernel_table.hpp"
+#include "matgrad/matgrad.hpp"
 #include "pack.hpp"
 #include "threads.hpp"
 
@@ -36,7 +38,7 @@ namespace matgrad::detail {
 template <class T>
 void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                           const T* b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
-                          const T* bias, bool relu) {
+                          const T* bias, bool relu, int64_t packed_budget) {
     if (m <= 0 || n <= 0 || k <= 0)  // an empty C or an empty sum: C = relu((C or 0) + bias)
         return gemm_fused(m, n, k, a, rs_a, cs_a, b, int64_t{1}, cs_b, c, ldc, accumulate, bias,
                           relu);
@@ -50,10 +52,13 @@ void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t r
         static_cast<int>(std::min<int64_t>(m * n * k >= kParallelMinMacs ? max_threads() : 1,
                                            groups));
     const TransposedRowsTile<T> tile = kern.transposed_rows;
+    // K in spans of whole slices whose packed Aᵀ stays within the budget (blocking.hpp).
+    if (packed_budget <= 0) packed_budget = transposed_rows_budget(cpu_caches().l2.size);
+    const int64_t span = transposed_rows_span(m, width, int64_t(sizeof(T)), k, kc, packed_budget);
 
-    // Per team member: Aᵀ packed for all of K (panels × k × width) and one tile's sums,
-    // allocated here so that nothing can throw inside the team.
-    const int64_t at_elems = (panels * k * width + 15) / 16 * 16;
+    // Per team member: Aᵀ packed for one span of K (panels × span × width) and one
+    // tile's sums, allocated here so that nothing can throw inside the team.
+    const int64_t at_elems = (panels * span * width + 15) / 16 * 16;
     const int64_t acc_elems = (group * width + 15) / 16 * 16;
     thread_local AlignedBuffer scratch;
     T* const buffers =
@@ -64,34 +69,43 @@ void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t r
         if (first >= end) return;
         T* const at = buffers + (at_elems + acc_elems) * tid;
         T* const acc = at + at_elems;
-        // Aᵀ as pack_b packs a B: op(B)(p, i) = A(i, p), panels of `width` of A's rows.
-        pack_b_fastest(kern.pack_b_transposed, kern.pack_b_rows, k, m, a, cs_a, rs_a,
-                       static_cast<int>(width), at);
-        for (int64_t grp = first; grp < end; ++grp) {
-            const int64_t j = grp * group;
-            const int rows = static_cast<int>(std::min(group, n - j));
-            const T* const b_rows = b + j * cs_b;  // op(B)(p, j + r) = b_rows[r·cs_b + p]
-            for (int64_t q = 0; q < panels; ++q) {
-                const int64_t i0 = q * width, live = std::min(width, m - i0);
-                const T* const panel = at + q * k * width;
-                // acc[r][v] starts as C[i0 + v][j + r] (the tile is Cᵀ), as the other
-                // paths add each slice into C: the same sums in the same order.
-                if (accumulate)
-                    for (int r = 0; r < rows; ++r)
-                        for (int64_t v = 0; v < width; ++v)
-                            acc[r * width + v] = v < live ? c[(i0 + v) * ldc + j + r] : T(0);
-                // The first panel reads the rows from memory: it fetches ahead; the others
-                // find them in cache.
-                for (int64_t pc = 0; pc < k; pc += kc)
-                    tile(std::min(kc, k - pc), rows, b_rows + pc, cs_b, panel + pc * width, acc,
-                         pc == 0 && !accumulate, q == 0);
-                // C[i0 + v][j + r] = epilogue(acc[r][v]).
-                for (int64_t v = 0; v < live; ++v) {
-                    T* const out = c + (i0 + v) * ldc + j;
-                    for (int r = 0; r < rows; ++r) {
-                        T t = acc[r * width + v];
-                        if (bias) t += bias[j + r];
-                        out[r] = (relu && t < T(0)) ? T(0) : t;  // keeps NaN, as V::relu
+        for (int64_t k0 = 0; k0 < k; k0 += span) {
+            const int64_t depth = std::min(span, k - k0);
+            const bool last_span = k0 + depth >= k;
+            // C holds the sums of the spans before this one, or the caller's C.
+            const bool seed = accumulate || k0 > 0;
+            // Aᵀ as pack_b packs a B: op(B)(p, i) = A(i, k0 + p), panels of `width` of A's rows.
+            pack_b_fastest(kern.pack_b_transposed, kern.pack_b_rows, depth, m, a + k0 * cs_a, cs_a,
+                           rs_a, static_cast<int>(width), at);
+            for (int64_t grp = first; grp < end; ++grp) {
+                const int64_t j = grp * group;
+                const int rows = static_cast<int>(std::min(group, n - j));
+                const T* const b_rows = b + j * cs_b + k0;  // op(B)(k0 + p, j + r) = b_rows[r·cs_b + p]
+                for (int64_t q = 0; q < panels; ++q) {
+                    const int64_t i0 = q * width, live = std::min(width, m - i0);
+                    const T* const panel = at + q * depth * width;
+                    // acc[r][v] starts as C[i0 + v][j + r] (the tile is Cᵀ), as the other
+                    // paths add each slice into C: the same sums in the same order.
+                    if (seed)
+                        for (int r = 0; r < rows; ++r)
+                            for (int64_t v = 0; v < width; ++v)
+                                acc[r * width + v] = v < live ? c[(i0 + v) * ldc + j + r] : T(0);
+                    // The first panel reads the rows from memory: it fetches ahead; the others
+                    // find them in cache.
+                    for (int64_t pc = 0; pc < depth; pc += kc)
+                        tile(std::min(kc, depth - pc), rows, b_rows + pc, cs_b, panel + pc * width,
+                             acc, pc == 0 && !seed, q == 0);
+                    // C[i0 + v][j + r] = acc[r][v], through the epilogue after the last span.
+                    for (int64_t v = 0; v < live; ++v) {
+                        T* const out = c + (i0 + v) * ldc + j;
+                        for (int r = 0; r < rows; ++r) {
+                            T t = acc[r * width + v];
+                            if (last_span) {
+                                if (bias) t += bias[j + r];
+                                if (relu && t < T(0)) t = T(0);  // keeps NaN, as V::relu
+                            }
+                            out[r] = t;
+                        }
                     }
                 }
             }
@@ -102,9 +116,9 @@ void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t r
 
 template void gemm_transposed_rows<float>(int64_t, int64_t, int64_t, const float*, int64_t,
                                           int64_t, const float*, int64_t, float*, int64_t, bool,
-                                          const float*, bool);
+                                          const float*, bool, int64_t);
 template void gemm_transposed_rows<double>(int64_t, int64_t, int64_t, const double*, int64_t,
                                            int64_t, const double*, int64_t, double*, int64_t, bool,
-                                           const double*, bool);
+                                           const double*, bool, int64_t);
 
 }  // namespace matgrad::detail

@@ -462,7 +462,9 @@ void test_takes_small_path() {
 
 void test_transposed_rows_rules() {
     using matgrad::detail::transposed_rows_fill;
-    using matgrad::detail::transposed_rows_packs;
+    using matgrad::detail::transposed_rows_budget;
+    using matgrad::detail::transposed_rows_span;
+    using matgrad::detail::transposed_rows_spans_pay;
     // f32, panels of 16 (AVX2) and 32 (AVX-512) of A's rows.
     check(transposed_rows_fill(8, 16, 4) && !transposed_rows_fill(7, 16, 4),
           "f32, one panel: taken from half full");
@@ -475,18 +477,35 @@ void test_transposed_rows_rules() {
               transposed_rows_fill(9, 8, 8) && transposed_rows_fill(17, 16, 8),
           "f64: any fill");
     const int64_t l2 = int64_t{2} << 20;  // a Sapphire Rapids-class core's
-    // The lecture's dL/dx: 64 rows, K = 4096, f32: 1 MiB of Aᵀ, half the L2.
-    check(transposed_rows_packs(64, 4096, 16, 4, l2) && transposed_rows_packs(64, 4096, 32, 4, l2),
-          "lecture dL/dx: Aᵀ in half the L2");
-    check(!transposed_rows_packs(32, 16384, 16, 4, l2) && !transposed_rows_packs(64, 8192, 16, 4, l2),
-          "f32 Aᵀ of 2 MiB: not taken");
-    check(transposed_rows_packs(32, 4096, 8, 8, l2) && !transposed_rows_packs(48, 4096, 8, 8, l2) &&
-              !transposed_rows_packs(33, 4096, 16, 8, l2),
-          "f64: 32 rows × 4096 fit, 48 (AVX2) or 33 (AVX-512, three panels) do not");
-    check(!transposed_rows_packs(64, 4096, 16, 4, int64_t{512} << 10),
-          "a 512 KiB L2 (Zen 3): the lecture's dL/dx is not taken");
-    check(transposed_rows_packs(64, 16384, 16, 4, 0) && !transposed_rows_packs(64, 16385, 16, 4, 0),
-          "L2 unknown: up to the 4 MiB scratch bound");
+    check(transposed_rows_budget(l2) == (int64_t{1} << 20) &&
+              transposed_rows_budget(int64_t{512} << 10) == (int64_t{256} << 10),
+          "budget: half the L2");
+    check(transposed_rows_budget(0) == (int64_t{4} << 20) &&
+              transposed_rows_budget(int64_t{16} << 20) == (int64_t{4} << 20),
+          "budget: 4 MiB where the L2 is unknown, and at most that");
+    const int64_t mib = int64_t{1} << 20;
+    // The lecture's dL/dx, f32, K = 4096 in 13 slices of 316: 1 MiB of Aᵀ, one span.
+    check(transposed_rows_span(64, 16, 4, 4096, 316, mib) == 4096 &&
+              transposed_rows_span(64, 32, 4, 4096, 256, mib) == 4096,
+          "lecture dL/dx: all of K in one span (AVX2, AVX-512)");
+    // 256 bytes of Aᵀ a step: 12 slices of 316 in 1 MiB.
+    check(transposed_rows_span(64, 16, 4, 8192, 316, mib) == 12 * 316, "64 rows × 8192: spans of 12 slices");
+    check(transposed_rows_span(33, 16, 8, 4096, 187, mib) == 14 * 187,
+          "f64, three AVX-512 panels (48 rows' worth): 384 bytes a step, 14 slices");
+    check(transposed_rows_span(64, 16, 4, 4096, 316, 1) == 316, "a budget below one slice: one slice");
+    check(transposed_rows_span(64, 16, 4, 200, 316, 1) == 200, "K shorter than a slice: all of it");
+    check(transposed_rows_spans_pay(4096, 4096) && transposed_rows_spans_pay(3792, 8192) &&
+              transposed_rows_spans_pay(1024, 4096) && transposed_rows_spans_pay(200, 200),
+          "spans of all of K or of at least 1024: taken");
+    check(!transposed_rows_spans_pay(948, 4096) && !transposed_rows_spans_pay(316, 4096),
+          "shorter spans: not taken");
+    // On a 512 KiB L2 (Zen 3) the lecture's dL/dx: 5 spans of 3 slices (948): not taken;
+    // on a 1 MiB L2 (Zen 4, Zen 5, Skylake-X): 3 spans of 6 slices (1896): taken.
+    check(!transposed_rows_spans_pay(
+              transposed_rows_span(64, 16, 4, 4096, 316, transposed_rows_budget(int64_t{512} << 10)), 4096) &&
+              transposed_rows_spans_pay(
+                  transposed_rows_span(64, 16, 4, 4096, 316, transposed_rows_budget(mib)), 4096),
+          "lecture dL/dx on a 512 KiB L2: not taken; on a 1 MiB L2: taken");
 }
 
 void test_skinny_stream_step_mask() {

@@ -291,7 +291,8 @@ int check_streamed_b_blocks(const char* isa) {
 // The transposed-rows path with several panels of A's rows on every kernel set (33 and
 // 64 rows: two panels of 32 on AVX-512), several K slices (K = 1031), B's stored rows
 // at a positive and a negative stride, with and without accumulating into C, and the
-// epilogue. Against the scalar reference.
+// epilogue; all of K in one span, and spans of one slice (a budget of 1 byte: C
+// carries the sums between spans). Against the scalar reference.
 template <class T>
 int check_transposed_rows(const char* isa) {
     int failures = 0;
@@ -299,7 +300,8 @@ int check_transposed_rows(const char* isa) {
     for (size_t m_count : kRows)
         for (size_t n_count : kCols)
             for (int sign : {1, -1})
-                for (bool accumulate : {false, true}) {
+                for (bool accumulate : {false, true})
+                    for (int64_t budget : {int64_t{0}, int64_t{1}}) {
                     const int64_t m = int64_t(m_count), n = int64_t(n_count), k = int64_t(kDepth);
                     std::vector<T> a(m_count * kDepth), b(n_count * kDepth), bias(n_count);
                     for (size_t i = 0; i < a.size(); ++i) a[i] = value<T>(int64_t(i), 1);
@@ -321,15 +323,15 @@ int check_transposed_rows(const char* isa) {
                             if (w < 0) w = 0;
                         }
                     gemm_transposed_rows<T>(m, n, k, a.data(), k, 1, b0, cs_b, got.data(), n,
-                                            accumulate, bias.data(), true);
+                                            accumulate, bias.data(), true, budget);
                     const T tol = T(1e-5) * T(k + 1);
                     for (size_t i = 0; i < got.size(); ++i)
                         if (!(std::fabs(got[i] - want[i]) <= tol)) {
-                            std::printf("FAIL %s %s transposed rows m=%lld n=%lld cs_b=%lld acc=%d at "
-                                        "%zu: got %g want %g\n",
+                            std::printf("FAIL %s %s transposed rows m=%lld n=%lld cs_b=%lld acc=%d "
+                                        "budget=%lld at %zu: got %g want %g\n",
                                         isa, sizeof(T) == 4 ? "f32" : "f64", (long long)m,
-                                        (long long)n, (long long)cs_b, accumulate, i,
-                                        double(got[i]), double(want[i]));
+                                        (long long)n, (long long)cs_b, accumulate,
+                                        (long long)budget, i, double(got[i]), double(want[i]));
                             ++failures;
                             break;
                         }
