@@ -295,23 +295,23 @@ inline constexpr int64_t kStreamedMinBlocks = 6;
 // take it: each kernel set's transposed_rows_max_rows, a Bᵀ stored row-major and
 // larger than the L2 (as the skinny path's wᵀ).
 inline constexpr int kTransposedRowsGroup = 6;
-// Its tiles cover A's rows in panels of `width` (2 vectors), so a product whose
-// panels are mostly padding pays for rows it does not have: f32 is taken with one
-// panel at least half full (one panel's time is then about w's stream), or with
-// three quarters of several panels' rows filled. Sapphire Rapids-class Xeon,
-// m×4096·(4096×4096)ᵀ f32, scripts/ab-gemm.sh against the skinny path (old time
-// over new, 5 to 9 pairs): AVX2 (width 16) m = 2, 4, 8, 12, 16 1.15, 1.25, 1.54,
-// 1.67, 1.76; 17 0.97 (and 17×1001×3003 0.86), 20 1.10, 24 1.11, 32 1.38, 33 0.94,
-// 40 1.07, 48 1.18, 56 1.03, 60 1.10, 64 1.13; AVX-512 (width 32) 8 0.91, 16 1.29,
-// 20 1.31, 32 1.66, 33 1.03, 40 1.00, 48 1.00, 64 1.22. One rule for both sets: it
-// gives up AVX2's gains at 2-7 rows on 4096² (1.10-1.62), which lose on smaller
-// products (4×1024² 0.76, 2×1001×3003 0.85, 6×700×800 0.80; twenty-fifth session),
-// and at 18-23 (20: 1.10). f64 is taken at any fill: its skinny path streams twice the bytes for the
-// same multiply-adds, so padded panels cost less than w's stream (twenty-fifth
-// session, against the skinny path, before the tile fetched every line of f64): AVX2 (width 8) 2, 4, 8, 9, 12, 16, 17, 20, 24,
-// 32 rows × 4096² 1.66, 1.73, 2.22, 1.27, 1.38, 1.44, 1.07, 1.18, 1.28, 1.20;
-// 2×1001×3003 1.62, 4×1024² 1.43, 8×700×800 1.64; AVX-512 (width 16) 2, 4, 8, 16,
-// 17, 20, 24, 32 rows × 4096² 1.48, 1.50, 1.68, 1.79, 1.08, 1.06, 1.17, 1.45;
+// Its tiles cover A's rows in panels of `width` (2 vectors), so a product whose panels
+// are mostly padding pays for rows it does not have: f32 is taken with one panel at
+// least half full (one panel's time is then about w's stream), or with three quarters
+// of several panels' rows filled. Sapphire Rapids-class Xeon, m×4096·(4096×4096)ᵀ f32,
+// scripts/ab-gemm.sh against the skinny path (old time over new, 5 to 9 pairs): AVX2
+// (width 16) m = 2, 4, 8, 12, 16 1.15, 1.25, 1.54, 1.67, 1.76; 17 0.97 (and
+// 17×1001×3003 0.86), 20 1.10, 24 1.11, 32 1.38, 33 0.94, 40 1.07, 48 1.18, 56 1.03,
+// 60 1.10, 64 1.13; AVX-512 (width 32) 8 0.91, 16 1.29, 20 1.31, 32 1.66, 33 1.03, 40
+// 1.00, 48 1.00, 64 1.22. One rule for both sets: it gives up AVX2's gains at 2-7 rows
+// on 4096² (1.10-1.62), which lose on smaller products (4×1024² 0.76, 2×1001×3003
+// 0.85, 6×700×800 0.80; twenty-fifth session), and at 18-23 (20: 1.10). f64 is taken
+// at any fill: its skinny path streams twice the bytes for the same multiply-adds, so
+// padded panels cost less than w's stream (twenty-fifth session, against the skinny
+// path, before the tile fetched every line of f64): AVX2 (width 8) 2, 4, 8, 9, 12, 16,
+// 17, 20, 24, 32 rows × 4096² 1.66, 1.73, 2.22, 1.27, 1.38, 1.44, 1.07, 1.18, 1.28,
+// 1.20; 2×1001×3003 1.62, 4×1024² 1.43, 8×700×800 1.64; AVX-512 (width 16) 2, 4, 8,
+// 16, 17, 20, 24, 32 rows × 4096² 1.48, 1.50, 1.68, 1.79, 1.08, 1.06, 1.17, 1.45;
 // 2×1001×3003 1.08, 4×1024² 0.99, 8×700×800 1.52.
 constexpr bool transposed_rows_fill(int64_t m, int64_t width, int64_t item_bytes) {
     if (item_bytes >= 8) return true;
@@ -343,8 +343,8 @@ inline constexpr int64_t kTransposedRowsMaxPackedBytes = int64_t{4} << 20;
 inline constexpr int64_t kTransposedRowsMinSpan = 1024;
 // The budget for each thread's packed Aᵀ on a core with this L2 (0: unknown).
 constexpr int64_t transposed_rows_budget(int64_t l2_bytes) {
-    return l2_bytes > 0 && l2_bytes / 2 < kTransposedRowsMaxPackedBytes ? l2_bytes / 2
-                                                                       : kTransposedRowsMaxPackedBytes;
+    const bool known = l2_bytes > 0 && l2_bytes / 2 < kTransposedRowsMaxPackedBytes;
+    return known ? l2_bytes / 2 : kTransposedRowsMaxPackedBytes;
 }
 // K per span for m rows of A in panels of `width`: whole slices of kc (at least one)
 // whose packed Aᵀ fits the budget; all of K where it fits.

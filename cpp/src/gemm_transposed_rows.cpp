@@ -80,7 +80,8 @@ void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t r
             for (int64_t grp = first; grp < end; ++grp) {
                 const int64_t j = grp * group;
                 const int rows = static_cast<int>(std::min(group, n - j));
-                const T* const b_rows = b + j * cs_b + k0;  // op(B)(k0 + p, j + r) = b_rows[r·cs_b + p]
+                // op(B)(k0 + p, j + r) = b_rows[r·cs_b + p]
+                const T* const b_rows = b + j * cs_b + k0;
                 for (int64_t q = 0; q < panels; ++q) {
                     const int64_t i0 = q * width, live = std::min(width, m - i0);
                     const T* const panel = at + q * depth * width;

@@ -489,10 +489,12 @@ void test_transposed_rows_rules() {
               transposed_rows_span(64, 32, 4, 4096, 256, mib) == 4096,
           "lecture dL/dx: all of K in one span (AVX2, AVX-512)");
     // 256 bytes of Aᵀ a step: 12 slices of 316 in 1 MiB.
-    check(transposed_rows_span(64, 16, 4, 8192, 316, mib) == 12 * 316, "64 rows × 8192: spans of 12 slices");
+    check(transposed_rows_span(64, 16, 4, 8192, 316, mib) == 12 * 316,
+          "64 rows × 8192: spans of 12 slices");
     check(transposed_rows_span(33, 16, 8, 4096, 187, mib) == 14 * 187,
           "f64, three AVX-512 panels (48 rows' worth): 384 bytes a step, 14 slices");
-    check(transposed_rows_span(64, 16, 4, 4096, 316, 1) == 316, "a budget below one slice: one slice");
+    check(transposed_rows_span(64, 16, 4, 4096, 316, 1) == 316,
+          "a budget below one slice: one slice");
     check(transposed_rows_span(64, 16, 4, 200, 316, 1) == 200, "K shorter than a slice: all of it");
     check(transposed_rows_spans_pay(4096, 4096) && transposed_rows_spans_pay(3792, 8192) &&
               transposed_rows_spans_pay(1024, 4096) && transposed_rows_spans_pay(200, 200),
@@ -501,8 +503,8 @@ void test_transposed_rows_rules() {
           "shorter spans: not taken");
     // On a 512 KiB L2 (Zen 3) the lecture's dL/dx: 5 spans of 3 slices (948): not taken;
     // on a 1 MiB L2 (Zen 4, Zen 5, Skylake-X): 3 spans of 6 slices (1896): taken.
-    check(!transposed_rows_spans_pay(
-              transposed_rows_span(64, 16, 4, 4096, 316, transposed_rows_budget(int64_t{512} << 10)), 4096) &&
+    const int64_t zen3_budget = transposed_rows_budget(int64_t{512} << 10);
+    check(!transposed_rows_spans_pay(transposed_rows_span(64, 16, 4, 4096, 316, zen3_budget), 4096) &&
               transposed_rows_spans_pay(
                   transposed_rows_span(64, 16, 4, 4096, 316, transposed_rows_budget(mib)), 4096),
           "lecture dL/dx on a 512 KiB L2: not taken; on a 1 MiB L2: taken");
