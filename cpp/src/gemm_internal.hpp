@@ -48,8 +48,8 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
 // Few rows of C against a large Bᵀ stored row-major (rs_b = 1: wᵀ in dL/dx =
 // dL/dy·wᵀ), computed as Cᵀ = B·Aᵀ with B's stored rows read in place and Aᵀ packed
 // (gemm_transposed_rows.cpp); threads split N. packed_budget: the bytes of Aᵀ each
-// thread packs at a time (K is taken in spans that fit); 0: half the L2
-// (transposed_rows_budget, blocking.hpp).
+// thread packs at a time (K is taken in spans that fit); 0: half the L2, at most
+// 4 MiB, or 4 MiB where the L2 is unknown (transposed_rows_budget, blocking.hpp).
 template <class T>
 void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                           const T* b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,

@@ -339,6 +339,37 @@ int check_transposed_rows(const char* isa) {
     return failures;
 }
 
+// Spans of K give the same bits as one span: A stored transposed (rs_a = 1), C with a
+// row stride wider than its rows, accumulating, values that round (so a different
+// order of additions would show), spans of two K slices against all of K in one span.
+template <class T>
+int check_transposed_rows_spans_bits(const char* isa) {
+    // The kernel set in use (its blocking derived from this CPU's caches), as the path sees it.
+    const matgrad::detail::TypedKernels<T>& kern = matgrad::detail::active_kernels().get<T>();
+    // K = 1290: 4 to 7 slices on the x86 sets, so a span after the first holds two.
+    const int64_t m = 33, n = 13, k = 1290, ldc = n + 3;
+    const int64_t width = kern.transposed_rows_width, kc = matgrad::detail::equal_k_slices(kern.blocking, k);
+    const int64_t two_slices = (m + width - 1) / width * width * int64_t(sizeof(T)) * 2 * kc;
+    std::vector<T> at(m * k), b(n * k), c0(m * ldc), bias(n);
+    for (size_t i = 0; i < at.size(); ++i) at[i] = T(std::sin(0.37 * double(i)));
+    for (size_t i = 0; i < b.size(); ++i) b[i] = T(std::cos(0.11 * double(i)));
+    for (size_t i = 0; i < c0.size(); ++i) c0[i] = T(std::sin(1.3 * double(i)));
+    for (size_t i = 0; i < bias.size(); ++i) bias[i] = T(0.25 * double(i) - 1.0);
+    // op(A)(i, p) = at[p·m + i]; op(B)(p, j) = b[j·k + p].
+    std::vector<T> one = c0, spans = c0;
+    gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, one.data(), ldc, true,
+                            bias.data(), true, 0);
+    gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, spans.data(), ldc, true,
+                            bias.data(), true, two_slices);
+    for (size_t i = 0; i < one.size(); ++i)
+        if (!(one[i] == spans[i]) && !(one[i] != one[i] && spans[i] != spans[i])) {
+            std::printf("FAIL %s %s transposed rows: spans differ from one span at %zu: %.17g %.17g\n",
+                        isa, sizeof(T) == 4 ? "f32" : "f64", i, double(spans[i]), double(one[i]));
+            return 1;
+        }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -365,6 +396,8 @@ int main(int argc, char** argv) {
         failures += check_pack_a(table.f32, isa) + check_pack_a(table.f64, isa);
         failures += check_streamed_b_blocks<float>(isa) + check_streamed_b_blocks<double>(isa);
         failures += check_transposed_rows<float>(isa) + check_transposed_rows<double>(isa);
+        failures += check_transposed_rows_spans_bits<float>(isa) +
+                    check_transposed_rows_spans_bits<double>(isa);
         for (int64_t m : ms)
             for (int64_t n : ns)
                 for (int64_t k : ks)
