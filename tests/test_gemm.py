@@ -26,6 +26,8 @@ SHAPES = [
     (16, 2048, 600), (64, 2048, 600),
     # transposed rows for f64 at a few rows (f32 stays skinny there: its panels too empty)
     (3, 2048, 600),
+    # the baseline's f32 streamed-B and transposed-rows paths (up to 8 rows)
+    (6, 2048, 600),
     # transposed rows with K in several spans (Aᵀ past half of a 2 MiB L2)
     (16, 64, 20000),
 ]
@@ -162,6 +164,8 @@ def test_lecture_matmul_example():
     (16, 2048, 600, False, True),    # a few rows times a large wᵀ: transposed rows (AVX2, AVX-512)
     (64, 2048, 600, False, True),    # the same at the lecture's batch (several panels of A's rows)
     (3, 2048, 600, False, True),     # 3 rows times a large wᵀ: transposed rows for f64 only
+    (6, 2048, 600, False, False),    # 6 rows: streamed B on the baseline too (f32)
+    (6, 2048, 600, False, True),     # 6 rows times a large wᵀ: transposed rows on the baseline (f32)
     (16, 64, 20000, False, True),    # a long K: transposed rows in spans of K
     (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
     (1, 3000, 700, False, True),     # one row times wᵀ: dot products
@@ -169,7 +173,8 @@ def test_lecture_matmul_example():
     (1500, 61, 400, False, False),   # narrow: unpacked, threads split the rows
 ])
 def test_one_and_two_threads_bit_identical(isa, threads, rng, m, n, k, trans_a, trans_b, dtype):
-    # On every kernel set: each takes its own paths (the streamed one only on AVX2).
+    # On every kernel set: each takes its own paths (the streamed one on AVX2 and, to 8
+    # f32 rows, the baseline).
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype, "C")
     threads(1)
     one = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
@@ -179,11 +184,13 @@ def test_one_and_two_threads_bit_identical(isa, threads, rng, m, n, k, trans_a, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("m,n,k", [(3, 2048, 600), (16, 2048, 600), (64, 2048, 600), (16, 64, 20000)])
+@pytest.mark.parametrize("m,n,k", [(3, 2048, 600), (6, 2048, 600), (16, 2048, 600), (64, 2048, 600),
+                                   (16, 64, 20000)])
 def test_transposed_rows_path_with_w_reversed_and_accumulating(isa, rng, m, n, k, dtype):
     # wᵀ with w's rows in reverse (a negative stride between B's stored rows), on the
     # transposed-rows path on AVX2 and AVX-512 (B past the L2; f32 from 8 or 16 rows,
-    # f64 at any; K = 20000 in spans, C carrying the sums between them), adding into C.
+    # f64 at any; K = 20000 in spans, C carrying the sums between them) and on the
+    # baseline (f32, 4 to 8 rows), adding into C.
     a = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((n, k)).astype(dtype)[::-1]
     c0 = rng.standard_normal((m, n)).astype(dtype)

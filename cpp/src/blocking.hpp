@@ -107,6 +107,21 @@ inline constexpr Blocking f64{6, 8, 256, 192, 1024};
 namespace baseline_blocking {
 inline constexpr Blocking f32{2, 24, 256, 512, 1024};
 inline constexpr Blocking f64{2, 12, 256, 256, 1024};
+// f32 products of a few rows take the streamed-B path (y = x·w) and the
+// transposed-rows path (x·wᵀ, where its panel of 8 rows is at least half full):
+// with SSE's 4 lanes one panel is as fast as w's stream, more rows are not.
+// Sapphire Rapids-class Xeon, 2 threads, scripts/ab-gemm.sh with MATGRAD_ISA=baseline
+// against the paths before (old time over new, 5 to 9 pairs; twenty-sixth session):
+// streamed B, rows × N × K: 2, 3, 4, 8×4096² 1.07, 1.21, 1.10, 1.13; 8×2048² 1.04;
+// 2×1001×3003 1.41, 8×1001×3003 1.12; 4, 6, 8×700×800 1.18, 1.11, 1.07; then 12,
+// 16×4096² 1.02, 1.04, 16×2048² 0.96, 17×1001×3003 0.98, 12×700×800 0.99, 20, 24,
+// 32×4096² 0.94, 0.99, 0.89. Transposed rows: 4, 5, 6, 8×4096² 1.05-1.18, 1.27, 1.34,
+// 1.39-1.41; 7×2048² 1.35; 4×1024² 1.04, 8×1024² 1.30; 5, 8×1001×3003 1.16, 1.15-1.39;
+// 6×700×800 1.13 but 4×700×800 0.96; then 12, 16, 64×4096² 0.90, 1.06, 0.79. f64
+// neither: transposed rows 8, 16, 64×4096² 1.00, 0.90, 0.72 (streamed B: twenty-third
+// session, 16×4096² 0.98).
+inline constexpr int64_t kStreamedMaxRows = 8;
+inline constexpr int64_t kTransposedRowsMaxRows = 8;
 }  // namespace baseline_blocking
 
 // kc, nc and mc for the register tile of `tile` (its mr, nr) and elements of
