@@ -67,7 +67,7 @@ inline constexpr Blocking f32{12, 32, 384, 512, 3072, 576};
 inline constexpr Blocking f64{12, 16, 256, 384, 3072};
 // Products of up to this many rows against a large stored Bᵀ take the
 // transposed-rows path (gemm_transposed_rows.cpp): f32 where its panels are filled,
-// f64 at any fill, in spans of K that pay: see transposed_rows_fill and
+// f64 at any fill, in spans of K: see transposed_rows_fill and
 // transposed_rows_span below.
 inline constexpr int64_t kTransposedRowsMaxRows = 64;
 }  // namespace avx512_blocking
@@ -91,7 +91,7 @@ inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 inline constexpr int64_t kStreamedMaxRows = 64;
 // Products of up to this many rows against a large stored Bᵀ (dL/dx = dL/dy·wᵀ)
 // take the transposed-rows path (gemm_transposed_rows.cpp): f32 where its panels
-// are filled, f64 at any fill, in spans of K that pay: see transposed_rows_fill and
+// are filled, f64 at any fill, in spans of K: see transposed_rows_fill and
 // transposed_rows_span.
 inline constexpr int64_t kTransposedRowsMaxRows = 64;
 }  // namespace avx2_blocking
@@ -337,10 +337,7 @@ constexpr bool transposed_rows_fill(int64_t m, int64_t width, int64_t item_bytes
 // rows reads all of what is packed: so K is taken in spans of whole slices of kc
 // whose packed Aᵀ fits the budget, half a core's L2 (past that it comes from L3 for
 // every group) and never more than kTransposedRowsMaxPackedBytes (the only bound
-// where the L2 is unknown). Each span after the first adds C's values back into the
-// sums (the same order of additions) and reads its segment of B's rows anew, which
-// costs: the path is taken while a span covers all of K or at least
-// kTransposedRowsMinSpan of it. Sapphire Rapids-class Xeon (2 MiB L2), against the
+// where the L2 is unknown). Sapphire Rapids-class Xeon (2 MiB L2), against the
 // skinny path (old time over new), twenty-fifth session unless marked: Aᵀ of up to
 // 1 MiB in one span, AVX2 f32 16×2048×16384 1.74, 32×4096×8192 1.37; Aᵀ of 1.5-2
 // MiB in one span (the twenty-fourth session's 4 MiB bound) 32×2048×16384 0.98,
@@ -351,11 +348,27 @@ constexpr bool transposed_rows_fill(int64_t m, int64_t width, int64_t item_bytes
 // 32×4096×8192 (3) 1.08, 48 and 64 rows × 4096² (2, 3) 1.04 and 1.00; AVX-512 f32
 // 32×2048×16384 (2) 1.49, 64×1024×8192 (2) 1.19, 64×4096×8192 (2) 1.16, f64 33, 48,
 // 64 rows × 4096² (2, 2, 3) 1.02, 1.21, 1.05 (f64 with the tile fetching a line of w
-// every 8 k steps, transposed_rows_impl.inc). The lecture's dL/dx (AVX2, 1 MiB of
-// Aᵀ) with the budget forced smaller, against one span / the skinny path: 3 spans
-// of 1896 0.94 / 1.03, 5 of 948 0.91 / 1.05, 13 of 316 0.78 / not measured.
+// every 8 k steps, transposed_rows_impl.inc).
+// Between spans each tile's sums wait in a buffer of the thread's, for a chunk of
+// its groups at a time whose sums fit kTransposedRowsSumsBytes (so that they stay in
+// L2 beside the span of Aᵀ, which is packed again for each chunk). They went through
+// C before: a scalar pass transposing them out and back at every span. The same
+// Xeon, twenty-sixth session, a C++ loop with the budget forced smaller, each span
+// count against one span in the same process, the lecture's dL/dx (spans of 1896,
+// 948, 316: 3, 5, 13 spans): chunks of 64 KiB 0.94-0.97, 0.92-0.96, 0.87-0.94; one
+// chunk of all the thread's groups 0.97-1.00, 0.94-0.96, 0.85-0.89; the pass through C
+// 0.95-0.98, 0.91-0.92, 0.76-0.78; the skinny path 0.86-0.91. With n = 16384 (a thread's sums
+// 2 MiB, past what the L2 holds beside Aᵀ), ms, one span 43.3-44.8: 5 / 13 spans in
+// chunks of 64 KiB 45.5-46.4 / 47.6-47.9, of 256 KiB 45.6 / 50.0, of 1 MiB 48.1 /
+// 53.6, in one chunk 49.0 / 60.5, through C 52.1 / 67.6. In chunks of 64 KiB every
+// span count measured beats the skinny path or is level with it (against it: the
+// lecture's dL/dx at 5 and 13 spans 1.03-1.12 and 0.98-1.07, through C 1.01-1.04 and
+// 0.85-0.88; AVX2 f32 64×1024×8192 at 9-26 spans 1.08, 32×700×3000 at 2-9 1.26-1.28,
+// 16×2048×16384 at 4-17 1.48-1.75; f64 32 rows × 4096² at 3-13 1.09-1.10 (through C
+// 1.07-0.91), 64 rows at 5-13 0.97-0.99 (0.92-0.87); AVX-512 f32 64 rows × 4096² at
+// 3-11 1.11-1.15 (1.16-0.92)), so the path takes any span.
 inline constexpr int64_t kTransposedRowsMaxPackedBytes = int64_t{4} << 20;
-inline constexpr int64_t kTransposedRowsMinSpan = 1024;
+inline constexpr int64_t kTransposedRowsSumsBytes = int64_t{64} << 10;
 // The budget for each thread's packed Aᵀ on a core with this L2 (0: unknown).
 constexpr int64_t transposed_rows_budget(int64_t l2_bytes) {
     const bool known = l2_bytes > 0 && l2_bytes / 2 < kTransposedRowsMaxPackedBytes;
@@ -371,8 +384,11 @@ constexpr int64_t transposed_rows_span(int64_t m, int64_t width, int64_t item_by
     const int64_t span = (slices > 1 ? slices : 1) * kc;
     return span < k ? span : k;
 }
-constexpr bool transposed_rows_spans_pay(int64_t span, int64_t k) {
-    return span >= k || span >= kTransposedRowsMinSpan;
+// Groups of B's rows per chunk whose sums (panels tiles of tile_bytes each a group)
+// fit sums_budget: at least one.
+constexpr int64_t transposed_rows_chunk(int64_t panels, int64_t tile_bytes, int64_t sums_budget) {
+    const int64_t groups = sums_budget / (panels * tile_bytes);
+    return groups > 1 ? groups : 1;
 }
 
 // Below this many multiply-adds a GEMM runs on one thread: waking the team

@@ -145,15 +145,10 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
                             row_bytes >= kStreamedBlockBytes * kStreamedMinBlocks;
     // A large Bᵀ stored row-major against few rows: B's rows read in place as the
     // broadcast operand of Cᵀ = B·Aᵀ (gemm_transposed_rows.cpp), where that won: its
-    // panels of A's rows filled (f32) and its spans of K long enough (blocking.hpp).
-    const int64_t item_bytes = int64_t(sizeof(T));
+    // panels of A's rows filled (f32; blocking.hpp).
     const bool transposed_rows =
         transposed_b && m <= kern.transposed_rows_max_rows &&
-        transposed_rows_fill(m, kern.transposed_rows_width, item_bytes) &&
-        transposed_rows_spans_pay(transposed_rows_span(m, kern.transposed_rows_width, item_bytes, k,
-                                                       equal_k_slices(kern.blocking, k),
-                                                       transposed_rows_budget(l2_bytes)),
-                                  k);
+        transposed_rows_fill(m, kern.transposed_rows_width, int64_t(sizeof(T)));
     // narrow needs m >= 512, so it never competes with the row or skinny paths.
     if (small || narrow)
         gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);

@@ -50,10 +50,13 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
 // (gemm_transposed_rows.cpp); threads split N. packed_budget: the bytes of Aᵀ each
 // thread packs at a time (K is taken in spans that fit); 0: half the L2, at most
 // 4 MiB, or 4 MiB where the L2 is unknown (transposed_rows_budget, blocking.hpp).
+// sums_budget: the bytes of tiles' sums each thread keeps between spans (its groups
+// are taken in chunks that fit); 0: kTransposedRowsSumsBytes.
 template <class T>
 void gemm_transposed_rows(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                           const T* b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
-                          const T* bias, bool relu, int64_t packed_budget = 0);
+                          const T* bias, bool relu, int64_t packed_budget = 0,
+                          int64_t sums_budget = 0);
 
 template <class T>
 void gemm_small(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,

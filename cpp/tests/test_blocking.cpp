@@ -464,7 +464,7 @@ void test_transposed_rows_rules() {
     using matgrad::detail::transposed_rows_fill;
     using matgrad::detail::transposed_rows_budget;
     using matgrad::detail::transposed_rows_span;
-    using matgrad::detail::transposed_rows_spans_pay;
+    using matgrad::detail::transposed_rows_chunk;
     // f32, panels of 16 (AVX2) and 32 (AVX-512) of A's rows.
     check(transposed_rows_fill(8, 16, 4) && !transposed_rows_fill(7, 16, 4),
           "f32, one panel: taken from half full");
@@ -496,18 +496,20 @@ void test_transposed_rows_rules() {
     check(transposed_rows_span(64, 16, 4, 4096, 316, 1) == 316,
           "a budget below one slice: one slice");
     check(transposed_rows_span(64, 16, 4, 200, 316, 1) == 200, "K shorter than a slice: all of it");
-    check(transposed_rows_spans_pay(4096, 4096) && transposed_rows_spans_pay(3792, 8192) &&
-              transposed_rows_spans_pay(1024, 4096) && transposed_rows_spans_pay(200, 200),
-          "spans of all of K or of at least 1024: taken");
-    check(!transposed_rows_spans_pay(948, 4096) && !transposed_rows_spans_pay(316, 4096),
-          "shorter spans: not taken");
-    // On a 512 KiB L2 (Zen 3) the lecture's dL/dx: 5 spans of 3 slices (948): not taken;
-    // on a 1 MiB L2 (Zen 4, Zen 5, Skylake-X): 3 spans of 6 slices (1896): taken.
+    // On a 512 KiB L2 (Zen 3) the lecture's dL/dx: spans of 3 slices of 316 (948) in
+    // 256 KiB; on a 1 MiB L2 (Zen 4, Zen 5, Skylake-X): 6 slices (1896).
     const int64_t zen3_budget = transposed_rows_budget(int64_t{512} << 10);
-    check(!transposed_rows_spans_pay(transposed_rows_span(64, 16, 4, 4096, 316, zen3_budget), 4096) &&
-              transposed_rows_spans_pay(
-                  transposed_rows_span(64, 16, 4, 4096, 316, transposed_rows_budget(mib)), 4096),
-          "lecture dL/dx on a 512 KiB L2: not taken; on a 1 MiB L2: taken");
+    check(transposed_rows_span(64, 16, 4, 4096, 316, zen3_budget) == 3 * 316 &&
+              transposed_rows_span(64, 16, 4, 4096, 316, transposed_rows_budget(mib)) == 6 * 316,
+          "lecture dL/dx on a 512 KiB L2: spans of 948; on a 1 MiB L2: of 1896");
+    // The sums kept between spans, 64 KiB: the lecture's f32 on AVX2, 4 panels of 6×16
+    // (384 bytes each) a group: 42 groups; f64 on AVX-512, 4 panels of 6×16 doubles: 21.
+    const int64_t sums = matgrad::detail::kTransposedRowsSumsBytes;
+    check(sums == (int64_t{64} << 10), "sums between spans: 64 KiB a thread");
+    check(transposed_rows_chunk(4, 384, sums) == 42 && transposed_rows_chunk(4, 768, sums) == 21,
+          "chunks of groups whose sums fit");
+    check(transposed_rows_chunk(1, 384, 1) == 1 && transposed_rows_chunk(200, 768, sums) == 1,
+          "at least one group a chunk");
 }
 
 void test_skinny_stream_step_mask() {

@@ -291,8 +291,9 @@ int check_streamed_b_blocks(const char* isa) {
 // The transposed-rows path with several panels of A's rows on every kernel set (33 and
 // 64 rows: two panels of 32 on AVX-512), several K slices (K = 1031), B's stored rows
 // at a positive and a negative stride, with and without accumulating into C, and the
-// epilogue; all of K in one span, and spans of one slice (a budget of 1 byte: C
-// carries the sums between spans). Against the scalar reference.
+// epilogue; all of K in one span, and spans of one slice (a budget of 1 byte), their
+// sums kept for all of a thread's groups or for one group at a time (a sums budget
+// of 1 byte: a chunk per group). Against the scalar reference.
 template <class T>
 int check_transposed_rows(const char* isa) {
     int failures = 0;
@@ -301,7 +302,9 @@ int check_transposed_rows(const char* isa) {
         for (size_t n_count : kCols)
             for (int sign : {1, -1})
                 for (bool accumulate : {false, true})
-                    for (int64_t budget : {int64_t{0}, int64_t{1}}) {
+                    for (int budgets : {0, 1, 2}) {
+                    // (packed Aᵀ, sums): one span; spans of a slice; and in chunks of a group
+                    const int64_t budget = budgets > 0 ? 1 : 0, sums_budget = budgets > 1 ? 1 : 0;
                     const int64_t m = int64_t(m_count), n = int64_t(n_count), k = int64_t(kDepth);
                     std::vector<T> a(m_count * kDepth), b(n_count * kDepth), bias(n_count);
                     for (size_t i = 0; i < a.size(); ++i) a[i] = value<T>(int64_t(i), 1);
@@ -323,15 +326,16 @@ int check_transposed_rows(const char* isa) {
                             if (w < 0) w = 0;
                         }
                     gemm_transposed_rows<T>(m, n, k, a.data(), k, 1, b0, cs_b, got.data(), n,
-                                            accumulate, bias.data(), true, budget);
+                                            accumulate, bias.data(), true, budget, sums_budget);
                     const T tol = T(1e-5) * T(k + 1);
                     for (size_t i = 0; i < got.size(); ++i)
                         if (!(std::fabs(got[i] - want[i]) <= tol)) {
                             std::printf("FAIL %s %s transposed rows m=%lld n=%lld cs_b=%lld acc=%d "
-                                        "budget=%lld at %zu: got %g want %g\n",
+                                        "budget=%lld sums=%lld at %zu: got %g want %g\n",
                                         isa, sizeof(T) == 4 ? "f32" : "f64", (long long)m,
                                         (long long)n, (long long)cs_b, accumulate,
-                                        (long long)budget, i, double(got[i]), double(want[i]));
+                                        (long long)budget, (long long)sums_budget, i,
+                                        double(got[i]), double(want[i]));
                             ++failures;
                             break;
                         }
@@ -341,33 +345,46 @@ int check_transposed_rows(const char* isa) {
 
 // Spans of K give the same bits as one span: A stored transposed (rs_a = 1), C with a
 // row stride wider than its rows, accumulating, values that round (so a different
-// order of additions would show), spans of two K slices against all of K in one span.
+// order of additions would show), spans of two K slices against all of K in one span,
+// their sums kept for all of a thread's groups and in chunks of two groups (7 groups:
+// a thread's last chunk may hold one).
 template <class T>
 int check_transposed_rows_spans_bits(const char* isa) {
     // The kernel set in use (its blocking derived from this CPU's caches), as the path sees it.
     const matgrad::detail::TypedKernels<T>& kern = matgrad::detail::active_kernels().get<T>();
     // K = 1290: 4 to 7 slices on the x86 sets, so a span after the first holds two.
-    const int64_t m = 33, n = 13, k = 1290, ldc = n + 3;
+    const int64_t m = 33, n = 40, k = 1290, ldc = n + 3;
     const int64_t width = kern.transposed_rows_width, kc = matgrad::detail::equal_k_slices(kern.blocking, k);
-    const int64_t two_slices = (m + width - 1) / width * width * int64_t(sizeof(T)) * 2 * kc;
+    const int64_t panels = (m + width - 1) / width;
+    const int64_t two_slices = panels * width * int64_t(sizeof(T)) * 2 * kc;
+    const int64_t two_groups =
+        2 * panels * matgrad::detail::kTransposedRowsGroup * width * int64_t(sizeof(T));
     std::vector<T> at(m * k), b(n * k), c0(m * ldc), bias(n);
     for (size_t i = 0; i < at.size(); ++i) at[i] = T(std::sin(0.37 * double(i)));
     for (size_t i = 0; i < b.size(); ++i) b[i] = T(std::cos(0.11 * double(i)));
     for (size_t i = 0; i < c0.size(); ++i) c0[i] = T(std::sin(1.3 * double(i)));
     for (size_t i = 0; i < bias.size(); ++i) bias[i] = T(0.25 * double(i) - 1.0);
     // op(A)(i, p) = at[p·m + i]; op(B)(p, j) = b[j·k + p].
-    std::vector<T> one = c0, spans = c0;
+    std::vector<T> one = c0, spans = c0, chunks = c0;
     gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, one.data(), ldc, true,
                             bias.data(), true, 0);
     gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, spans.data(), ldc, true,
                             bias.data(), true, two_slices);
-    for (size_t i = 0; i < one.size(); ++i)
-        if (!(one[i] == spans[i]) && !(one[i] != one[i] && spans[i] != spans[i])) {
-            std::printf("FAIL %s %s transposed rows: spans differ from one span at %zu: %.17g %.17g\n",
-                        isa, sizeof(T) == 4 ? "f32" : "f64", i, double(spans[i]), double(one[i]));
-            return 1;
-        }
-    return 0;
+    gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, chunks.data(), ldc, true,
+                            bias.data(), true, two_slices, two_groups);
+    int failures = 0;
+    for (const std::vector<T>* got : {&spans, &chunks})
+        for (size_t i = 0; i < one.size(); ++i)
+            if (!((*got)[i] == one[i]) && !(one[i] != one[i] && (*got)[i] != (*got)[i])) {
+                std::printf("FAIL %s %s transposed rows: spans%s differ from one span at %zu: "
+                            "%.17g %.17g\n",
+                            isa, sizeof(T) == 4 ? "f32" : "f64",
+                            got == &chunks ? " in chunks of two groups" : "", i,
+                            double((*got)[i]), double(one[i]));
+                ++failures;
+                break;
+            }
+    return failures;
 }
 
 }  // namespace
