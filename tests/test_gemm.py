@@ -166,7 +166,12 @@ def test_lecture_matmul_example():
     (3, 2048, 600, False, True),     # 3 rows times a large wᵀ: transposed rows for f64 only
     (6, 2048, 600, False, False),    # 6 rows: streamed B on the baseline too (f32)
     (6, 2048, 600, False, True),     # 6 rows times a large wᵀ: transposed rows on the baseline (f32)
+    (8, 2048, 600, False, False),    # the baseline's most rows on both paths (f32)
+    (8, 2048, 600, False, True),
+    (9, 2048, 600, False, False),    # one row past them: the baseline's packed or skinny paths
+    (9, 2048, 600, False, True),
     (16, 64, 20000, False, True),    # a long K: transposed rows in spans of K
+    (64, 600, 5000, False, True),    # spans, and a thread's sums between them in several chunks
     (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
     (1, 3000, 700, False, True),     # one row times wᵀ: dot products
     (700, 1, 3000, False, False),    # one column: dot products too (rs_b == cs_b == 1)
@@ -184,13 +189,14 @@ def test_one_and_two_threads_bit_identical(isa, threads, rng, m, n, k, trans_a, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("m,n,k", [(3, 2048, 600), (6, 2048, 600), (16, 2048, 600), (64, 2048, 600),
-                                   (16, 64, 20000)])
+@pytest.mark.parametrize("m,n,k", [(3, 2048, 600), (4, 2048, 600), (6, 2048, 600), (16, 2048, 600),
+                                   (64, 2048, 600), (16, 64, 20000), (64, 600, 5000)])
 def test_transposed_rows_path_with_w_reversed_and_accumulating(isa, rng, m, n, k, dtype):
     # wᵀ with w's rows in reverse (a negative stride between B's stored rows), on the
     # transposed-rows path on AVX2 and AVX-512 (B past the L2; f32 from 8 or 16 rows,
-    # f64 at any; K = 20000 in spans, C carrying the sums between them) and on the
-    # baseline (f32, 4 to 8 rows), adding into C.
+    # f64 at any; K = 20000 and 5000 in spans, the sums kept between them, for 64 rows
+    # in several chunks of a thread's groups) and on the baseline (f32, 4 to 8 rows),
+    # adding into C.
     a = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((n, k)).astype(dtype)[::-1]
     c0 = rng.standard_normal((m, n)).astype(dtype)

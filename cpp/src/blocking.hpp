@@ -119,7 +119,8 @@ inline constexpr Blocking f64{2, 12, 256, 256, 1024};
 // 1.39-1.41; 7×2048² 1.35; 4×1024² 1.04, 8×1024² 1.30; 5, 8×1001×3003 1.16, 1.15-1.39;
 // 6×700×800 1.13 but 4×700×800 0.96; then 12, 16, 64×4096² 0.90, 1.06, 0.79. f64
 // neither: transposed rows 8, 16, 64×4096² 1.00, 0.90, 0.72 (streamed B: twenty-third
-// session, 16×4096² 0.98).
+// session, 16×4096² 0.98). Measured on SSE2 only: the portable vectors of the set
+// elsewhere (aarch64, where the NEON set is the one chosen) take the same limits.
 inline constexpr int64_t kStreamedMaxRows = 8;
 inline constexpr int64_t kTransposedRowsMaxRows = 8;
 }  // namespace baseline_blocking
@@ -364,9 +365,10 @@ constexpr bool transposed_rows_fill(int64_t m, int64_t width, int64_t item_bytes
 // span count measured beats the skinny path or is level with it (against it: the
 // lecture's dL/dx at 5 and 13 spans 1.03-1.12 and 0.98-1.07, through C 1.01-1.04 and
 // 0.85-0.88; AVX2 f32 64×1024×8192 at 9-26 spans 1.08, 32×700×3000 at 2-9 1.26-1.28,
-// 16×2048×16384 at 4-17 1.48-1.75; f64 32 rows × 4096² at 3-13 1.09-1.10 (through C
+// 16×2048×16384 at 5-17 1.48-1.75; f64 32 rows × 4096² at 3-13 1.09-1.10 (through C
 // 1.07-0.91), 64 rows at 5-13 0.97-0.99 (0.92-0.87); AVX-512 f32 64 rows × 4096² at
-// 3-11 1.11-1.15 (1.16-0.92)), so the path takes any span.
+// 2-8 1.11-1.15 (1.16-0.92)), so the path takes any span: f64 at 64 rows then runs 1-3%
+// behind the skinny path, left so for one rule.
 inline constexpr int64_t kTransposedRowsMaxPackedBytes = int64_t{4} << 20;
 inline constexpr int64_t kTransposedRowsSumsBytes = int64_t{64} << 10;
 // The budget for each thread's packed Aᵀ on a core with this L2 (0: unknown).

@@ -344,10 +344,10 @@ int check_transposed_rows(const char* isa) {
 }
 
 // Spans of K give the same bits as one span: A stored transposed (rs_a = 1), C with a
-// row stride wider than its rows, accumulating, values that round (so a different
-// order of additions would show), spans of two K slices against all of K in one span,
-// their sums kept for all of a thread's groups and in chunks of two groups (7 groups:
-// a thread's last chunk may hold one).
+// row stride wider than its rows, added into and written, values that round (so a
+// different order of additions would show), spans of two K slices against all of K in
+// one span, their sums kept for all of a thread's groups and in chunks of two groups
+// (7 groups: a thread's last chunk may hold one).
 template <class T>
 int check_transposed_rows_spans_bits(const char* isa) {
     // The kernel set in use (its blocking derived from this CPU's caches), as the path sees it.
@@ -365,25 +365,27 @@ int check_transposed_rows_spans_bits(const char* isa) {
     for (size_t i = 0; i < c0.size(); ++i) c0[i] = T(std::sin(1.3 * double(i)));
     for (size_t i = 0; i < bias.size(); ++i) bias[i] = T(0.25 * double(i) - 1.0);
     // op(A)(i, p) = at[p·m + i]; op(B)(p, j) = b[j·k + p].
-    std::vector<T> one = c0, spans = c0, chunks = c0;
-    gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, one.data(), ldc, true,
-                            bias.data(), true, 0);
-    gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, spans.data(), ldc, true,
-                            bias.data(), true, two_slices);
-    gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, chunks.data(), ldc, true,
-                            bias.data(), true, two_slices, two_groups);
     int failures = 0;
-    for (const std::vector<T>* got : {&spans, &chunks})
-        for (size_t i = 0; i < one.size(); ++i)
-            if (!((*got)[i] == one[i]) && !(one[i] != one[i] && (*got)[i] != (*got)[i])) {
-                std::printf("FAIL %s %s transposed rows: spans%s differ from one span at %zu: "
-                            "%.17g %.17g\n",
-                            isa, sizeof(T) == 4 ? "f32" : "f64",
-                            got == &chunks ? " in chunks of two groups" : "", i,
-                            double((*got)[i]), double(one[i]));
-                ++failures;
-                break;
-            }
+    for (bool accumulate : {true, false}) {
+        std::vector<T> one = c0, spans = c0, chunks = c0;
+        gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, one.data(), ldc, accumulate,
+                                bias.data(), true, 0);
+        gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, spans.data(), ldc,
+                                accumulate, bias.data(), true, two_slices);
+        gemm_transposed_rows<T>(m, n, k, at.data(), 1, m, b.data(), k, chunks.data(), ldc,
+                                accumulate, bias.data(), true, two_slices, two_groups);
+        for (const std::vector<T>* got : {&spans, &chunks})
+            for (size_t i = 0; i < one.size(); ++i)
+                if (!((*got)[i] == one[i]) && !(one[i] != one[i] && (*got)[i] != (*got)[i])) {
+                    std::printf("FAIL %s %s transposed rows: spans%s differ from one span (acc=%d) "
+                                "at %zu: %.17g %.17g\n",
+                                isa, sizeof(T) == 4 ? "f32" : "f64",
+                                got == &chunks ? " in chunks of two groups" : "", accumulate, i,
+                                double((*got)[i]), double(one[i]));
+                    ++failures;
+                    break;
+                }
+    }
     return failures;
 }
 
