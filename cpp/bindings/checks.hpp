@@ -152,10 +152,14 @@ inline py::array aligned_copy(const py::array& arr) {
 
 // Inputs whose strides are not whole elements, or that are misaligned, are
 // copied once (inputs only; never `out`).
-inline py::array readable(const py::array& arr) {
+inline bool readable_in_place(const py::array& arr) {
     bool ok = is_aligned(arr);
     for (py::ssize_t i = 0; ok && i < arr.ndim(); ++i) ok = arr.strides(i) % arr.itemsize() == 0;
-    return ok ? arr : aligned_copy(arr);
+    return ok;
+}
+
+inline py::array readable(const py::array& arr) {
+    return readable_in_place(arr) ? arr : aligned_copy(arr);
 }
 
 inline py::array contiguous(const py::array& arr) {

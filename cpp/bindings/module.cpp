@@ -42,6 +42,20 @@ Operand operand(const py::array& arr, bool transposed) {
     return o;
 }
 
+// matmul's checks of a and b (2-D, float, one dtype, op(a)'s columns = op(b)'s rows).
+Dtype check_matmul_operands(const char* fn, const py::array& a, const py::array& b, bool trans_a,
+                            bool trans_b) {
+    const Dtype dt = require_float(fn, "a", a);
+    require_float(fn, "b", b);
+    require_same_dtype(fn, "a", a, "b", b);
+    const int64_t a_rows = a.shape(trans_a ? 1 : 0), a_cols = a.shape(trans_a ? 0 : 1);
+    const int64_t b_rows = b.shape(trans_b ? 1 : 0), b_cols = b.shape(trans_b ? 0 : 1);
+    if (a_cols != b_rows)
+        fail_not_aligned(fn, Shape{a_rows, a_cols}, trans_a ? " (a transposed)" : "",
+                         Shape{b_rows, b_cols}, trans_b ? " (b transposed)" : "");
+    return dt;
+}
+
 template <class T>
 void call_gemm(const Operand& a, const Operand& b, void* c, bool accumulate) {
     GilReleaseFor release(std::max(a.rows * b.cols * a.cols, a.rows * b.cols));  // k = 0 still fills C
@@ -54,18 +68,10 @@ py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
                  const py::handle& out_obj, bool accumulate) {
     const char* fn = "matmul";
     py::array a = require_2d(fn, "a", a_obj), b = require_2d(fn, "b", b_obj);
-    const Dtype dt = require_float(fn, "a", a);
-    require_float(fn, "b", b);
-    require_same_dtype(fn, "a", a, "b", b);
-
     // Shapes of op(a), op(b) from the arrays as given; out is checked (overlap
     // included) before any input is copied.
-    const int64_t a_rows = a.shape(trans_a ? 1 : 0), a_cols = a.shape(trans_a ? 0 : 1);
-    const int64_t b_rows = b.shape(trans_b ? 1 : 0), b_cols = b.shape(trans_b ? 0 : 1);
-    if (a_cols != b_rows)
-        fail_not_aligned(fn, Shape{a_rows, a_cols}, trans_a ? " (a transposed)" : "",
-                         Shape{b_rows, b_cols}, trans_b ? " (b transposed)" : "");
-    const int64_t m = a_rows, n = b_cols;
+    const Dtype dt = check_matmul_operands(fn, a, b, trans_a, trans_b);
+    const int64_t m = a.shape(trans_a ? 1 : 0), n = b.shape(trans_b ? 0 : 1);
 
     py::array out;
     if (out_obj.is_none()) {
@@ -83,6 +89,24 @@ py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
     void* c = out.mutable_data();
     with_element_type(dt, [&](auto zero) { call_gemm<decltype(zero)>(oa, ob, c, accumulate); });
     return out;
+}
+
+// The path matmul(a, b, trans_a, trans_b) takes: the same checks, and the strides it
+// reads (of the aligned C-order copy it makes of an array it cannot read in place).
+std::string gemm_path(const py::handle& a_obj, const py::handle& b_obj, bool trans_a, bool trans_b) {
+    const char* fn = "gemm_path";
+    const py::array a = require_2d(fn, "a", a_obj), b = require_2d(fn, "b", b_obj);
+    const Dtype dt = check_matmul_operands(fn, a, b, trans_a, trans_b);
+    auto as_read = [](const py::array& arr, bool transposed) {
+        Operand o = operand(arr, transposed);
+        if (!readable_in_place(arr)) {  // readable() copies it, C order
+            o.rs = transposed ? 1 : arr.shape(1);
+            o.cs = transposed ? arr.shape(1) : 1;
+        }
+        return o;
+    };
+    const Operand oa = as_read(a, trans_a), ob = as_read(b, trans_b);
+    return matgrad::gemm_path(oa.rows, ob.cols, oa.cols, oa.rs, oa.cs, ob.rs, ob.cs, dt == Dtype::f64);
 }
 
 // ---- relu -----------------------------------------------------------------------
@@ -470,6 +494,14 @@ a, b: 2-D float32 or float64 arrays of the same dtype; any strides (transposed
 views, slices, Fortran order) are read without a copy.
 out: optional C-contiguous, writeable array of shape (m, n) and the same dtype,
 not overlapping a or b; it is returned. accumulate=True adds into out.)doc");
+    m.def("gemm_path", &gemm_path, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+          py::arg("trans_b") = false,
+          R"doc(The path matmul(a, b, trans_a, trans_b) takes now: 'empty', 'small', 'narrow',
+'row_dots', 'row', 'streamed_b', 'transposed_rows', 'skinny' or 'packed'.
+
+It depends on the shapes, the strides, the dtype, the kernel set and the L2's
+size (and for 'skinny' on the thread count); docs/tuning.md explains each path.
+a and b are checked as matmul checks them; nothing is computed.)doc");
     m.def("relu_forward", &relu_forward, py::arg("x"), py::arg("out") = py::none(),
           "Return max(0, x) elementwise (NaN stays NaN). out may be x itself.");
     m.def("relu_backward", &relu_backward, py::arg("grad_y"), py::arg("x"),

@@ -104,14 +104,9 @@ void empty_product(int64_t m, int64_t n, T* c, int64_t ldc, bool accumulate, con
 }  // namespace
 
 template <class T>
-void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
-                const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
-                const T* bias, bool relu) {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
-        empty_product(m, n, c, ldc, accumulate, bias, relu);
-        return;
-    }
+GemmPath choose_gemm_path(int64_t m, int64_t n, int64_t k, [[maybe_unused]] int64_t rs_a,
+                          int64_t cs_a, int64_t rs_b, int64_t cs_b) {  // no rule reads rs_a yet
+    if (m <= 0 || n <= 0 || k <= 0) return GemmPath::empty;
     const TypedKernels<T>& kern = active_kernels().get<T>();
     const int64_t nr = kern.blocking.nr;
     const int64_t panels = ceil_div(n, nr);
@@ -120,50 +115,87 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     // otherwise pad k values to k·nr); and with B in place up to larger products
     // of few rows (blocking.hpp).
     const bool b_in_place = cs_b == 1 && n % nr == 0;
-    const bool small = takes_small_path(m, n, k, b_in_place, k * panels * nr);
+    if (takes_small_path(m, n, k, b_in_place, k * panels * nr)) return GemmPath::small;
     // Narrow products (few columns, many rows) take the same unpacked path, threads
     // splitting the rows: packing A would cost more than the few columns use it.
-    const bool narrow = n <= kNarrowMaxCols && m >= kNarrowMinRows && cs_a == 1 &&
-                        (b_in_place || k * panels * nr <= kNarrowMaxCopiedB);
-    // The skinny path splits N only: it needs a panel for every thread.
-    const int threads = m * n * k >= kParallelMinMacs ? max_threads() : 1;
-    // wᵀ goes skinny only when it is larger than a core's L2, so that it streams from
-    // L3 or memory and the skinny path's single pass over it pays (blocking.hpp).
-    const int64_t l2_bytes = cpu_caches().l2.size;
-    const bool transposed_b = rs_b == 1 && cs_b != 1 &&
-                              (l2_bytes <= 0 || k * n * int64_t(sizeof(T)) > l2_bytes);
-    const bool in_place_b = cs_b == 1 && m <= kSkinnyInPlaceMaxRows &&
-                            nr * int64_t(sizeof(T)) >= kSkinnyInPlaceMinRowBytes;
-    const bool skinny = m <= kSkinnyMaxRows && (transposed_b || in_place_b) && panels >= threads;
+    // (narrow needs m >= 512, so it never competes with the row or skinny paths.)
+    if (n <= kNarrowMaxCols && m >= kNarrowMinRows && cs_a == 1 &&
+        (b_in_place || k * panels * nr <= kNarrowMaxCopiedB))
+        return GemmPath::narrow;
+    if (m == 1 && rs_b == 1) return GemmPath::row_dots;  // wᵀ, or a single column: dot products
+    if (m == 1 && cs_b == 1) return GemmPath::row;
     // A row-major B larger than L2 against few rows: streamed through the registers
     // (gemm_streamed_b.cpp), on the kernel sets and dtypes where that won. Not
     // depending on the thread count, so that 1 and 2 threads take the same path.
+    const int64_t l2_bytes = cpu_caches().l2.size;
     const int64_t row_bytes = n * int64_t(sizeof(T));
-    const bool streamed_b = cs_b == 1 && m >= kStreamedMinRows &&
-                            m <= kern.streamed_b_max_rows &&
-                            (l2_bytes <= 0 || k * row_bytes > l2_bytes) &&
-                            row_bytes >= kStreamedBlockBytes * kStreamedMinBlocks;
+    if (cs_b == 1 && m >= kStreamedMinRows && m <= kern.streamed_b_max_rows &&
+        (l2_bytes <= 0 || k * row_bytes > l2_bytes) &&
+        row_bytes >= kStreamedBlockBytes * kStreamedMinBlocks)
+        return GemmPath::streamed_b;
+    // wᵀ goes skinny only when it is larger than a core's L2, so that it streams from
+    // L3 or memory and the skinny path's single pass over it pays (blocking.hpp).
+    const bool transposed_b = rs_b == 1 && cs_b != 1 &&
+                              (l2_bytes <= 0 || k * n * int64_t(sizeof(T)) > l2_bytes);
     // A large Bᵀ stored row-major against few rows: B's rows read in place as the
     // broadcast operand of Cᵀ = B·Aᵀ (gemm_transposed_rows.cpp), where that won: its
     // panels of A's rows filled (f32; blocking.hpp).
-    const bool transposed_rows =
-        transposed_b && m <= kern.transposed_rows_max_rows &&
-        transposed_rows_fill(m, kern.transposed_rows_width, int64_t(sizeof(T)));
-    // narrow needs m >= 512, so it never competes with the row or skinny paths.
-    if (small || narrow)
-        gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
-    else if (m == 1 && rs_b == 1)  // wᵀ, or a single column: dot products along K
-        gemm_row_dots(n, k, a, cs_a, b, cs_b, c, accumulate, bias, relu);
-    else if (m == 1 && cs_b == 1)
-        gemm_row(n, k, a, cs_a, b, rs_b, c, accumulate, bias, relu);
-    else if (streamed_b)
-        gemm_streamed_b(m, n, k, a, rs_a, cs_a, b, rs_b, c, ldc, accumulate, bias, relu);
-    else if (transposed_rows)
-        gemm_transposed_rows(m, n, k, a, rs_a, cs_a, b, cs_b, c, ldc, accumulate, bias, relu);
-    else if (skinny)
-        gemm_skinny(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
-    else
-        gemm_packed(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
+    if (transposed_b && m <= kern.transposed_rows_max_rows &&
+        transposed_rows_fill(m, kern.transposed_rows_width, int64_t(sizeof(T))))
+        return GemmPath::transposed_rows;
+    // The skinny path splits N only: it needs a panel for every thread.
+    const int threads = m * n * k >= kParallelMinMacs ? max_threads() : 1;
+    const bool in_place_b = cs_b == 1 && m <= kSkinnyInPlaceMaxRows &&
+                            nr * int64_t(sizeof(T)) >= kSkinnyInPlaceMinRowBytes;
+    if (m <= kSkinnyMaxRows && (transposed_b || in_place_b) && panels >= threads)
+        return GemmPath::skinny;
+    return GemmPath::packed;
+}
+
+const char* gemm_path_name(GemmPath path) {
+    switch (path) {
+        case GemmPath::empty: return "empty";
+        case GemmPath::small: return "small";
+        case GemmPath::narrow: return "narrow";
+        case GemmPath::row_dots: return "row_dots";
+        case GemmPath::row: return "row";
+        case GemmPath::streamed_b: return "streamed_b";
+        case GemmPath::transposed_rows: return "transposed_rows";
+        case GemmPath::skinny: return "skinny";
+        case GemmPath::packed: return "packed";
+    }
+    return "packed";
+}
+
+template <class T>
+void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
+                const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
+                const T* bias, bool relu) {
+    switch (choose_gemm_path<T>(m, n, k, rs_a, cs_a, rs_b, cs_b)) {
+        case GemmPath::empty:
+            if (m > 0 && n > 0) empty_product(m, n, c, ldc, accumulate, bias, relu);  // K = 0
+            return;
+        case GemmPath::small:
+        case GemmPath::narrow:
+            return gemm_small(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias,
+                              relu);
+        case GemmPath::row_dots:
+            return gemm_row_dots(n, k, a, cs_a, b, cs_b, c, accumulate, bias, relu);
+        case GemmPath::row:
+            return gemm_row(n, k, a, cs_a, b, rs_b, c, accumulate, bias, relu);
+        case GemmPath::streamed_b:
+            return gemm_streamed_b(m, n, k, a, rs_a, cs_a, b, rs_b, c, ldc, accumulate, bias,
+                                   relu);
+        case GemmPath::transposed_rows:
+            return gemm_transposed_rows(m, n, k, a, rs_a, cs_a, b, cs_b, c, ldc, accumulate, bias,
+                                        relu);
+        case GemmPath::skinny:
+            return gemm_skinny(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias,
+                               relu);
+        case GemmPath::packed:
+            break;
+    }
+    gemm_packed(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
 }
 
 template <class T>
@@ -285,8 +317,19 @@ template void gemm_fused<float>(int64_t, int64_t, int64_t, const float*, int64_t
 template void gemm_fused<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
                                  const double*, int64_t, int64_t, double*, int64_t, bool,
                                  const double*, bool);
+template GemmPath choose_gemm_path<float>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                          int64_t);
+template GemmPath choose_gemm_path<double>(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                           int64_t);
 
 }  // namespace detail
+
+const char* gemm_path(int64_t m, int64_t n, int64_t k, int64_t rs_a, int64_t cs_a, int64_t rs_b,
+                      int64_t cs_b, bool double_precision) {
+    return detail::gemm_path_name(
+        double_precision ? detail::choose_gemm_path<double>(m, n, k, rs_a, cs_a, rs_b, cs_b)
+                         : detail::choose_gemm_path<float>(m, n, k, rs_a, cs_a, rs_b, cs_b));
+}
 
 void gemm_strided(int64_t m, int64_t n, int64_t k, const float* a, int64_t rs_a, int64_t cs_a,
                   const float* b, int64_t rs_b, int64_t cs_b, float* c, int64_t ldc,

@@ -12,6 +12,15 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
                 const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
                 const T* bias, bool relu);
 
+// Which path gemm_fused takes for these sizes and strides, on the kernel set and
+// thread count in use (the conditions: gemm.cpp; the rules: blocking.hpp). Pure but
+// for those two settings and the caches read once.
+enum class GemmPath { empty, small, narrow, row_dots, row, streamed_b, transposed_rows, skinny, packed };
+template <class T>
+GemmPath choose_gemm_path(int64_t m, int64_t n, int64_t k, int64_t rs_a, int64_t cs_a, int64_t rs_b,
+                          int64_t cs_b);
+const char* gemm_path_name(GemmPath path);
+
 // The paths gemm_fused chooses between (by shape: blocking.hpp), exposed so that
 // tests can check each against the reference: the packed loop nest (gemm.cpp),
 // the skinny one (gemm_skinny.cpp), the unpacked one for small and narrow

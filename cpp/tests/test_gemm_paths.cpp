@@ -389,6 +389,27 @@ int check_transposed_rows_spans_bits(const char* isa) {
     return failures;
 }
 
+// matgrad::gemm_path, the public name of gemm_fused's choice, on the paths every
+// kernel set takes by size alone (the Python tests check the tuned few-row paths).
+int check_gemm_path_names(const char* isa) {
+    int failures = 0;
+    auto expect = [&](const char* got, const char* want, const char* what) {
+        if (std::string(got) != want) {
+            std::printf("FAIL %s gemm_path %s: %s, want %s\n", isa, what, got, want);
+            ++failures;
+        }
+    };
+    for (bool f64 : {false, true}) {
+        expect(matgrad::gemm_path(3, 4, 0, 1, 1, 4, 1, f64), "empty", "k = 0");
+        expect(matgrad::gemm_path(8, 8, 8, 8, 1, 8, 1, f64), "small", "8³");
+        expect(matgrad::gemm_path(1500, 61, 400, 400, 1, 61, 1, f64), "narrow", "1500×61×400");
+        expect(matgrad::gemm_path(1, 3000, 700, 700, 1, 3000, 1, f64), "row", "one row");
+        expect(matgrad::gemm_path(1, 3000, 700, 700, 1, 1, 700, f64), "row_dots", "one row, Bᵀ");
+        expect(matgrad::gemm_path(1024, 1024, 1024, 1024, 1, 1024, 1, f64), "packed", "1024³");
+    }
+    return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -417,6 +438,7 @@ int main(int argc, char** argv) {
         failures += check_transposed_rows<float>(isa) + check_transposed_rows<double>(isa);
         failures += check_transposed_rows_spans_bits<float>(isa) +
                     check_transposed_rows_spans_bits<double>(isa);
+        failures += check_gemm_path_names(isa);
         for (int64_t m : ms)
             for (int64_t n : ns)
                 for (int64_t k : ks)

@@ -1,0 +1,110 @@
+"""kernels.gemm_path (cpp/src/gemm.cpp, choose_gemm_path): the path matmul takes, by shape,
+strides, dtype and kernel set, and matmul's own checks of its operands."""
+
+import numpy as np
+import pytest
+
+from matgrad import kernels
+
+PATHS = {"empty", "small", "narrow", "row_dots", "row", "streamed_b", "transposed_rows", "skinny",
+         "packed"}
+
+
+def lecture(batch, dtype=np.float32, side=4096):
+    """x: [batch×side], w: [side×side] (64 MiB in f32: past any L2), never written: np.empty
+    costs no memory until touched."""
+    return np.empty((batch, side), dtype), np.empty((side, side), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sizes_pick_the_simple_paths_on_every_set(isa, dtype):
+    def path(m, n, k, trans_b=False):
+        b = np.empty((n, k) if trans_b else (k, n), dtype)
+        return kernels.gemm_path(np.empty((m, k), dtype), b, trans_b=trans_b)
+
+    assert path(3, 4, 0) == "empty" and path(0, 4, 5) == "empty"
+    assert path(8, 8, 8) == "small"
+    assert path(1500, 61, 400) == "narrow"  # few columns, many rows: A not packed
+    assert path(1, 3000, 700) == "row"  # one row of C against a row-major B
+    assert path(1, 3000, 700, trans_b=True) == "row_dots"  # against wᵀ: dot products
+    assert path(1024, 1024, 1024) == "packed"
+    for m, n, k in [(3, 4, 0), (8, 8, 8), (64, 4096, 4096), (1024, 1024, 1024)]:
+        for trans_b in (False, True):
+            assert path(m, n, k, trans_b) in PATHS
+
+
+def test_the_lectures_products_take_the_paths_tuned_for_them(isa):
+    x, w = lecture(64)
+    gy = np.empty((64, 4096), np.float32)
+    y, dx = kernels.gemm_path(x, w), kernels.gemm_path(gy, w, trans_b=True)
+    dw = kernels.gemm_path(x, gy, trans_a=True)  # 4096 rows of C: the packed loops
+    assert dw == "packed"
+    if isa == "avx2":
+        assert (y, dx) == ("streamed_b", "transposed_rows")
+    elif isa == "avx512":
+        assert dx == "transposed_rows" and y != "streamed_b"  # streamed B is AVX2's (and the baseline's)
+    else:  # the baseline: 64 rows are past its few-row paths
+        assert y not in ("streamed_b", "transposed_rows") and dx != "transposed_rows"
+
+
+def test_the_baselines_few_row_paths_end_at_8_f32_rows():
+    if not kernels.isa_available("baseline"):
+        pytest.skip("no baseline kernel set")
+    previous = kernels.isa()
+    kernels.set_isa("baseline")
+    try:
+        for rows, want in [(2, "streamed_b"), (8, "streamed_b")]:
+            assert kernels.gemm_path(*lecture(rows)) == want
+        for rows in (4, 8):
+            x, w = lecture(rows)
+            assert kernels.gemm_path(x, w, trans_b=True) == "transposed_rows"
+        x, w = lecture(9)
+        assert kernels.gemm_path(x, w) != "streamed_b"
+        x, w = lecture(12)  # two panels of 8, three quarters full: only the row limit stops it
+        assert kernels.gemm_path(x, w, trans_b=True) != "transposed_rows"
+        x, w = lecture(8, np.float64)  # f64 takes neither on the baseline
+        assert kernels.gemm_path(x, w) != "streamed_b"
+        assert kernels.gemm_path(x, w, trans_b=True) != "transposed_rows"
+    finally:
+        kernels.set_isa(previous)
+
+
+def test_strides_decide_as_the_flags_do(isa):
+    # w stored column-major reads as a transposed row-major array: x·w with w in
+    # Fortran order takes the path of x·wᵀ with the flag, and a .T view the same.
+    x, w = lecture(64)
+    w_f = np.asfortranarray(np.empty((4096, 4096), np.float32))
+    assert kernels.gemm_path(x, w_f) == kernels.gemm_path(x, w, trans_b=True)
+    assert kernels.gemm_path(x, w.T) == kernels.gemm_path(x, w, trans_b=True)
+    assert kernels.gemm_path(x.T.T, w) == kernels.gemm_path(x, w)
+
+
+def test_an_array_matmul_would_copy_is_judged_by_its_copy(isa):
+    # A misaligned array cannot be read in place: matmul copies it to C order first, so
+    # its path is the copy's, whatever view it came in as.
+    raw = np.empty(4096 * 4096 * 4 + 1, np.uint8)
+    w_t = raw[1:].view(np.float32).reshape(4096, 4096).T  # misaligned, a transposed view
+    assert not w_t.flags.aligned
+    x = np.empty((64, 4096), np.float32)
+    assert kernels.gemm_path(x, w_t) == kernels.gemm_path(x, np.empty((4096, 4096), np.float32))
+
+
+def test_bad_operands_fail_as_in_matmul():
+    a = np.empty((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"gemm_path: shapes \(3, 4\) and \(5, 2\) are not aligned"):
+        kernels.gemm_path(a, np.empty((5, 2), np.float32))
+    with pytest.raises(TypeError, match="gemm_path"):
+        kernels.gemm_path(a, np.empty((4, 2), np.float64))
+    with pytest.raises((TypeError, ValueError), match="gemm_path"):
+        kernels.gemm_path(np.empty(4, np.float32), np.empty((4, 2), np.float32))
+    with pytest.raises(TypeError, match="gemm_path"):
+        kernels.gemm_path(np.zeros((3, 4), np.int32), np.zeros((4, 2), np.int32))
+
+
+def test_the_path_does_not_depend_on_the_values_or_change_them(isa, rng):
+    a = rng.standard_normal((16, 2048)).astype(np.float32)
+    b = rng.standard_normal((2048, 600)).astype(np.float32)
+    before = a.copy(), b.copy()
+    assert kernels.gemm_path(a, b) == kernels.gemm_path(np.empty_like(a), np.empty_like(b))
+    np.testing.assert_array_equal(a, before[0])
+    np.testing.assert_array_equal(b, before[1])
