@@ -93,7 +93,8 @@ py::array matmul(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
 
 // The path matmul(a, b, trans_a, trans_b) takes: the same checks, and the strides it
 // reads (of the aligned C-order copy it makes of an array it cannot read in place).
-std::string gemm_path(const py::handle& a_obj, const py::handle& b_obj, bool trans_a, bool trans_b) {
+std::string gemm_path(const py::handle& a_obj, const py::handle& b_obj, bool trans_a,
+                      bool trans_b) {
     const char* fn = "gemm_path";
     const py::array a = require_2d(fn, "a", a_obj), b = require_2d(fn, "b", b_obj);
     const Dtype dt = check_matmul_operands(fn, a, b, trans_a, trans_b);
@@ -106,7 +107,8 @@ std::string gemm_path(const py::handle& a_obj, const py::handle& b_obj, bool tra
         return o;
     };
     const Operand oa = as_read(a, trans_a), ob = as_read(b, trans_b);
-    return matgrad::gemm_path(oa.rows, ob.cols, oa.cols, oa.rs, oa.cs, ob.rs, ob.cs, dt == Dtype::f64);
+    return matgrad::gemm_path(oa.rows, ob.cols, oa.cols, oa.rs, oa.cs, ob.rs, ob.cs,
+                              dt == Dtype::f64);
 }
 
 // ---- relu -----------------------------------------------------------------------

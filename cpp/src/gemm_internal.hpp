@@ -15,7 +15,9 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
 // Which path gemm_fused takes for these sizes and strides, on the kernel set and
 // thread count in use (the conditions: gemm.cpp; the rules: blocking.hpp). Pure but
 // for those two settings and the caches read once.
-enum class GemmPath { empty, small, narrow, row_dots, row, streamed_b, transposed_rows, skinny, packed };
+enum class GemmPath {
+    empty, small, narrow, row_dots, row, streamed_b, transposed_rows, skinny, packed
+};
 template <class T>
 GemmPath choose_gemm_path(int64_t m, int64_t n, int64_t k, int64_t rs_a, int64_t cs_a, int64_t rs_b,
                           int64_t cs_b);

@@ -43,9 +43,9 @@ void gemm_strided(int64_t m, int64_t n, int64_t k,
 // The path gemm_strided takes for these sizes and strides (elements, as there) on
 // the kernel set and thread count in use, as a name: "empty" (m, n or k is 0),
 // "small", "narrow", "row_dots", "row", "streamed_b", "transposed_rows", "skinny" or
-// "packed" (docs/tuning.md has one section per path). The rules read the L2's size;
-// the skinny path also depends on the thread count. bias, ReLU and accumulate do
-// not change the path.
+// "packed" (docs/tuning.md says when and why each is taken). The rules read the
+// L2's size; the skinny path also depends on the thread count. bias, ReLU and
+// accumulate do not change the path.
 const char* gemm_path(int64_t m, int64_t n, int64_t k, int64_t rs_a, int64_t cs_a, int64_t rs_b,
                       int64_t cs_b, bool double_precision);
 
