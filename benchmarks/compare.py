@@ -26,6 +26,9 @@ compares the three libraries as an AVX2 machine would. GEMM rates are also
 given as % of the FMA peak of that instruction set on this machine, measured in
 the same run (matgrad.kernels.fma_peak).
 
+Below the table, a full run judges issue 9's speed targets (compare_targets.py): met, missed
+(with the lowest case) or not measured, each.
+
 --write FILE keeps one section per CPU and instruction set in FILE: a run
 replaces its own section and leaves the others (a run with --only has a section
 of its own, per pattern).
@@ -46,7 +49,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # its sibling modules, however it runs
     sys.path.insert(0, HERE)
-from compare_cases import SWEEP_SIZES, cases  # noqa: E402
+from compare_cases import SWEEP_SIZES, cases, sweep_case_name  # noqa: E402
+from compare_targets import judge, report, targets  # noqa: E402
 from compare_turns import (OPENBLAS_CORETYPES, TURN_SECONDS, TURNS, library_env,  # noqa: E402
                            measure, summarize)
 
@@ -181,7 +185,7 @@ def write_plots(folder: str, table: dict, medians: dict, libs: list, lines: list
         for lib in libs:
             sizes, rates = [], []
             for s in SWEEP_SIZES:
-                name = f"sweep gemm {dname} {s}³"
+                name = sweep_case_name(dname, s)
                 if name in medians and lib in medians[name]:
                     sizes.append(s)
                     rates.append(table[name][1] / medians[name][lib] / 1e9)
@@ -233,10 +237,10 @@ def main(argv=None) -> int:
     header = ["case", *[f"{lib} ms" for lib in libs], "rate (matgrad)", "% peak (matgrad / numpy)",
               *[f"× vs {lib}" for lib in libs if lib != "matgrad"]]
     rows = []
-    medians = {}
+    medians, ratios = {}, {}
     for name, (_, work, unit) in table.items():
         med, spread, ratio = summarize(runs, name, libs)
-        medians[name] = med
+        medians[name], ratios[name] = med, ratio
         cells = [name]
         for lib in libs:
             cells.append(f"{med[lib] * 1e3:.3f} (±{spread[lib] * 50:.0f}%)" if lib in med else "")
@@ -256,6 +260,10 @@ def main(argv=None) -> int:
         "turns; × is the median over the turns of that turn's ratio", "",
         "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
+    if not args.quick:  # the targets are set at the full sizes
+        md += ["", f"Issue 9's targets in this run ({facts['isa']} kernels; benchmarks/"
+               "compare_targets.py):"]
+        md += report(judge(targets(facts["isa"], list(table)), ratios))
     print("\n".join(md))
     if args.plots:
         write_plots(args.plots, table, medians, libs, lines)

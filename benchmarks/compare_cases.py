@@ -223,7 +223,27 @@ def _tiny_graph_case():
     return build, 3 * 2.0 * 8 ** 3, "GFLOP/s"
 
 
+# The GEMM grid of issue 9's targets (four transpose cases, both dtypes, at each size) and the
+# sizes of the rate-against-size plot, whose points at grid sizes are the grid's A·B rows.
+GEMM_SIZES = (256, 512, 1024, 2048)
 SWEEP_SIZES = (128, 256, 512, 1024, 2048)
+TRANSPOSE_CASES = ((False, False), (False, True), (True, False), (True, True))
+
+
+# Rows that issue 9's targets name (compare_targets.py).
+LECTURE_PRODUCTS = ("lecture y = x·w f32", "lecture dx = dy·wᵀ f32", "lecture dw = xᵀ·dy f32")
+LECTURE_LAYER = "lecture layer fwd+bwd f32"
+MLP_STEP = "train step MLP 784-512-256-10, batch 128"
+OFF_GRID_PREFIX = "off-grid gemm "
+
+
+def gemm_case_name(dname: str, s: int, trans_a: bool = False, trans_b: bool = False) -> str:
+    return f"gemm {dname} {s}³ {'Aᵀ' if trans_a else 'A'}·{'Bᵀ' if trans_b else 'B'}"
+
+
+def sweep_case_name(dname: str, s: int) -> str:
+    """The row of the plot's point at size s: the grid's A·B row where there is one."""
+    return gemm_case_name(dname, s) if s in GEMM_SIZES else f"sweep gemm {dname} {s}³"
 # Shapes off every grid (odd, non-square, not multiples of any block), m×n×k.
 OFF_GRID_SHAPES = ((1000, 1000, 1000), (777, 1023, 513), (1999, 61, 1500), (100, 3001, 299),
                    (33, 2047, 1025))
@@ -246,22 +266,21 @@ def cases(quick: bool, only: str | None = None):
     n_lect, d_lect = (16, 512) if quick else (64, 4096)
     side = 512 if quick else 4096
     table = {}
-    for s in (256,) if quick else (1024, 2048):
+    for s in (256,) if quick else GEMM_SIZES:
         for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
-            for ta, tb in ((False, False), (False, True), (True, False), (True, True)):
-                ops = ("Aᵀ" if ta else "A") + "·" + ("Bᵀ" if tb else "B")
-                table[f"gemm {dname} {s}³ {ops}"] = _gemm_case(s, s, s, dtype, ta, tb)
+            for ta, tb in TRANSPOSE_CASES:
+                table[gemm_case_name(dname, s, ta, tb)] = _gemm_case(s, s, s, dtype, ta, tb)
     table.update({
-        "lecture y = x·w f32": _gemm_case(n_lect, d_lect, d_lect, np.float32),
-        "lecture dx = dy·wᵀ f32": _gemm_case(n_lect, d_lect, d_lect, np.float32, trans_b=True),
-        "lecture dw = xᵀ·dy f32": _gemm_case(d_lect, d_lect, n_lect, np.float32, trans_a=True),
-        "lecture layer fwd+bwd f32": _lecture_layer_case(n_lect, d_lect, d_lect),
+        LECTURE_PRODUCTS[0]: _gemm_case(n_lect, d_lect, d_lect, np.float32),
+        LECTURE_PRODUCTS[1]: _gemm_case(n_lect, d_lect, d_lect, np.float32, trans_b=True),
+        LECTURE_PRODUCTS[2]: _gemm_case(d_lect, d_lect, n_lect, np.float32, trans_a=True),
+        LECTURE_LAYER: _lecture_layer_case(n_lect, d_lect, d_lect),
         "batch 1 y = x·w f32": _gemm_case(1, d_lect, d_lect, np.float32),
         "batch 1 dx = dy·wᵀ f32": _gemm_case(1, d_lect, d_lect, np.float32, trans_b=True),
         f"relu forward f32 {side}²": _relu_forward_case(side),
         f"relu backward f32 {side}²": _relu_backward_case(side),
         f"copy f32 {side}² (streaming rate)": _copy_case(side),
-        "train step MLP 784-512-256-10, batch 128": _mlp_step_case([784, 512, 256, 10], 128),
+        MLP_STEP: _mlp_step_case([784, 512, 256, 10], 128),
         "train step MLP 64-64-64-10, batch 32": _mlp_step_case([64, 64, 64, 10], 32),
         "tiny graph 8×8 matmul-relu-sum-backward": _tiny_graph_case(),
     })
@@ -269,10 +288,10 @@ def cases(quick: bool, only: str | None = None):
     if not quick:
         for m, n, k in OFF_GRID_SHAPES:
             for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
-                table[f"off-grid gemm {dname} {m}×{n}×{k}"] = _gemm_case(m, n, k, dtype)
+                table[f"{OFF_GRID_PREFIX}{dname} {m}×{n}×{k}"] = _gemm_case(m, n, k, dtype)
         for s in SWEEP_SIZES:
             for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
-                table[f"sweep gemm {dname} {s}³"] = _gemm_case(s, s, s, dtype)
+                table.setdefault(sweep_case_name(dname, s), _gemm_case(s, s, s, dtype))
     if only:
         table = {k: v for k, v in table.items() if re.search(only, k)}
     return table

@@ -1,5 +1,6 @@
 import importlib.util
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -93,5 +94,6 @@ def load_benchmark(name):
     path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import would (dataclasses look their module up there)
     spec.loader.exec_module(module)
     return module
