@@ -244,6 +244,12 @@ def gemm_case_name(dname: str, s: int, trans_a: bool = False, trans_b: bool = Fa
 def sweep_case_name(dname: str, s: int) -> str:
     """The row of the plot's point at size s: the grid's A·B row where there is one."""
     return gemm_case_name(dname, s) if s in GEMM_SIZES else f"sweep gemm {dname} {s}³"
+
+
+def off_grid_case_name(dname: str, m: int, n: int, k: int) -> str:
+    return f"{OFF_GRID_PREFIX}{dname} {m}×{n}×{k}"
+
+
 # Shapes off every grid (odd, non-square, not multiples of any block), m×n×k.
 OFF_GRID_SHAPES = ((1000, 1000, 1000), (777, 1023, 513), (1999, 61, 1500), (100, 3001, 299),
                    (33, 2047, 1025))
@@ -288,7 +294,7 @@ def cases(quick: bool, only: str | None = None):
     if not quick:
         for m, n, k in OFF_GRID_SHAPES:
             for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
-                table[f"{OFF_GRID_PREFIX}{dname} {m}×{n}×{k}"] = _gemm_case(m, n, k, dtype)
+                table[off_grid_case_name(dname, m, n, k)] = _gemm_case(m, n, k, dtype)
         for s in SWEEP_SIZES:
             for dtype, dname in ((np.float32, "f32"), (np.float64, "f64")):
                 table.setdefault(sweep_case_name(dname, s), _gemm_case(s, s, s, dtype))

@@ -6,13 +6,16 @@ and answered it by reading the table against the issue by hand; a case the table
 session) then went unnoticed. Here each target names the cases it covers, and a target whose cases
 the run did not measure says so instead of passing.
 
-The targets (issue 9, "Targets", medians of ratios in one run, 2 threads):
-- native ISA and --isa avx2 / avx512: every GEMM case at 256³ to 2048³ (four transpose cases, both
-  dtypes) ≥ 1.0× numpy; the lecture's three products each ≥ 1.1× numpy; the lecture layer
-  forward+backward ≥ 1.3× numpy and ≥ 1.6× PyTorch; the MLP 784-512-256-10 step ≥ 1.2× PyTorch;
-  off-grid shapes "as fast relative to numpy as the grid", read here as the grid's own bar, ≥ 1.0×.
-- the baseline kernel set (--isa baseline, against OpenBLAS's Nehalem kernel): the GEMM cases
-  ≥ 1.0× numpy (the issue sets nothing else for it).
+The targets (issue 9, "Targets", medians of ratios in one run, 2 threads; compare.py judges only
+runs at 2 threads):
+- the native kernel set and --isa avx2 / avx512: every GEMM case at 256³, 512³, 1024³ and 2048³
+  (four transpose cases, both dtypes) ≥ 1.0× numpy; the lecture's three products each ≥ 1.1× numpy;
+  the lecture layer forward+backward ≥ 1.3× numpy and ≥ 1.6× PyTorch; the MLP 784-512-256-10 step
+  ≥ 1.2× PyTorch; off-grid shapes "as fast relative to numpy as the grid". That last one is read
+  here as the grid's own bar, ≥ 1.0× (our reading, and the weaker one: the report also gives the
+  off-grid cases' lowest ratio beside the grid's, so the stricter reading can be checked by eye).
+- --isa baseline (against OpenBLAS's Nehalem kernel): "GEMM f32 and f64 ≥ 1.0× numpy", read as the
+  same grid. A machine whose native set is the baseline gets the first bullet's targets.
 Not judged here: "AVX-512 machines: no regression against BENCHMARKS.md" (a comparison across runs)
 and the accuracy target (tests/test_gemm_accuracy.py).
 """
@@ -27,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # its sibling module, however it runs
     sys.path.insert(0, HERE)
 from compare_cases import (GEMM_SIZES, LECTURE_LAYER, LECTURE_PRODUCTS, MLP_STEP,  # noqa: E402
-                           OFF_GRID_PREFIX, TRANSPOSE_CASES, gemm_case_name)
+                           OFF_GRID_SHAPES, TRANSPOSE_CASES, gemm_case_name, off_grid_case_name)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class Verdict:
     target: Target
     worst_case: str | None  # the case with the lowest ratio among those measured
     worst: float | None
-    missing: tuple[str, ...]  # cases of the target this run did not measure
+    missing: tuple[str, ...]  # cases of the target this run has no ratio for against `against`
 
     @property
     def status(self) -> str:
@@ -61,17 +64,23 @@ def gemm_cases() -> tuple[str, ...]:
                  for ta, tb in TRANSPOSE_CASES)
 
 
-def targets(kernel_set: str, case_names: list[str]) -> list[Target]:
-    """The targets for a run of matgrad's `kernel_set` (config()["isa"]: "avx512", "avx2",
-    "baseline", "neon"): the baseline set has only the GEMM bar. The off-grid target takes the
-    off-grid rows of `case_names` (the run's table), whose shapes compare_cases.py chooses."""
-    grid = Target("GEMM 256³–2048³, four transpose cases, f32 and f64", "numpy", 1.0, gemm_cases())
-    if kernel_set == "baseline":
+def off_grid_cases() -> tuple[str, ...]:
+    return tuple(off_grid_case_name(d, *shape) for shape in OFF_GRID_SHAPES for d in ("f32", "f64"))
+
+
+GRID = "GEMM 256³, 512³, 1024³, 2048³, four transpose cases, f32 and f64"
+OFF_GRID = "off-grid GEMM shapes, at the grid's bar (our reading of \"as fast as the grid\")"
+
+
+def targets(kernel_set: str, forced: bool) -> list[Target]:
+    """The targets for a run of matgrad's `kernel_set` (config()["isa"]), `forced` with --isa or
+    native: a forced baseline set has only the GEMM bar."""
+    grid = Target(GRID, "numpy", 1.0, gemm_cases())
+    if kernel_set == "baseline" and forced:
         return [grid]
-    off_grid = tuple(n for n in case_names if n.startswith(OFF_GRID_PREFIX))
     return [
         grid,
-        Target("off-grid GEMM shapes, as the grid", "numpy", 1.0, off_grid),
+        Target(OFF_GRID, "numpy", 1.0, off_grid_cases()),
         Target("the lecture's three products", "numpy", 1.1, LECTURE_PRODUCTS),
         Target("the lecture layer forward+backward", "numpy", 1.3, (LECTURE_LAYER,)),
         Target("the lecture layer forward+backward", "torch", 1.6, (LECTURE_LAYER,)),
@@ -80,7 +89,7 @@ def targets(kernel_set: str, case_names: list[str]) -> list[Target]:
 
 
 def judge(targets_: list[Target], ratios: dict[str, dict[str, float]]) -> list[Verdict]:
-    """ratios: case -> library -> matgrad's speed over that library's (summarize()'s ratios)."""
+    """ratios: case -> library -> that library's time over matgrad's (summarize()'s ratios)."""
     verdicts = []
     for t in targets_:
         measured = {c: ratios[c][t.against] for c in t.cases
@@ -91,17 +100,28 @@ def judge(targets_: list[Target], ratios: dict[str, dict[str, float]]) -> list[V
     return verdicts
 
 
+def shown(ratio: float, bar: float) -> str:
+    """`ratio` with 3 decimals, or as many more as it takes to print on its side of `bar`: a
+    miss at 1.0996 against 1.1 must not read 1.100."""
+    for digits in range(3, 10):
+        text = f"{ratio:.{digits}f}"
+        if (float(text) >= bar) == (ratio >= bar):
+            return text
+    return repr(ratio)
+
+
 def report(verdicts: list[Verdict]) -> list[str]:
-    """One Markdown bullet per target: its status, its worst case and ratio, what was missing."""
+    """One Markdown bullet per target: its status, its lowest case and ratio, what it lacked."""
     lines = []
     for v in verdicts:
         t = v.target
         library = "PyTorch" if t.against == "torch" else t.against
         line = f"- {v.status}: {t.name} ≥ {t.at_least:.1f}× {library}"
         if v.worst is not None:
-            lowest = f"{v.worst:.3f} ({v.worst_case})"
-            line += f"; lowest {lowest}" if len(t.cases) > 1 else f"; {v.worst:.3f}"
+            ratio = shown(v.worst, t.at_least)
+            line += f"; lowest {ratio} ({v.worst_case})" if len(t.cases) > 1 else f"; {ratio}"
         if v.missing and v.worst is not None:
-            line += f"; {len(v.missing)} of its {len(t.cases)} cases not in this run"
+            line += (f"; {len(v.missing)} of its {len(t.cases)} cases not measured against "
+                     f"{library} in this run")
         lines.append(line)
     return lines

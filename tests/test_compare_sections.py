@@ -37,3 +37,15 @@ def test_a_file_without_the_title_loses_nothing(compare, tmp_path):
     compare.write_sections(str(path), "## CPU B · avx2 (native)", ["B2"])
     text = path.read_text()
     assert "\nA\n" in text and "B2" in text and "\nB\n" not in text
+
+
+def test_the_targets_follow_a_full_run_at_two_threads_only(compare):
+    ratios = {"lecture y = x·w f32": {"numpy": 1.05, "torch": 1.2}}
+    lines = compare.targets_section("avx2", True, 2, False, ratios)
+    assert lines[0] == "" and lines[1].startswith("Issue 9's targets in this run (avx2 kernels, 2")
+    assert ("- missed: the lecture's three products ≥ 1.1× numpy; lowest 1.050 (lecture y = x·w "
+            "f32); 2 of its 3 cases not measured against numpy in this run") in lines
+    assert sum(line.startswith("- not measured:") for line in lines) == 5
+    assert compare.targets_section("avx2", True, 2, True, ratios) == []  # --quick: other sizes
+    four = compare.targets_section("avx2", True, 4, False, ratios)
+    assert four[-1] == "- not judged: the targets are set at 2 threads"
