@@ -21,12 +21,14 @@ SHAPES = [
     (16, 64, 64), (1, 3, 20000), (64, 200, 400), (100, 20, 500),
     # small past 64³: 32-64 rows with B read in place (blocking.hpp, takes_small_path)
     (64, 64, 64), (48, 64, 160),
-    # streamed B (AVX2 f32): a few rows against a row-major B past a 2 MiB L2, and the
-    # path's most rows (64, the lecture's batch); with B transposed, the transposed-rows path
-    (16, 2048, 600), (64, 2048, 600),
+    # streamed B: a few rows against a row-major B past a 2 MiB L2, to the path's most rows
+    # (64 on AVX2, the lecture's batch; 40 on AVX-512); with B transposed, the
+    # transposed-rows path
+    (16, 2048, 600), (40, 2048, 600), (64, 2048, 600),
     # transposed rows for f64 at a few rows (f32 stays skinny there: its panels too empty)
     (3, 2048, 600),
-    # the baseline's f32 streamed-B and transposed-rows paths (up to 8 rows)
+    # the baseline's streamed-B (f32 to 16 rows, f64 to 12) and transposed-rows (f32 to 8)
+    # paths
     (6, 2048, 600),
     # transposed rows with K in several spans (Aᵀ past half of a 2 MiB L2)
     (16, 64, 20000),
@@ -158,18 +160,20 @@ def test_lecture_matmul_example():
     (64, 512, 385, False, True),     # the lecture's skinny shape, smaller
     (64, 512, 385, False, False),    # the same with row-major B: packed
     (6, 512, 385, False, False),     # a few rows: row-major B read in place on AVX-512
-    (16, 2048, 600, False, False),   # a few rows, B past the L2: streamed B on AVX2
-    (16, 384, 6000, False, False),   # the same with rows of 6 blocks, the path's narrowest
-    (64, 2048, 600, False, False),   # the streamed path's most rows (the lecture's batch)
+    (16, 2048, 600, False, False),   # a few rows, B past the L2: streamed B on the x86 sets
+    (16, 384, 6000, False, False),   # the same with rows of 1536 bytes, the path's narrowest
+    (64, 2048, 600, False, False),   # the streamed path's most rows (AVX2; the lecture's batch)
+    (40, 2048, 600, False, False),   # AVX-512's most rows on it, and one past them
+    (41, 2048, 600, False, False),
     (16, 2048, 600, False, True),    # a few rows times a large wᵀ: transposed rows (AVX2, AVX-512)
     (64, 2048, 600, False, True),    # the same at the lecture's batch (several panels of A's rows)
     (3, 2048, 600, False, True),     # 3 rows times a large wᵀ: transposed rows for f64 only
-    (6, 2048, 600, False, False),    # 6 rows: streamed B on the baseline too (f32)
     (6, 2048, 600, False, True),     # 6 rows times a large wᵀ: transposed rows on the baseline (f32)
-    (8, 2048, 600, False, False),    # the baseline's most rows on both paths (f32)
-    (8, 2048, 600, False, True),
-    (9, 2048, 600, False, False),    # one row past them: the baseline's packed or skinny paths
+    (8, 2048, 600, False, True),     # the baseline's most rows on it, and one past them
     (9, 2048, 600, False, True),
+    (12, 2048, 600, False, False),   # the baseline's most f64 rows on streamed B, and one past
+    (13, 2048, 600, False, False),
+    (17, 2048, 600, False, False),   # one past its most f32 rows there (16, above)
     (16, 64, 20000, False, True),    # a long K: transposed rows in spans of K
     (64, 600, 5000, False, True),    # spans, and a thread's sums between them in several chunks
     (1, 3000, 700, False, False),    # one row: B streamed row by row (gemm_row.cpp)
@@ -178,8 +182,7 @@ def test_lecture_matmul_example():
     (1500, 61, 400, False, False),   # narrow: unpacked, threads split the rows
 ])
 def test_one_and_two_threads_bit_identical(isa, threads, rng, m, n, k, trans_a, trans_b, dtype):
-    # On every kernel set: each takes its own paths (the streamed one on AVX2 and, to 8
-    # f32 rows, the baseline).
+    # On every kernel set: each takes its own paths (the streamed one to its own row limits).
     a, b = operands(rng, m, n, k, trans_a, trans_b, dtype, "C")
     threads(1)
     one = kernels.matmul(a, b, trans_a=trans_a, trans_b=trans_b)

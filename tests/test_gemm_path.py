@@ -35,7 +35,7 @@ def test_the_lectures_products_take_the_paths_tuned_for_them(isa):
     assert dw == "packed"
     if isa == "avx2":
         assert (y, dx) == ("streamed_b", "transposed_rows")
-    elif isa == "avx512":  # streamed B is AVX2's (and the baseline's)
+    elif isa == "avx512":  # streamed B to 40 rows only
         assert dx == "transposed_rows" and y != "streamed_b"
     else:  # the baseline (64 rows: past its 8-row limits) and NEON (neither path)
         assert y not in ("streamed_b", "transposed_rows") and dx != "transposed_rows"
@@ -49,30 +49,36 @@ def test_the_few_row_paths_end_at_their_limits(isa):
     if isa == "avx512":  # f32 panels of 32 rows: taken from half full
         assert kernels.gemm_path(*lecture(8), trans_b=True) != "transposed_rows"
         assert kernels.gemm_path(*lecture(16), trans_b=True) == "transposed_rows"
-    if isa == "avx2":  # f32 panels of 16 rows; f64 never streamed
+        for dtype in (np.float32, np.float64):  # streamed B to 40 rows, both dtypes
+            assert kernels.gemm_path(*lecture(2, dtype)) == "streamed_b"
+            assert kernels.gemm_path(*lecture(40, dtype)) == "streamed_b"
+            assert kernels.gemm_path(*lecture(41, dtype)) != "streamed_b"
+    if isa == "avx2":  # f32 panels of 16 rows; streamed B to 64 rows, both dtypes
         assert kernels.gemm_path(*lecture(7), trans_b=True) != "transposed_rows"
         assert kernels.gemm_path(*lecture(8), trans_b=True) == "transposed_rows"
-        assert kernels.gemm_path(*lecture(8, np.float64)) != "streamed_b"
+        assert kernels.gemm_path(*lecture(8, np.float64)) == "streamed_b"
+        assert kernels.gemm_path(*lecture(64, np.float64)) == "streamed_b"
         assert kernels.gemm_path(*lecture(8, np.float64), trans_b=True) == "transposed_rows"
 
 
-def test_the_baselines_few_row_paths_end_at_8_f32_rows():
+def test_the_baselines_few_row_paths_end_at_their_limits():
     if not kernels.isa_available("baseline"):
         pytest.skip("no baseline kernel set")
     previous = kernels.isa()
     kernels.set_isa("baseline")
     try:
-        for rows, want in [(2, "streamed_b"), (8, "streamed_b")]:
-            assert kernels.gemm_path(*lecture(rows)) == want
+        for rows in (2, 8, 16):  # streamed B: f32 to 16 rows
+            assert kernels.gemm_path(*lecture(rows)) == "streamed_b"
+        assert kernels.gemm_path(*lecture(17)) != "streamed_b"
         for rows in (4, 8):
             x, w = lecture(rows)
             assert kernels.gemm_path(x, w, trans_b=True) == "transposed_rows"
-        x, w = lecture(9)
-        assert kernels.gemm_path(x, w) != "streamed_b"
         x, w = lecture(12)  # two panels of 8, three quarters full: only the row limit stops it
         assert kernels.gemm_path(x, w, trans_b=True) != "transposed_rows"
-        x, w = lecture(8, np.float64)  # f64 takes neither on the baseline
-        assert kernels.gemm_path(x, w) != "streamed_b"
+        for rows in (2, 12):  # f64: streamed B to 12 rows, never transposed rows
+            assert kernels.gemm_path(*lecture(rows, np.float64)) == "streamed_b"
+        assert kernels.gemm_path(*lecture(13, np.float64)) != "streamed_b"
+        x, w = lecture(8, np.float64)
         assert kernels.gemm_path(x, w, trans_b=True) != "transposed_rows"
     finally:
         kernels.set_isa(previous)

@@ -70,14 +70,31 @@ inline constexpr Blocking f64{12, 16, 256, 384, 3072};
 // f64 at any fill, in spans of K: see transposed_rows_fill and
 // transposed_rows_span below.
 inline constexpr int64_t kTransposedRowsMaxRows = 64;
+// Products of kStreamedMinRows to this many rows take the streamed-B path
+// (gemm_streamed_b.cpp), since its blocks are sized by the L1d (streamed_block_bytes;
+// with 256-byte blocks f32 4-48 rows had given 0.97-1.13, not taken). Sapphire
+// Rapids-class Xeon, 2 threads, scripts/ab-gemm.sh against the paths before (old
+// time over new, 9 pairs, one or two runs; twenty-eighth session): f32 2, 4, 8, 16,
+// 32, 40, 48, 56, 64×4096² 1.41-1.47, 1.39-1.41, 1.27-1.32, 1.35-1.41, 1.16-1.17,
+// 1.10-1.11, 1.04-1.06, 1.01-1.02, 0.97-0.98; 24, 40, 48×2048² 1.18-1.19, 1.07-1.09,
+// 1.00-1.01; 17×1001×3003 1.24-1.37; 32, 40, 48×1000×3000 1.04-1.06, 1.10-1.14,
+// 0.99. f64 2, 4, 8, 16, 32, 40, 48, 64×4096² 1.62, 1.74, 1.76, 1.22, 1.11, 1.09,
+// 1.00, 1.01; 32, 40×2048² 1.09-1.13, 1.10-1.11, 48, 64×2048² 1.02, 0.98;
+// 17×1001×3003 1.17; 32, 40×1000×3000 1.04, 1.03, 64×1000×3000 0.93; 64×700×800 0.97.
+inline constexpr int64_t kStreamedMaxRowsF32 = 40;
+inline constexpr int64_t kStreamedMaxRowsF64 = 40;
 }  // namespace avx512_blocking
 namespace avx2_blocking {
 inline constexpr Blocking f32{6, 16, 256, 768, 3072, 384};
 inline constexpr Blocking f64{6, 8, 256, 384, 3072};
-// f32 products of kStreamedMinRows to this many rows take the streamed-B path
-// (gemm_streamed_b.cpp); f64 never: it lost at every row count measured. Sapphire
-// Rapids-class Xeon, 2 threads, scripts/ab-gemm.sh, old time over new, 7 or 9 pairs
-// (0.975 at 64 rows: 15), f32:
+// Products of kStreamedMinRows to this many rows take the streamed-B path
+// (gemm_streamed_b.cpp). f64 since its blocks are sized by the L1d
+// (streamed_block_bytes; with 256-byte blocks it lost at every row count measured,
+// below): Sapphire Rapids-class Xeon, 2 threads, scripts/ab-gemm.sh against the
+// paths before (old time over new, 9 pairs; twenty-eighth session): 2, 4, 8, 16, 32,
+// 48, 64×4096² 1.66, 1.61, 1.58, 1.30, 1.21, 1.08, 1.05; 48, 64×2048² 1.07, 1.07;
+// 17×1001×3003 1.44; 64×1000×3000 1.02; 64×700×800 1.12. f32, with 256-byte blocks
+// (old time over new, 7 or 9 pairs; 0.975 at 64 rows: 15):
 // 2×4096² 1.30, 4×4096² 1.24, 8×4096² 1.29, 16×4096² 1.13, 17×1001×3003 1.21,
 // 24×2048² 1.13, 32×4096² 1.09, 32×1024² 1.23, 40×4096×1024 1.07, 48×2048² 1.04,
 // 48×1000×3000 1.04; then 64×4096² 0.975-1.00, 64×2048×1024 1.02, 64×700×800 0.97.
@@ -88,7 +105,8 @@ inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 // alternations); 64×1024×4096 0.966-0.988, 64×1000×3000 0.989-0.992, 64×700×800
 // 0.968-0.977. So up to 64 rows. f64 8, 16, 32 and 64×4096² 0.975, 0.885, 0.932,
 // 0.936.
-inline constexpr int64_t kStreamedMaxRows = 64;
+inline constexpr int64_t kStreamedMaxRowsF32 = 64;
+inline constexpr int64_t kStreamedMaxRowsF64 = 64;
 // Products of up to this many rows against a large stored Bᵀ (dL/dx = dL/dy·wᵀ)
 // take the transposed-rows path (gemm_transposed_rows.cpp): f32 where its panels
 // are filled, f64 at any fill, in spans of K: see transposed_rows_fill and
@@ -121,7 +139,14 @@ inline constexpr Blocking f64{2, 12, 256, 256, 1024};
 // neither: transposed rows 8, 16, 64×4096² 1.00, 0.90, 0.72 (streamed B: twenty-third
 // session, 16×4096² 0.98). Measured on SSE2 only: the portable vectors of the set
 // elsewhere (aarch64, where the NEON set is the one chosen) take the same limits.
-inline constexpr int64_t kStreamedMaxRows = 8;
+// Since the streamed-B blocks are sized by the L1d (streamed_block_bytes;
+// twenty-eighth session, against the paths before, 9 pairs): f32 12, 16, 24,
+// 32×4096² 1.13, 1.03-1.07, 1.01, 0.95; 16×2048² 1.01, 16×1000×3000 1.01,
+// 12×1001×3003 1.08; f64 4, 8, 12, 16, 24, 32×4096² 1.53, 1.31, 1.14, 1.04-1.06,
+// 0.97, 0.92; 16×2048² 0.98, 16×1000×3000 0.94, 12×1001×3003 1.02, 6×700×800 1.30.
+// So f32 to 16 rows, f64 to 12.
+inline constexpr int64_t kStreamedMaxRowsF32 = 16;
+inline constexpr int64_t kStreamedMaxRowsF64 = 12;
 inline constexpr int64_t kTransposedRowsMaxRows = 8;
 }  // namespace baseline_blocking
 
@@ -289,23 +314,45 @@ inline constexpr int64_t kNarrowMinRows = 512;
 inline constexpr int64_t kNarrowMaxCopiedB = int64_t{1} << 22;
 // The streamed-B path (gemm_streamed_b.cpp): rows of B taken per group (each
 // vector of C loaded and stored takes this many FMAs: 6 rows × 2 vectors of B fill
-// 12 of AVX2's 16 registers); each block's width in bytes of a row (the block of
-// C, rows × this, sits in L1: 16 KiB at 64 rows); blocks taken together over all
-// of K (their C stays in L2 between slices). Which products take the path: each
-// kernel set's streamed_b_max_rows (kernels/kernel_table.hpp), rows from
-// kStreamedMinRows, a row-major B larger than the L2 (or of unknown L2) and rows
-// of at least kStreamedMinBlocks blocks. Sapphire Rapids-class Xeon, AVX2, f32, 2
+// 12 of AVX2's 16 registers); blocks taken together over all of K
+// (kStreamedSpanBlocks, their C stays in L2 between slices). Which products take
+// the path: each kernel set's streamed_b_max_rows (kernels/kernel_table.hpp), rows
+// from kStreamedMinRows, a row-major B larger than the L2 (or of unknown L2) and
+// rows of at least kStreamedMinRowBytes. Sapphire Rapids-class Xeon, AVX2, f32, 2
 // threads, scripts/ab-gemm.sh (old time over new): the lecture's y (64 rows) with
 // groups of 4 rows 0.979, 0.996, with groups of 6 0.996, 0.975 (15 pairs each);
 // a C++ loop in separate processes 11.3-11.9 ms (6 rows) against 12.1-12.8 (4
-// rows). Rows of 4 blocks (16×256×8192) 0.90 (15 pairs), 0.92 (7); of 6
-// (8×384×4096) 1.18; B just over the L2, 16×700×800 1.17, 32×700×800 1.08 (15
+// rows). Rows of 4 blocks of 256 bytes (16×256×8192) 0.90 (15 pairs), 0.92 (7); of
+// 6 (8×384×4096) 1.18; B just over the L2, 16×700×800 1.17, 32×700×800 1.08 (15
 // pairs each).
 inline constexpr int kStreamedGroupRows = 6;
 inline constexpr int64_t kStreamedMinRows = 2;
-inline constexpr int64_t kStreamedBlockBytes = 256;
 inline constexpr int64_t kStreamedSpanBlocks = 8;
-inline constexpr int64_t kStreamedMinBlocks = 6;
+inline constexpr int64_t kStreamedMinRowBytes = 1536;
+// Each block's width, in bytes of a row of B: the block of C (rows × width) and a
+// group's rows of B (kStreamedGroupRows × width) within three quarters of the L1d,
+// in whole kStreamedBlockQuantum (a whole chunk of two vectors on every kernel
+// set), from kStreamedMinBlockBytes to kStreamedMaxBlockBytes. A wider block reads
+// longer runs of each row of B from memory. Sapphire Rapids-class Xeon (48 KiB L1d),
+// AVX2 f32, 2 threads, scripts/ab-gemm.sh against 256-byte blocks (old time over
+// new, 9 or 15 pairs), m×4096²: one width for all rows first, at 64 rows 512 bytes
+// 1.01-1.07, 768 1.02-1.05 (block and group 54 KiB), 1024 0.96-0.98; 32 rows 768 /
+// 1024 1.07-1.10 / 1.07; 16 rows 1024 1.10-1.15 but 2048 0.87-0.96 (44 KiB); 8 rows
+// 2048 1.30-1.33. This rule: 2, 8, 16, 32, 64 rows 1.30-1.33, 1.38, 1.19-1.35,
+// 1.09-1.12, 1.06-1.07; the whole L1d instead of three quarters 0.98-1.02
+// (docs/tuning.md, "Blocks sized by the L1d (twenty-eighth session)"). An unknown
+// L1d counts as 32 KiB: 256 bytes at 64 rows.
+inline constexpr int64_t kStreamedBlockQuantum = 128;
+inline constexpr int64_t kStreamedMinBlockBytes = 256;
+inline constexpr int64_t kStreamedMaxBlockBytes = 4096;
+constexpr int64_t streamed_block_bytes(int64_t rows, int64_t l1d_bytes) {
+    const int64_t budget = (l1d_bytes > 0 ? l1d_bytes : int64_t{32} << 10) / 4 * 3;
+    const int64_t fit = budget / (rows + kStreamedGroupRows) / kStreamedBlockQuantum *
+                        kStreamedBlockQuantum;
+    return fit < kStreamedMinBlockBytes   ? kStreamedMinBlockBytes
+           : fit > kStreamedMaxBlockBytes ? kStreamedMaxBlockBytes
+                                          : fit;
+}
 // The transposed-rows path (gemm_transposed_rows.cpp): rows of the stored Bᵀ taken
 // per tile (6 rows × 2 vectors of Cᵀ: 12 of AVX2's 16 registers). Which products
 // take it: each kernel set's transposed_rows_max_rows, a Bᵀ stored row-major and

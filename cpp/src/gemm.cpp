@@ -131,7 +131,7 @@ GemmPath choose_gemm_path(int64_t m, int64_t n, int64_t k, [[maybe_unused]] int6
     const int64_t row_bytes = n * int64_t(sizeof(T));
     if (cs_b == 1 && m >= kStreamedMinRows && m <= kern.streamed_b_max_rows &&
         (l2_bytes <= 0 || k * row_bytes > l2_bytes) &&
-        row_bytes >= kStreamedBlockBytes * kStreamedMinBlocks)
+        row_bytes >= kStreamedMinRowBytes)
         return GemmPath::streamed_b;
     // wᵀ goes skinny only when it is larger than a core's L2, so that it streams from
     // L3 or memory and the skinny path's single pass over it pays (blocking.hpp).

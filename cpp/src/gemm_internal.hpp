@@ -51,11 +51,13 @@ template <class T>
 void gemm_row_dots(int64_t n, int64_t k, const T* a, int64_t cs_a, const T* b, int64_t cs_b, T* c,
                    bool accumulate, const T* bias, bool relu);
 // Few rows of C against a large row-major B (cs_b = 1), B streamed once through the
-// registers, no copy of it (gemm_streamed_b.cpp); threads split N.
+// registers, no copy of it (gemm_streamed_b.cpp); threads split N. block_bytes:
+// each block's width in bytes of a row of B (0: streamed_block_bytes, blocking.hpp;
+// tests force others; a multiple of kStreamedBlockQuantum).
 template <class T>
 void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                      const T* b, int64_t rs_b, T* c, int64_t ldc, bool accumulate, const T* bias,
-                     bool relu);
+                     bool relu, int64_t block_bytes = 0);
 // Few rows of C against a large Bᵀ stored row-major (rs_b = 1: wᵀ in dL/dx =
 // dL/dy·wᵀ), computed as Cᵀ = B·Aᵀ with B's stored rows read in place and Aᵀ packed
 // (gemm_transposed_rows.cpp); threads split N. packed_budget: the bytes of Aᵀ each

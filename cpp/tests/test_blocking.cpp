@@ -512,6 +512,29 @@ void test_transposed_rows_rules() {
           "at least one group a chunk");
 }
 
+void test_streamed_block_bytes() {
+    using matgrad::detail::streamed_block_bytes;
+    const int64_t kib = 1024;
+    // 48 KiB L1d (Sapphire Rapids-class Xeon, Zen 4, Zen 5): 36 KiB for the block of C
+    // and a group's 6 rows of B, in whole 128 bytes.
+    check(streamed_block_bytes(64, 48 * kib) == 512, "64 rows, 48 KiB L1d: 512 bytes (35 KiB)");
+    check(streamed_block_bytes(32, 48 * kib) == 896 && streamed_block_bytes(16, 48 * kib) == 1664 &&
+              streamed_block_bytes(8, 48 * kib) == 2560,
+          "32, 16, 8 rows, 48 KiB L1d: 896, 1664, 2560 bytes");
+    check(streamed_block_bytes(2, 48 * kib) == 4096, "2 rows: at most 4 KiB");
+    // 32 KiB L1d (Zen 3, most Intel client cores), and unknown (counted as 32 KiB).
+    check(streamed_block_bytes(64, 32 * kib) == 256 && streamed_block_bytes(64, 0) == 256,
+          "64 rows, 32 KiB or unknown L1d: 256 bytes");
+    check(streamed_block_bytes(16, 32 * kib) == 1024, "16 rows, 32 KiB L1d: 1 KiB");
+    check(streamed_block_bytes(1000, 48 * kib) == 256, "more rows than fit: at least 256 bytes");
+    for (int64_t rows : {2, 3, 7, 17, 40, 63, 64})
+        for (int64_t l1 : {int64_t{0}, 16 * kib, 32 * kib, 48 * kib, 64 * kib, kib * kib}) {
+            const int64_t w = streamed_block_bytes(rows, l1);
+            check(w % matgrad::detail::kStreamedBlockQuantum == 0 && w >= 256 && w <= 4096,
+                  "a whole number of quanta, 256 to 4096 bytes");
+        }
+}
+
 void test_skinny_stream_step_mask() {
     using matgrad::detail::skinny_stream_step_mask;
     // The lecture's dL/dx on AVX2: 11 tiles of 316 steps, 16 runs of 20 lines.
@@ -572,6 +595,7 @@ int main() {
     test_skinny_packs_a();
     test_takes_small_path();
     test_transposed_rows_rules();
+    test_streamed_block_bytes();
     test_skinny_stream_step_mask();
     test_known_cpus();
     test_known_arm_cpus();

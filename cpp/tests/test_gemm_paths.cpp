@@ -236,9 +236,11 @@ int check_pack_a(const matgrad::detail::TypedKernels<T>& kern, const char* isa) 
 
 // The streamed-B path where its blocks follow B's cache lines: rows a whole number
 // of lines apart (n a multiple of a line's elements) and B at every offset within a
-// line, wide enough for more than one span of blocks on each of two threads; with
-// one K slice and with several (K = 1031, accumulating into C), and the epilogue;
-// and rows off the lines (n not a multiple). Against the scalar reference.
+// line; blocks of 256 bytes (more than one span of blocks on each of two threads), of
+// 384 and of the width derived from this CPU's L1d; with one K slice and with
+// several (K = 1031, accumulating into C), and the epilogue; rows off the lines (n
+// not a multiple); and rows narrower than a block or than the threads' minimum.
+// Against the scalar reference.
 template <class T>
 int check_streamed_b_blocks(const char* isa) {
     int failures = 0;
@@ -246,44 +248,45 @@ int check_streamed_b_blocks(const char* isa) {
     matgrad::set_num_threads(2);
     const int64_t line = 64 / int64_t(sizeof(T));
     const int64_t wide = 72 * line;  // 18 blocks of 256 bytes, 19 off a line: 9-10 a thread
-    for (int64_t n : {wide, wide - 3})
-        for (int64_t k : {int64_t(13), int64_t(1031)})
-            for (int64_t offset = 0; offset < line;
-                 offset += n % line != 0 ? line : k > 100 ? 5 : 1) {
-                const int64_t m = 3 + offset % 4;
-                const bool accumulate = k > 100;
-                std::vector<T> a(m * k), storage(k * n + 2 * line), bias(n);
-                for (size_t i = 0; i < a.size(); ++i) a[i] = value<T>(int64_t(i), 1);
-                for (size_t i = 0; i < bias.size(); ++i) bias[i] = value<T>(int64_t(i), 3);
-                const auto base = reinterpret_cast<uintptr_t>(storage.data());
-                T* const b = storage.data() + ((64 - base % 64) % 64) / sizeof(T) + offset;
-                for (int64_t i = 0; i < k * n; ++i) b[i] = value<T>(i, 2);
-                std::vector<T> want(m * n), got(m * n);
-                for (int64_t i = 0; i < m * n; ++i)
-                    want[i] = got[i] =
-                        accumulate ? value<T>(i, 4) : std::numeric_limits<T>::quiet_NaN();
-                matgrad::reference::gemm_strided(m, n, k, a.data(), k, 1, b, n, 1, want.data(), n,
-                                                 accumulate);
-                for (int64_t i = 0; i < m; ++i)
-                    for (int64_t j = 0; j < n; ++j) {
-                        T& w = want[i * n + j];
-                        w += bias[j];
-                        if (w < 0) w = 0;
-                    }
-                gemm_streamed_b<T>(m, n, k, a.data(), k, 1, b, n, got.data(), n, accumulate,
-                                   bias.data(), true);
-                const T tol = T(1e-5) * T(k + 1);
-                for (size_t i = 0; i < got.size(); ++i)
-                    if (!(std::fabs(got[i] - want[i]) <= tol)) {
-                        std::printf("FAIL %s %s streamed B blocks m=%lld n=%lld k=%lld offset=%lld "
-                                    "at %zu: got %g want %g\n",
-                                    isa, sizeof(T) == 4 ? "f32" : "f64", (long long)m, (long long)n,
-                                    (long long)k, (long long)offset, i, double(got[i]),
-                                    double(want[i]));
-                        ++failures;
-                        break;
-                    }
-            }
+    for (int64_t block_bytes : {int64_t(256), int64_t(384), int64_t(0)})
+        for (int64_t n : {wide, wide - 3, 24 * line + 3, 3 * line + 5})
+            for (int64_t k : {int64_t(13), int64_t(1031)})
+                for (int64_t offset = 0; offset < line;
+                     offset += n % line != 0 ? line : k > 100 ? 5 : 1) {
+                    const int64_t m = 3 + offset % 4;
+                    const bool accumulate = k > 100;
+                    std::vector<T> a(m * k), storage(k * n + 2 * line), bias(n);
+                    for (size_t i = 0; i < a.size(); ++i) a[i] = value<T>(int64_t(i), 1);
+                    for (size_t i = 0; i < bias.size(); ++i) bias[i] = value<T>(int64_t(i), 3);
+                    const auto base = reinterpret_cast<uintptr_t>(storage.data());
+                    T* const b = storage.data() + ((64 - base % 64) % 64) / sizeof(T) + offset;
+                    for (int64_t i = 0; i < k * n; ++i) b[i] = value<T>(i, 2);
+                    std::vector<T> want(m * n), got(m * n);
+                    for (int64_t i = 0; i < m * n; ++i)
+                        want[i] = got[i] =
+                            accumulate ? value<T>(i, 4) : std::numeric_limits<T>::quiet_NaN();
+                    matgrad::reference::gemm_strided(m, n, k, a.data(), k, 1, b, n, 1, want.data(),
+                                                     n, accumulate);
+                    for (int64_t i = 0; i < m; ++i)
+                        for (int64_t j = 0; j < n; ++j) {
+                            T& w = want[i * n + j];
+                            w += bias[j];
+                            if (w < 0) w = 0;
+                        }
+                    gemm_streamed_b<T>(m, n, k, a.data(), k, 1, b, n, got.data(), n, accumulate,
+                                       bias.data(), true, block_bytes);
+                    const T tol = T(1e-5) * T(k + 1);
+                    for (size_t i = 0; i < got.size(); ++i)
+                        if (!(std::fabs(got[i] - want[i]) <= tol)) {
+                            std::printf("FAIL %s %s streamed B blocks of %lld bytes m=%lld n=%lld "
+                                        "k=%lld offset=%lld at %zu: got %g want %g\n",
+                                        isa, sizeof(T) == 4 ? "f32" : "f64", (long long)block_bytes,
+                                        (long long)m, (long long)n, (long long)k,
+                                        (long long)offset, i, double(got[i]), double(want[i]));
+                            ++failures;
+                            break;
+                        }
+                }
     matgrad::set_num_threads(previous_threads);
     return failures;
 }

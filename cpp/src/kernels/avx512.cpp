@@ -109,7 +109,8 @@ constexpr KernelTable kTable = make_table<VecF32, VecF64, avx512_blocking::f32.m
     "avx512", avx512_blocking::f32, avx512_blocking::f64, &pack_b_transposed<VecF32>,
     &pack_b_transposed<VecF64>, &pack_a_rows<VecF32, avx512_blocking::f32.mr>,
     &pack_a_rows<VecF64, avx512_blocking::f64.mr>, &axpy_rows_loop<VecF32>, &axpy_rows_loop<VecF64>,
-    0, 0, avx512_blocking::kTransposedRowsMaxRows, avx512_blocking::kTransposedRowsMaxRows);
+    avx512_blocking::kStreamedMaxRowsF32, avx512_blocking::kStreamedMaxRowsF64,
+    avx512_blocking::kTransposedRowsMaxRows, avx512_blocking::kTransposedRowsMaxRows);
 
 }  // namespace
 
