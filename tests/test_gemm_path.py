@@ -37,7 +37,7 @@ def test_the_lectures_products_take_the_paths_tuned_for_them(isa):
         assert (y, dx) == ("streamed_b", "transposed_rows")
     elif isa == "avx512":  # streamed B to 40 rows only
         assert dx == "transposed_rows" and y != "streamed_b"
-    else:  # the baseline (64 rows: past its 8-row limits) and NEON (neither path)
+    else:  # the baseline (64 rows: past its limits, 8 to 16 rows) and NEON (neither path)
         assert y not in ("streamed_b", "transposed_rows") and dx != "transposed_rows"
 
 
@@ -58,6 +58,7 @@ def test_the_few_row_paths_end_at_their_limits(isa):
         assert kernels.gemm_path(*lecture(8), trans_b=True) == "transposed_rows"
         assert kernels.gemm_path(*lecture(8, np.float64)) == "streamed_b"
         assert kernels.gemm_path(*lecture(64, np.float64)) == "streamed_b"
+        assert kernels.gemm_path(*lecture(65, np.float64)) != "streamed_b"
         assert kernels.gemm_path(*lecture(8, np.float64), trans_b=True) == "transposed_rows"
 
 

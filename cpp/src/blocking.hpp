@@ -125,9 +125,11 @@ inline constexpr Blocking f64{6, 8, 256, 192, 1024};
 namespace baseline_blocking {
 inline constexpr Blocking f32{2, 24, 256, 512, 1024};
 inline constexpr Blocking f64{2, 12, 256, 256, 1024};
-// f32 products of a few rows take the streamed-B path (y = x·w) and the
-// transposed-rows path (x·wᵀ, where its panel of 8 rows is at least half full):
-// with SSE's 4 lanes one panel is as fast as w's stream, more rows are not.
+// Products of a few rows take the streamed-B path (y = x·w; f32 and f64, limits
+// below) and f32 the transposed-rows path (x·wᵀ, where its panel of 8 rows is at
+// least half full): with SSE's 4 lanes one panel is as fast as w's stream, more
+// rows are not. With 256-byte streamed blocks (twenty-sixth session), both for f32
+// to 8 rows:
 // Sapphire Rapids-class Xeon, 2 threads, scripts/ab-gemm.sh with MATGRAD_ISA=baseline
 // against the paths before (old time over new, 5 to 9 pairs; twenty-sixth session):
 // streamed B, rows × N × K: 2, 3, 4, 8×4096² 1.07, 1.21, 1.10, 1.13; 8×2048² 1.04;
@@ -136,8 +138,8 @@ inline constexpr Blocking f64{2, 12, 256, 256, 1024};
 // 32×4096² 0.94, 0.99, 0.89. Transposed rows: 4, 5, 6, 8×4096² 1.05-1.18, 1.27, 1.34,
 // 1.39-1.41; 7×2048² 1.35; 4×1024² 1.04, 8×1024² 1.30; 5, 8×1001×3003 1.16, 1.15-1.39;
 // 6×700×800 1.13 but 4×700×800 0.96; then 12, 16, 64×4096² 0.90, 1.06, 0.79. f64
-// neither: transposed rows 8, 16, 64×4096² 1.00, 0.90, 0.72 (streamed B: twenty-third
-// session, 16×4096² 0.98). Measured on SSE2 only: the portable vectors of the set
+// neither then: transposed rows 8, 16, 64×4096² 1.00, 0.90, 0.72 (streamed B:
+// twenty-third session, 16×4096² 0.98). Measured on SSE2 only: the portable vectors of the set
 // elsewhere (aarch64, where the NEON set is the one chosen) take the same limits.
 // Since the streamed-B blocks are sized by the L1d (streamed_block_bytes;
 // twenty-eighth session, against the paths before, 9 pairs): f32 12, 16, 24,

@@ -53,7 +53,7 @@ void gemm_row_dots(int64_t n, int64_t k, const T* a, int64_t cs_a, const T* b, i
 // Few rows of C against a large row-major B (cs_b = 1), B streamed once through the
 // registers, no copy of it (gemm_streamed_b.cpp); threads split N. block_bytes:
 // each block's width in bytes of a row of B (0: streamed_block_bytes, blocking.hpp;
-// tests force others; a multiple of kStreamedBlockQuantum).
+// tests force others, rounded up to a multiple of kStreamedBlockQuantum).
 template <class T>
 void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                      const T* b, int64_t rs_b, T* c, int64_t ldc, bool accumulate, const T* bias,

@@ -6,8 +6,9 @@
 // docs/tuning-log-xeon-167.md, "Twenty-second session"). Here:
 //
 //   each thread packs A, all of K, in groups of kStreamedGroupRows k steps
-//   threads split N at cache lines of B's first row; each thread's share goes in
-//   blocks as wide as streamed_block_bytes (blocking.hpp) allows
+//   threads split N at cache lines of B's first row (where B's rows are whole
+//   lines apart); each thread's share goes in blocks as wide as
+//   streamed_block_bytes (blocking.hpp) allows
 //   for each span of kStreamedSpanBlocks of this thread's blocks:
 //     for pc in K by kc (a multiple of the group):
 //       for each block of the span:
@@ -87,14 +88,19 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
     const TypedKernels<T>& kern = active_kernels().get<T>();
     constexpr int64_t g = kStreamedGroupRows;
     const int64_t kc = (equal_k_slices(kern.blocking, k) + g - 1) / g * g;
-    if (block_bytes <= 0) block_bytes = streamed_block_bytes(m, cpu_caches().l1d.size);
+    // A whole number of quanta (a forced width too), so that every block is whole
+    // chunks (streamed_b_edge writes a whole chunk into part).
+    constexpr int64_t quantum = kStreamedBlockQuantum;
+    block_bytes = block_bytes > 0 ? (block_bytes + quantum - 1) / quantum * quantum
+                                  : streamed_block_bytes(m, cpu_caches().l1d.size);
     const int64_t block_cols = block_bytes / int64_t(sizeof(T));
-    // Blocks start on a cache line of B's first row (numpy's large arrays start 16
-    // bytes into one), so that where B's rows are a whole number of lines apart each
+    // Where B's rows are a whole number of lines apart, blocks start on a cache line
+    // of B's first row (numpy's large arrays start 16 bytes into one), so that each
     // chunk of a block's rows is whole lines: the first `head` columns, before B's
     // first line boundary, are a narrow block of their own, and the threads' shares
-    // of N start on lines. Lecture y, AVX2, an early build: w 16 bytes into a line,
-    // blocks from column 0, 17.3 ms; w on a line 13.1.
+    // of N start on lines. Otherwise shares start at whole lines' worth of columns
+    // from column 0. Lecture y, AVX2, an early build: w 16 bytes into a line, blocks
+    // from column 0, 17.3 ms; w on a line 13.1.
     constexpr int64_t line = 64 / int64_t(sizeof(T));
     const auto address = reinterpret_cast<uintptr_t>(b);
     const bool rows_on_lines = (rs_b * int64_t(sizeof(T))) % 64 == 0 && address % sizeof(T) == 0;
@@ -116,7 +122,7 @@ void gemm_streamed_b(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, 
 
     auto body = [&](int tid, int team) {
         // This thread's columns [c0, c1): an equal share, its edges moved to the
-        // nearest line boundary of B's first row (or kept at 0 and n).
+        // nearest of head + a whole number of lines (or kept at 0 and n).
         auto edge = [&](int t) -> int64_t {
             if (t == 0 || t == team) return t == 0 ? 0 : n;
             const int64_t lines = (n * t / team - head + line / 2) / line;

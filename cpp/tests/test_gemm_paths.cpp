@@ -235,58 +235,91 @@ int check_pack_a(const matgrad::detail::TypedKernels<T>& kern, const char* isa) 
 }
 
 // The streamed-B path where its blocks follow B's cache lines: rows a whole number
-// of lines apart (n a multiple of a line's elements) and B at every offset within a
-// line; blocks of 256 bytes (more than one span of blocks on each of two threads), of
-// 384 and of the width derived from this CPU's L1d; with one K slice and with
-// several (K = 1031, accumulating into C), and the epilogue; rows off the lines (n
-// not a multiple); and rows narrower than a block or than the threads' minimum.
-// Against the scalar reference.
+// of lines apart and B at every offset within a line (a narrow first block), or
+// rows off the lines; blocks of 256 bytes (more than one span of blocks on each of
+// two threads), of 384 (300 asked: rounded up) and of the width derived from this
+// CPU's L1d, which must give the same bits; rows wider and narrower than a block,
+// one narrower than a line with B's rows further apart than its width; 2 and 8
+// threads; one K slice and several (K = 1031, accumulating into C), and the
+// epilogue. Against the scalar reference.
 template <class T>
 int check_streamed_b_blocks(const char* isa) {
     int failures = 0;
     const int previous_threads = matgrad::get_num_threads();
-    matgrad::set_num_threads(2);
     const int64_t line = 64 / int64_t(sizeof(T));
-    const int64_t wide = 72 * line;  // 18 blocks of 256 bytes, 19 off a line: 9-10 a thread
-    for (int64_t block_bytes : {int64_t(256), int64_t(384), int64_t(0)})
-        for (int64_t n : {wide, wide - 3, 24 * line + 3, 3 * line + 5})
-            for (int64_t k : {int64_t(13), int64_t(1031)})
+    const int64_t wide = 72 * line;  // 4608 bytes of f32: 18 blocks of 256
+    struct Rows {
+        int64_t n, rs;  // columns, and the distance between B's rows
+    };
+    const Rows kRows[] = {{wide, wide},
+                          {wide - 3, wide - 3},
+                          {24 * line, 24 * line},
+                          {24 * line + 3, 24 * line + 3},
+                          {2 * line, 2 * line},
+                          {3 * line + 5, 3 * line + 5},
+                          {5, 4 * line},  // narrower than a line, and than B's first head
+                          {line + 3, 4 * line}};
+    for (int threads : {2, 8}) {
+        matgrad::set_num_threads(threads);
+        for (const Rows& rows : kRows)
+            for (int64_t k : {int64_t(13), int64_t(1031)}) {
+                const int64_t n = rows.n, rs_b = rows.rs;
+                if (threads == 8 && (k < 100 || n > 24 * line + 3)) continue;
                 for (int64_t offset = 0; offset < line;
-                     offset += n % line != 0 ? line : k > 100 ? 5 : 1) {
+                     offset += rs_b % line != 0 ? line : k > 100 ? 5 : 1) {
                     const int64_t m = 3 + offset % 4;
                     const bool accumulate = k > 100;
-                    std::vector<T> a(m * k), storage(k * n + 2 * line), bias(n);
+                    std::vector<T> a(m * k), storage(k * rs_b + 2 * line), bias(n);
                     for (size_t i = 0; i < a.size(); ++i) a[i] = value<T>(int64_t(i), 1);
                     for (size_t i = 0; i < bias.size(); ++i) bias[i] = value<T>(int64_t(i), 3);
                     const auto base = reinterpret_cast<uintptr_t>(storage.data());
                     T* const b = storage.data() + ((64 - base % 64) % 64) / sizeof(T) + offset;
-                    for (int64_t i = 0; i < k * n; ++i) b[i] = value<T>(i, 2);
-                    std::vector<T> want(m * n), got(m * n);
+                    for (int64_t i = 0; i < k * rs_b; ++i) b[i] = value<T>(i, 2);
+                    const T unset = std::numeric_limits<T>::quiet_NaN();
+                    std::vector<T> start(m * n), first;
                     for (int64_t i = 0; i < m * n; ++i)
-                        want[i] = got[i] =
-                            accumulate ? value<T>(i, 4) : std::numeric_limits<T>::quiet_NaN();
-                    matgrad::reference::gemm_strided(m, n, k, a.data(), k, 1, b, n, 1, want.data(),
-                                                     n, accumulate);
+                        start[i] = accumulate ? value<T>(i, 4) : unset;
+                    std::vector<T> want = start;
+                    matgrad::reference::gemm_strided(m, n, k, a.data(), k, 1, b, rs_b, 1,
+                                                     want.data(), n, accumulate);
                     for (int64_t i = 0; i < m; ++i)
                         for (int64_t j = 0; j < n; ++j) {
                             T& w = want[i * n + j];
                             w += bias[j];
                             if (w < 0) w = 0;
                         }
-                    gemm_streamed_b<T>(m, n, k, a.data(), k, 1, b, n, got.data(), n, accumulate,
-                                       bias.data(), true, block_bytes);
-                    const T tol = T(1e-5) * T(k + 1);
-                    for (size_t i = 0; i < got.size(); ++i)
-                        if (!(std::fabs(got[i] - want[i]) <= tol)) {
-                            std::printf("FAIL %s %s streamed B blocks of %lld bytes m=%lld n=%lld "
-                                        "k=%lld offset=%lld at %zu: got %g want %g\n",
+                    for (int64_t block_bytes : {int64_t(256), int64_t(300), int64_t(0)}) {
+                        std::vector<T> got = start;
+                        gemm_streamed_b<T>(m, n, k, a.data(), k, 1, b, rs_b, got.data(), n,
+                                           accumulate, bias.data(), true, block_bytes);
+                        const T tol = T(1e-5) * T(k + 1);
+                        bool ok = true;
+                        for (size_t i = 0; i < got.size() && ok; ++i)
+                            if (!(std::fabs(got[i] - want[i]) <= tol)) {
+                                std::printf("FAIL %s %s streamed B blocks of %lld bytes, %d "
+                                            "threads, m=%lld n=%lld rs_b=%lld k=%lld "
+                                            "offset=%lld at %zu: got %g want %g\n",
+                                            isa, sizeof(T) == 4 ? "f32" : "f64",
+                                            (long long)block_bytes, threads, (long long)m,
+                                            (long long)n, (long long)rs_b, (long long)k,
+                                            (long long)offset, i, double(got[i]),
+                                            double(want[i]));
+                                ok = false;
+                            }
+                        if (ok && !first.empty() && got != first) {
+                            std::printf("FAIL %s %s streamed B: blocks of %lld bytes give other "
+                                        "bits than 256 (m=%lld n=%lld k=%lld offset=%lld)\n",
                                         isa, sizeof(T) == 4 ? "f32" : "f64", (long long)block_bytes,
                                         (long long)m, (long long)n, (long long)k,
-                                        (long long)offset, i, double(got[i]), double(want[i]));
-                            ++failures;
-                            break;
+                                        (long long)offset);
+                            ok = false;
                         }
+                        if (first.empty()) first = got;
+                        failures += ok ? 0 : 1;
+                    }
                 }
+            }
+    }
     matgrad::set_num_threads(previous_threads);
     return failures;
 }
