@@ -43,6 +43,17 @@ T value(int64_t i, int salt) {  // deterministic, mixed signs, exact in float
     return T(int((i * 7919 + salt * 104729) % 17) - 8) / T(8);
 }
 
+// The epilogue on a reference product (m×n, row-major): want = relu(want + bias).
+template <class T>
+void add_bias_relu(std::vector<T>& want, int64_t m, int64_t n, const std::vector<T>& bias) {
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            T& w = want[i * n + j];
+            w += bias[j];
+            if (w < 0) w = 0;
+        }
+}
+
 // op(A) viewed with strides; storage holds A as given (transposed or not).
 struct View {
     int64_t rs, cs, offset;
@@ -282,12 +293,7 @@ int check_streamed_b_blocks(const char* isa) {
                     std::vector<T> want = start;
                     matgrad::reference::gemm_strided(m, n, k, a.data(), k, 1, b, rs_b, 1,
                                                      want.data(), n, accumulate);
-                    for (int64_t i = 0; i < m; ++i)
-                        for (int64_t j = 0; j < n; ++j) {
-                            T& w = want[i * n + j];
-                            w += bias[j];
-                            if (w < 0) w = 0;
-                        }
+                    add_bias_relu(want, m, n, bias);
                     for (int64_t block_bytes : {int64_t(256), int64_t(300), int64_t(0)}) {
                         std::vector<T> got = start;
                         gemm_streamed_b<T>(m, n, k, a.data(), k, 1, b, rs_b, got.data(), n,
@@ -355,12 +361,7 @@ int check_transposed_rows(const char* isa) {
                             accumulate ? value<T>(i, 4) : std::numeric_limits<T>::quiet_NaN();
                     matgrad::reference::gemm_strided(m, n, k, a.data(), k, 1, b0, 1, cs_b,
                                                      want.data(), n, accumulate);
-                    for (int64_t i = 0; i < m; ++i)
-                        for (int64_t j = 0; j < n; ++j) {
-                            T& w = want[i * n + j];
-                            w += bias[j];
-                            if (w < 0) w = 0;
-                        }
+                    add_bias_relu(want, m, n, bias);
                     gemm_transposed_rows<T>(m, n, k, a.data(), k, 1, b0, cs_b, got.data(), n,
                                             accumulate, bias.data(), true, budget, sums_budget);
                     const T tol = T(1e-5) * T(k + 1);
