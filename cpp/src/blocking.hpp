@@ -83,6 +83,9 @@ inline constexpr int64_t kTransposedRowsMaxRows = 64;
 // 17×1001×3003 1.17; 32, 40×1000×3000 1.04, 1.03, 64×1000×3000 0.93; 64×700×800 0.97.
 inline constexpr int64_t kStreamedMaxRowsF32 = 40;
 inline constexpr int64_t kStreamedMaxRowsF64 = 40;
+// Measured with blocks of 512 bytes or more only (48 KiB L1d): no narrow limits.
+inline constexpr int64_t kStreamedNarrowMaxRowsF32 = 0;
+inline constexpr int64_t kStreamedNarrowMaxRowsF64 = 0;
 }  // namespace avx512_blocking
 namespace avx2_blocking {
 inline constexpr Blocking f32{6, 16, 256, 768, 3072, 384};
@@ -107,6 +110,9 @@ inline constexpr Blocking f64{6, 8, 256, 384, 3072};
 // 0.936.
 inline constexpr int64_t kStreamedMaxRowsF32 = 64;
 inline constexpr int64_t kStreamedMaxRowsF64 = 64;
+// f32 won with 256-byte blocks too, at every row count to 64; f64 lost with them (above).
+inline constexpr int64_t kStreamedNarrowMaxRowsF32 = 64;
+inline constexpr int64_t kStreamedNarrowMaxRowsF64 = 0;
 // Products of up to this many rows against a large stored Bᵀ (dL/dx = dL/dy·wᵀ)
 // take the transposed-rows path (gemm_transposed_rows.cpp): f32 where its panels
 // are filled, f64 at any fill, in spans of K: see transposed_rows_fill and
@@ -149,6 +155,9 @@ inline constexpr Blocking f64{2, 12, 256, 256, 1024};
 // So f32 to 16 rows, f64 to 12.
 inline constexpr int64_t kStreamedMaxRowsF32 = 16;
 inline constexpr int64_t kStreamedMaxRowsF64 = 12;
+// f32 to 8 rows won with 256-byte blocks too (twenty-sixth session).
+inline constexpr int64_t kStreamedNarrowMaxRowsF32 = 8;
+inline constexpr int64_t kStreamedNarrowMaxRowsF64 = 0;
 inline constexpr int64_t kTransposedRowsMaxRows = 8;
 }  // namespace baseline_blocking
 
@@ -354,6 +363,20 @@ constexpr int64_t streamed_block_bytes(int64_t rows, int64_t l1d_bytes) {
     return fit < kStreamedMinBlockBytes   ? kStreamedMinBlockBytes
            : fit > kStreamedMaxBlockBytes ? kStreamedMaxBlockBytes
                                           : fit;
+}
+// Whether m rows take the streamed-B path on a kernel set and dtype whose limits are
+// max_rows and narrow_max_rows (the sets' kStreamedMaxRowsF32 / F64 and
+// kStreamedNarrowMaxRowsF32 / F64): to narrow_max_rows whatever the block's width, and
+// past it, to max_rows, only where the L1d gives blocks of kStreamedWideBlockBytes or
+// more. The limits past the narrow ones were measured with such blocks only (a 48 KiB
+// L1d); with 256-byte blocks AVX2 f64 had lost at 8-64 rows (0.885-0.975). So on a
+// 32 KiB L1d (Zen 3, most Intel client cores) AVX2 f64 takes the path to 42 rows
+// (blocks of 512 bytes or more), not at 43-64 (384 or 256).
+inline constexpr int64_t kStreamedWideBlockBytes = 512;
+constexpr bool takes_streamed_b(int64_t m, int64_t max_rows, int64_t narrow_max_rows,
+                                int64_t l1d_bytes) {
+    return m >= kStreamedMinRows && m <= max_rows &&
+           (m <= narrow_max_rows || streamed_block_bytes(m, l1d_bytes) >= kStreamedWideBlockBytes);
 }
 // The transposed-rows path (gemm_transposed_rows.cpp): rows of the stored Bᵀ taken
 // per tile (6 rows × 2 vectors of Cᵀ: 12 of AVX2's 16 registers). Which products

@@ -129,7 +129,9 @@ GemmPath choose_gemm_path(int64_t m, int64_t n, int64_t k, [[maybe_unused]] int6
     // depending on the thread count, so that 1 and 2 threads take the same path.
     const int64_t l2_bytes = cpu_caches().l2.size;
     const int64_t row_bytes = n * int64_t(sizeof(T));
-    if (cs_b == 1 && m >= kStreamedMinRows && m <= kern.streamed_b_max_rows &&
+    if (cs_b == 1 &&
+        takes_streamed_b(m, kern.streamed_b_max_rows, kern.streamed_b_narrow_max_rows,
+                         cpu_caches().l1d.size) &&
         (l2_bytes <= 0 || k * row_bytes > l2_bytes) &&
         row_bytes >= kStreamedMinRowBytes)
         return GemmPath::streamed_b;

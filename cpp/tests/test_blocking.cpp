@@ -527,6 +527,17 @@ void test_streamed_block_bytes() {
           "64 rows, 32 KiB or unknown L1d: 256 bytes");
     check(streamed_block_bytes(16, 32 * kib) == 1024, "16 rows, 32 KiB L1d: 1 KiB");
     check(streamed_block_bytes(1000, 48 * kib) == 256, "more rows than fit: at least 256 bytes");
+    // Which rows take the path: AVX2's limits (f32 64 at any width, f64 64 on blocks of
+    // 512 bytes or more), on a 48 KiB and a 32 KiB L1d.
+    using matgrad::detail::takes_streamed_b;
+    check(takes_streamed_b(64, 64, 64, 32 * kib) && takes_streamed_b(64, 64, 0, 48 * kib),
+          "64 rows: f32 at any width, f64 with 512-byte blocks (48 KiB L1d)");
+    check(takes_streamed_b(42, 64, 0, 32 * kib) && !takes_streamed_b(43, 64, 0, 32 * kib) &&
+              !takes_streamed_b(64, 64, 0, 32 * kib) && !takes_streamed_b(64, 64, 0, 0),
+          "f64 on a 32 KiB or unknown L1d: to 42 rows (512-byte blocks), not past");
+    check(!takes_streamed_b(1, 64, 64, 48 * kib) && !takes_streamed_b(65, 64, 64, 48 * kib) &&
+              !takes_streamed_b(8, 0, 0, 48 * kib),
+          "never one row, past the limit, or on a set without the path");
     for (int64_t rows : {2, 3, 7, 17, 40, 63, 64})
         for (int64_t l1 : {int64_t{0}, 16 * kib, 32 * kib, 48 * kib, 64 * kib, kib * kib}) {
             const int64_t w = streamed_block_bytes(rows, l1);

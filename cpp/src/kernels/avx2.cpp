@@ -93,7 +93,8 @@ constexpr KernelTable kTable = make_table<VecF32, VecF64, avx2_blocking::f32.mr,
     &pack_b_transposed<VecF64>, &pack_a_rows<VecF32, avx2_blocking::f32.mr>,
     &pack_a_rows<VecF64, avx2_blocking::f64.mr>, &axpy_rows_loop<VecF32>, &axpy_rows_loop<VecF64>,
     avx2_blocking::kStreamedMaxRowsF32, avx2_blocking::kStreamedMaxRowsF64,
-    avx2_blocking::kTransposedRowsMaxRows, avx2_blocking::kTransposedRowsMaxRows);
+    avx2_blocking::kTransposedRowsMaxRows, avx2_blocking::kTransposedRowsMaxRows,
+    avx2_blocking::kStreamedNarrowMaxRowsF32, avx2_blocking::kStreamedNarrowMaxRowsF64);
 
 }  // namespace
 

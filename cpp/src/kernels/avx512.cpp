@@ -110,7 +110,8 @@ constexpr KernelTable kTable = make_table<VecF32, VecF64, avx512_blocking::f32.m
     &pack_b_transposed<VecF64>, &pack_a_rows<VecF32, avx512_blocking::f32.mr>,
     &pack_a_rows<VecF64, avx512_blocking::f64.mr>, &axpy_rows_loop<VecF32>, &axpy_rows_loop<VecF64>,
     avx512_blocking::kStreamedMaxRowsF32, avx512_blocking::kStreamedMaxRowsF64,
-    avx512_blocking::kTransposedRowsMaxRows, avx512_blocking::kTransposedRowsMaxRows);
+    avx512_blocking::kTransposedRowsMaxRows, avx512_blocking::kTransposedRowsMaxRows,
+    avx512_blocking::kStreamedNarrowMaxRowsF32, avx512_blocking::kStreamedNarrowMaxRowsF64);
 
 }  // namespace
 

@@ -107,7 +107,8 @@ constexpr KernelTable kTable = make_table<VecF32, VecF64, baseline_blocking::f32
                                           baseline_blocking::f64.nr / VecF64::W>(
     "baseline", baseline_blocking::f32, baseline_blocking::f64, nullptr, nullptr, nullptr, nullptr,
     nullptr, nullptr, baseline_blocking::kStreamedMaxRowsF32,
-    baseline_blocking::kStreamedMaxRowsF64, baseline_blocking::kTransposedRowsMaxRows, 0);
+    baseline_blocking::kStreamedMaxRowsF64, baseline_blocking::kTransposedRowsMaxRows, 0,
+    baseline_blocking::kStreamedNarrowMaxRowsF32, baseline_blocking::kStreamedNarrowMaxRowsF64);
 
 }  // namespace
 

@@ -165,8 +165,10 @@ struct TypedKernels {
     StreamedBBlock<T> streamed_b;
     // gemm_fused sends a product of kStreamedMinRows to this many rows with a large
     // row-major B (blocking.hpp) to gemm_streamed_b; 0: never (the sets and dtypes
-    // where it did not win).
+    // where it did not win). Past streamed_b_narrow_max_rows only where the L1d gives
+    // blocks of kStreamedWideBlockBytes or more (takes_streamed_b, blocking.hpp).
     int64_t streamed_b_max_rows = 0;
+    int64_t streamed_b_narrow_max_rows = 0;
     TransposedRowsTile<T> transposed_rows;
     // gemm_fused sends a product of up to this many rows with a large Bᵀ stored
     // row-major (blocking.hpp) to gemm_transposed_rows; 0: never.
