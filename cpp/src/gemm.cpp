@@ -214,16 +214,33 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const bool own_a = each_packs_own_a(grid.along_n);  // each thread packs what it reads
     // A thread's own A panels: its share of the block's along the M split.
     const int64_t a_rows = own_a ? ceil_div(ceil_div(mc, bl.mr), grid.along_m) * bl.mr : mc;
-    const int64_t a_elems = round_up(a_rows * bl.a_copies * kc_max, 64 / sizeof(T));  // pack.hpp
-    const int64_t b_elems = round_up(nc * kc_max, 64 / sizeof(T));
+    constexpr int64_t kLineElems = 64 / sizeof(T);
+    const int64_t a_elems = round_up(a_rows * bl.a_copies * kc_max, kLineElems);  // pack.hpp
+    const int64_t b_elems = round_up(nc * kc_max, kLineElems);
     const int a_blocks = own_a ? grid.threads : 1;
+    // A team member's B block: nc columns, or its share of N where that is narrower.
+    const int64_t b_share = round_up(
+        std::min(nc, ceil_div(ceil_div(n, bl.nr), grid.along_n) * bl.nr) * kc_max, kLineElems);
 
-    // One scratch area per calling thread: the A block(s), then one B block per
-    // team member. Allocated here so nothing can throw inside the team.
+    // Where the team packs, in one scratch area per calling thread, allocated here so
+    // that nothing can throw inside the team. Each member has a slot: its B block at
+    // the slot's start, its own A panels at the slot's end. The slots keep the largest
+    // size asked so far, so a member packs every product into the lines it packed the
+    // products before into, which are still in its core's L2, rather than into lines
+    // that move with each product's sizes: in the MLP step (784-512-256-10, batch 128),
+    // which runs seven products of five shapes, the old layout put the second core's
+    // first-layer B block where no other product writes, cold at every step.
+    // Sapphire Rapids-class Xeon, 2 threads, the step alternated in one process (16
+    // rounds, old time over new): AVX2 1.017-1.039, AVX-512 1.008
+    // (docs/tuning-log-xeon-167.md, "Twenty-ninth session"). Behind the slots: the
+    // team's shared A block (3+ threads along N), or a solo thread's A and B blocks.
     thread_local AlignedBuffer scratch;
-    T* const packed_a_all = static_cast<T*>(
-        scratch.reserve(sizeof(T) * (a_elems * a_blocks + b_elems * grid.threads)));
-    T* const packed_b_all = packed_a_all + a_elems * a_blocks;
+    thread_local int64_t slot_elems = 0;
+    slot_elems = std::max(slot_elems, round_up((own_a ? a_elems : 0) + b_share, 4096 / sizeof(T)));
+    T* const slots = static_cast<T*>(scratch.reserve(
+        sizeof(T) * (slot_elems * grid.threads + a_elems * a_blocks + b_elems)));
+    T* const behind_slots = slots + slot_elems * grid.threads;
+    const int64_t slot = slot_elems;  // the lambda reads a copy, not the thread_local
     const MicroKernel<T> kernel = kern.microkernel;
 
     // The work of one team member. Its barriers run only inside matgrad's own
@@ -236,10 +253,10 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
         const int along_n = solo ? 1 : grid.along_n, along_m = solo ? 1 : grid.along_m;
         const int n_part = solo ? 0 : tid % along_n, m_part = solo ? 0 : tid / along_n;
         const bool works = !solo || tid == 0;
-        T* const packed_b = packed_b_all + b_elems * (solo ? 0 : tid);
-        // A solo thread packs the whole block into the first A area (a shared block, or
-        // the own-panel areas, which hold mc rows together: a_elems·threads ≥ mc·kc·a_copies).
-        T* const packed_a = packed_a_all + (own_a && !solo ? a_elems * tid : 0);
+        // A solo thread packs behind the slots: the whole A block (a_elems·a_blocks ≥
+        // mc·kc·a_copies), then a B block of nc columns.
+        T* const packed_b = solo ? behind_slots + a_elems * a_blocks : slots + slot * tid;
+        T* const packed_a = solo || !own_a ? behind_slots : slots + slot * (tid + 1) - a_elems;
         const bool shared_a = !own_a && !solo;  // !own_a: 3+ threads along N
 
         int64_t j_begin, j_end;  // this thread's columns, in whole nr panels
