@@ -200,6 +200,39 @@ void gemm_fused(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64
     gemm_packed(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, bias, relu);
 }
 
+// Each team member packs into a slot of its own: its B block at the slot's start, its
+// own A panels at the slot's end. The slots keep the largest size the calling thread
+// has asked for (min_slot), so a member packs every product into the lines it packed
+// the products before into, still in its core's L2 once the slots have reached their
+// size, rather than into lines that move with each product's sizes. Before, the area
+// held every member's A panels, then every member's B block, each as large as the
+// product needed: in the MLP step (784-512-256-10, batch 128), seven products of five
+// shapes, the second core's first-layer B block lay where no other product packs, and
+// was cold at every step. Sapphire Rapids-class Xeon, 2 threads, the step alternated
+// in one process, old time over new: AVX2 1.017-1.039, AVX-512 1.008
+// (docs/tuning-log-xeon-167.md, "Twenty-ninth session").
+// Behind the slots, the team's shared A block (3+ threads along N). A solo thread
+// (OpenMP gave fewer threads than the grid) packs inside the slots: its B block (nc
+// columns) from the start, then, with own A panels, the whole A block.
+PackLayout pack_layout(int64_t mc, int64_t nc, int64_t kc, int64_t n, int mr, int nr,
+                       int a_copies, int along_n, int along_m, int64_t line_elems,
+                       int64_t min_slot) {
+    PackLayout l;
+    l.threads = along_n * along_m;
+    l.own_a = each_packs_own_a(along_n);  // each member packs the A panels it reads
+    // A member's own A panels: its share of the block's along the M split (pack.hpp).
+    const int64_t a_rows = l.own_a ? ceil_div(ceil_div(mc, mr), along_m) * mr : mc;
+    l.a_elems = round_up(a_rows * a_copies * kc, line_elems);
+    l.b_elems = round_up(nc * kc, line_elems);
+    // A member's B block: nc columns, or its share of N where that is narrower.
+    l.b_share = round_up(std::min(nc, ceil_div(ceil_div(n, nr), along_n) * nr) * kc, line_elems);
+    l.slot = std::max(min_slot, (l.own_a ? l.a_elems : 0) + l.b_share);
+    // A solo thread's B and own-A blocks fit the slots: threads·b_share ≥ b_elems, as the
+    // shares cover N and nc ≤ N rounded to nr; its A block is threads·a_elems.
+    l.reserve = l.slot * l.threads + (l.own_a ? 0 : l.a_elems);
+    return l;
+}
+
 template <class T>
 void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
@@ -211,36 +244,15 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
     const int64_t mc = std::min(round_up(m, bl.mr), round_up(bl.mc, bl.mr));
     const int64_t kc_max = equal_k_slices(bl, k);  // blocking.hpp
     const int64_t nc = std::min(round_up(n, bl.nr), round_up(bl.nc, bl.nr));
-    const bool own_a = each_packs_own_a(grid.along_n);  // each thread packs what it reads
-    // A thread's own A panels: its share of the block's along the M split.
-    const int64_t a_rows = own_a ? ceil_div(ceil_div(mc, bl.mr), grid.along_m) * bl.mr : mc;
-    constexpr int64_t kLineElems = 64 / sizeof(T);
-    const int64_t a_elems = round_up(a_rows * bl.a_copies * kc_max, kLineElems);  // pack.hpp
-    const int64_t b_elems = round_up(nc * kc_max, kLineElems);
-    const int a_blocks = own_a ? grid.threads : 1;
-    // A team member's B block: nc columns, or its share of N where that is narrower.
-    const int64_t b_share = round_up(
-        std::min(nc, ceil_div(ceil_div(n, bl.nr), grid.along_n) * bl.nr) * kc_max, kLineElems);
-
-    // Where the team packs, in one scratch area per calling thread, allocated here so
-    // that nothing can throw inside the team. Each member has a slot: its B block at
-    // the slot's start, its own A panels at the slot's end. The slots keep the largest
-    // size asked so far, so a member packs every product into the lines it packed the
-    // products before into, which are still in its core's L2, rather than into lines
-    // that move with each product's sizes: in the MLP step (784-512-256-10, batch 128),
-    // which runs seven products of five shapes, the old layout put the second core's
-    // first-layer B block where no other product writes, cold at every step.
-    // Sapphire Rapids-class Xeon, 2 threads, the step alternated in one process (16
-    // rounds, old time over new): AVX2 1.017-1.039, AVX-512 1.008
-    // (docs/tuning-log-xeon-167.md, "Twenty-ninth session"). Behind the slots: the
-    // team's shared A block (3+ threads along N), or a solo thread's A and B blocks.
+    // The team's packing area: one per calling thread, allocated here so that nothing can
+    // throw inside the team. Its slots keep the largest size asked so far (pack_layout).
     thread_local AlignedBuffer scratch;
     thread_local int64_t slot_elems = 0;
-    slot_elems = std::max(slot_elems, round_up((own_a ? a_elems : 0) + b_share, 4096 / sizeof(T)));
-    T* const slots = static_cast<T*>(scratch.reserve(
-        sizeof(T) * (slot_elems * grid.threads + a_elems * a_blocks + b_elems)));
-    T* const behind_slots = slots + slot_elems * grid.threads;
-    const int64_t slot = slot_elems;  // the lambda reads a copy, not the thread_local
+    const PackLayout layout = pack_layout(mc, nc, kc_max, n, bl.mr, bl.nr, bl.a_copies,
+                                          grid.along_n, grid.along_m, 64 / int64_t(sizeof(T)),
+                                          slot_elems);
+    slot_elems = layout.slot;
+    T* const area = static_cast<T*>(scratch.reserve(sizeof(T) * layout.reserve));
     const MicroKernel<T> kernel = kern.microkernel;
 
     // The work of one team member. Its barriers run only inside matgrad's own
@@ -253,11 +265,10 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int6
         const int along_n = solo ? 1 : grid.along_n, along_m = solo ? 1 : grid.along_m;
         const int n_part = solo ? 0 : tid % along_n, m_part = solo ? 0 : tid / along_n;
         const bool works = !solo || tid == 0;
-        // A solo thread packs behind the slots: the whole A block (a_elems·a_blocks ≥
-        // mc·kc·a_copies), then a B block of nc columns.
-        T* const packed_b = solo ? behind_slots + a_elems * a_blocks : slots + slot * tid;
-        T* const packed_a = solo || !own_a ? behind_slots : slots + slot * (tid + 1) - a_elems;
-        const bool shared_a = !own_a && !solo;  // !own_a: 3+ threads along N
+        // The layout is a copy: a worker's own thread_local slot_elems would be 0.
+        T* const packed_b = area + layout.b_offset(tid, solo);
+        T* const packed_a = area + layout.a_offset(tid, solo);
+        const bool shared_a = !layout.own_a && !solo;  // 3+ threads along N share one block
 
         int64_t j_begin, j_end;  // this thread's columns, in whole nr panels
         split_range(ceil_div(n, bl.nr), along_n, n_part, &j_begin, &j_end);

@@ -32,6 +32,28 @@ template <class T>
 void gemm_packed(int64_t m, int64_t n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t ldc, bool accumulate,
                  const T* bias, bool relu);
+// Where gemm_packed's team packs, in elements from the start of its area (the why:
+// gemm.cpp, pack_layout). a_elems: a member's own A panels, or the shared A block;
+// b_share: a member's B block; b_elems: a solo thread's B block (nc columns).
+struct PackLayout {
+    int64_t a_elems = 0, b_share = 0, b_elems = 0;
+    int64_t slot = 0;     // from one member's slot to the next
+    int64_t reserve = 0;  // what the area must hold
+    bool own_a = true;    // each member packs the A panels it reads
+    int threads = 1;
+    // solo: the only member that works, OpenMP having given fewer than `threads`.
+    int64_t b_offset(int tid, bool solo) const { return solo ? 0 : slot * tid; }
+    int64_t a_offset(int tid, bool solo) const {
+        if (!own_a) return slot * threads;  // the shared block, solo or not
+        return solo ? b_elems : slot * (tid + 1) - a_elems;
+    }
+};
+// Pure: the blocks (mc, nc, kc: gemm_packed's, kc the longest K slice), N, the tile
+// (mr × nr, a_copies as in Blocking), the grid, a cache line in elements and the slot
+// size the calling thread's earlier products left (0 at first).
+PackLayout pack_layout(int64_t mc, int64_t nc, int64_t kc, int64_t n, int mr, int nr,
+                       int a_copies, int along_n, int along_m, int64_t line_elems,
+                       int64_t min_slot);
 // Skinny (few rows): B panel by panel, read in place when row-major, threads split N.
 // A row-major A is packed per K slice or read in place as skinny_packs_a says
 // (blocking.hpp), or as `a_mode` forces (tests: both ways on any CPU).
