@@ -371,7 +371,11 @@ constexpr int64_t streamed_block_bytes(int64_t rows, int64_t l1d_bytes) {
 // more. The limits past the narrow ones were measured with such blocks only (a 48 KiB
 // L1d); with 256-byte blocks AVX2 f64 had lost at 8-64 rows (0.885-0.975). So on a
 // 32 KiB L1d (Zen 3, most Intel client cores) AVX2 f64 takes the path to 42 rows
-// (blocks of 512 bytes or more), not at 43-64 (384 or 256).
+// (blocks of 512 bytes or more), not at 43-64 (384 or 256). In cachegrind's 32 KiB L1d
+// (scripts/cachesim.py) those narrower blocks kept 40 rows' L1 traffic: at 48 and 64
+// rows 0.52 bytes per multiply-add, against 1.9 on the packed path. So the guard rests
+// on the times above, not on the L1's size, and is untimed on a 32 KiB-L1d CPU
+// (docs/tuning-log-xeon-167.md, "Thirtieth session").
 inline constexpr int64_t kStreamedWideBlockBytes = 512;
 constexpr bool takes_streamed_b(int64_t m, int64_t max_rows, int64_t narrow_max_rows,
                                 int64_t l1d_bytes) {
