@@ -4,24 +4,27 @@
 Runs each product under valgrind's cachegrind, which simulates an L1d and one level behind it
 (given here as the L2), with one thread, and prints per multiply-add: instructions, bytes moved
 from L2 into L1 (L1 misses × 64) and from beyond L2 into L2 (L2 misses × 64). Each product runs
-in two processes, called once after a warm-up call and then 1 + R times (R = 1 from 10⁸
-multiply-adds up, more for smaller products), and the difference over R is one call: what the
+in two processes, called once after a warm-up call and then 1 + R times (R about 10⁸ over the
+product's multiply-adds, from 1 to 1000), and the difference over R is one call: what the
 start-up and the operands' set-up cost cancels out (PYTHONHASHSEED is fixed for that).
 
     scripts/cachesim.py [--l1d BYTES,WAYS] [--l2 BYTES,WAYS] [--isa NAME]
                         [--blocking kc=..,nc=..,mc=..] [--coretype NAME] [--libs matgrad,numpy]
-                        CASE [CASE ...]
+                        [--jobs N] CASE [CASE ...]
 
 CASE is "f32|f64 M N K [AB|AtB|ABt|AtBt]", e.g. "f64 48 2048 2048 AB". numpy runs on OpenBLAS's
 --coretype kernel (default Haswell), matgrad on --isa (default avx2). What this measures is
 traffic, not time: cachegrind models neither hardware prefetch nor bandwidth, and its caches are
-LRU with no L3. It answers whether a blocking or a path moves more data than another on a CPU
-that is not at hand (docs/tuning.md, "Measuring a change in one process", for timing).
+LRU with no L3; it counts fills only (a written line costs nothing until it must be read again),
+ignores software prefetches and counts an access that straddles two lines as one. It answers
+whether a blocking or a path moves more data than another on a CPU that is not at hand
+(docs/tuning.md, "Measuring a change in one process").
 
 Under valgrind the CPU reports valgrind's own cache sizes (32 KiB L1d, 256 KiB L2 on x86-64):
-matgrad derives its blocks and paths from those, not from --l1d / --l2; the script prints what
-matgrad saw. --blocking passes MATGRAD_BLOCKING to matgrad. valgrind runs no AVX-512 code, so
---isa is avx2 or baseline on x86-64.
+matgrad derives its blocks and paths from those, not from --l1d / --l2; the script prints the
+caches, blocks and path matgrad used. --blocking passes MATGRAD_BLOCKING to matgrad. valgrind runs
+no AVX-512 code, so --isa is avx2 or baseline on x86-64, and --coretype an OpenBLAS kernel without
+AVX-512 (Haswell, Zen, Nehalem).
 """
 from __future__ import annotations
 
@@ -35,9 +38,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 LINE = 64
-COUNTERS = {"instructions": r"I\s+refs:\s+([\d,]+)",
-            "l1_misses": r"D1\s+misses:\s+([\d,]+)",
-            "l2_misses": r"LLd misses:\s+([\d,]+)"}
+# cachegrind's summary lines, "==PID== I   refs:   1,234": the program's own output cannot match.
+COUNTERS = {"instructions": r"^==\d+== I\s+refs:\s+([\d,]+)",
+            "l1_misses": r"^==\d+== D1\s+misses:\s+([\d,]+)",
+            "l2_misses": r"^==\d+== LLd\s+misses:\s+([\d,]+)"}
 LAYOUTS = {"AB": (False, False), "AtB": (True, False), "ABt": (False, True), "AtBt": (True, True)}
 
 
@@ -73,8 +77,12 @@ def parse_cache(text: str, option: str) -> Tuple[int, int]:
         size, ways = (int(p) for p in text.split(","))
     except ValueError:
         raise ValueError(f"{option} {text!r}: expected BYTES,WAYS") from None
-    if size <= 0 or ways <= 0 or size % (ways * LINE):
-        raise ValueError(f"{option} {text!r}: the size must be a positive multiple of WAYS × 64")
+    if ways <= 0:
+        raise ValueError(f"{option} {text!r}: WAYS must be positive")
+    sets = size // (ways * LINE)
+    if size <= 0 or size % (ways * LINE) or sets & (sets - 1):
+        raise ValueError(f"{option} {text!r}: the size must be WAYS × 64 × a power of two "
+                         "(cachegrind simulates a power-of-two number of sets)")
     return size, ways
 
 
@@ -82,7 +90,7 @@ def parse_counts(stderr: str) -> Dict[str, int]:
     """cachegrind's summary lines -> {counter: count}."""
     counts = {}
     for name, pattern in COUNTERS.items():
-        found = re.search(pattern, stderr)
+        found = re.search(pattern, stderr, re.M)
         if found is None:
             raise RuntimeError(f"cachegrind printed no {name} line:\n{stderr[-2000:]}")
         counts[name] = int(found.group(1).replace(",", ""))
@@ -90,8 +98,9 @@ def parse_counts(stderr: str) -> Dict[str, int]:
 
 
 def extra_calls(case: Case) -> int:
-    """Calls the second run makes beyond the first's: enough for about 10⁸ multiply-adds, so that
-    what differs between two runs besides the product (their memory layout) stays small per call."""
+    """Calls the second run makes beyond the first's: about 10⁸ multiply-adds' worth (1 to 1000), so
+    that what differs between two runs besides the product (their memory layout) stays small per
+    call."""
     return max(1, min(1000, round(1e8 / (case.m * case.n * case.k))))
 
 
@@ -105,7 +114,9 @@ def per_multiply_add(once: Dict[str, int], more: Dict[str, int], case: Case, ext
 
 
 def worker(lib: str, case: Case, calls: int) -> None:
-    """Runs inside cachegrind: set-up, one warm-up call, then `calls` calls; checks the result."""
+    """Runs inside cachegrind: set-up, one warm-up call, then `calls` calls; checks the result
+    (Freivalds: C·x against A·(B·x) for a random x, in float64, so that the check costs little
+    beside the product)."""
     import numpy as np
     dtype = np.float32 if case.dtype == "f32" else np.float64
     trans_a, trans_b = LAYOUTS[case.layout]
@@ -120,15 +131,17 @@ def worker(lib: str, case: Case, calls: int) -> None:
         matgrad.kernels.set_num_threads(1)
         config = matgrad.kernels.config()
         print(f"matgrad saw: isa {config['isa']}, caches {config['caches']}, "
-              f"blocking {config['blocking'][case.dtype.replace('f', 'float')]}", file=sys.stderr)
+              f"blocking {config['blocking'][case.dtype.replace('f', 'float')]}, "
+              f"path {matgrad.kernels.gemm_path(a_op, b_op)}", file=sys.stderr)
         product = matgrad.kernels.matmul
     else:
         product = np.matmul
     c = product(a_op, b_op)
     for _ in range(calls):
         c = product(a_op, b_op)
-    exact = a_op.astype(np.float64) @ b_op.astype(np.float64)
-    error = float(np.abs(c - exact).max() / max(1.0, float(np.abs(exact).max())))
+    x = rng.standard_normal(case.n)
+    exact = a_op.astype(np.float64) @ (b_op.astype(np.float64) @ x)
+    error = float(np.abs(c.astype(np.float64) @ x - exact).max() / max(1.0, float(np.abs(exact).max())))
     if error > (1e-3 if dtype == np.float32 else 1e-10):
         raise SystemExit(f"{lib} {case.label()}: relative error {error:.2e}")
 
@@ -179,13 +192,21 @@ def main(argv: List[str]) -> int:
         for lib in libs:
             if lib not in ("matgrad", "numpy"):
                 raise ValueError(f"--libs: {lib!r} is neither matgrad nor numpy")
+        if args.isa.lower() == "avx512":
+            raise ValueError("--isa avx512: valgrind runs no AVX-512 code (avx2 or baseline)")
+        if args.jobs < 1:
+            raise ValueError(f"--jobs {args.jobs}: at least 1")
     except ValueError as error:
         parser.error(str(error))
     if shutil.which("valgrind") is None:
         parser.error("needs valgrind (its cachegrind tool) on PATH")
     jobs = [(lib, case) for case in cases for lib in libs]
-    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda job: measure(job, args), jobs))
+    try:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(lambda job: measure(job, args), jobs))
+    except RuntimeError as error:
+        print(f"cachesim.py: {error}", file=sys.stderr)
+        return 1
     print(f"L1d {args.l1d[0] // 1024} KiB {args.l1d[1]}-way, L2 {args.l2[0] // 1024} KiB "
           f"{args.l2[1]}-way; one thread; per multiply-add")
     for (lib, case), (result, saw) in zip(jobs, results):
