@@ -14,11 +14,11 @@ start-up and the operands' set-up cost cancels out (PYTHONHASHSEED is fixed for 
 
 CASE is "f32|f64 M N K [AB|AtB|ABt|AtBt]", e.g. "f64 48 2048 2048 AB". numpy runs on OpenBLAS's
 --coretype kernel (default Haswell), matgrad on --isa (default avx2). What this measures is
-traffic, not time: cachegrind models neither hardware prefetch nor bandwidth, and its caches are
-LRU with no L3; it counts fills only (a written line costs nothing until it must be read again),
-ignores software prefetches and counts an access that straddles two lines as one. It answers
-whether a blocking or a path moves more data than another on a CPU that is not at hand
-(docs/tuning.md, "Measuring a change in one process").
+traffic, not time: cachegrind models no prefetching (valgrind decodes prefetch instructions as
+no-ops) and no bandwidth, and its caches are LRU with no L3; it counts fills only (a written line
+costs nothing until it must be read again). It answers whether a blocking or a path moves more
+data than another on a CPU that is not at hand (docs/tuning.md, "Measuring a change in one
+process").
 
 Under valgrind the CPU reports valgrind's own cache sizes (32 KiB L1d, 256 KiB L2 on x86-64):
 matgrad derives its blocks and paths from those, not from --l1d / --l2; the script prints the
