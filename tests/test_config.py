@@ -28,7 +28,7 @@ def test_config_has_the_documented_shape():
     assert cfg["threads"] == kernels.get_num_threads()
     assert set(cfg["caches"]) == {"l1d", "l2", "l3"}
     assert all(isinstance(v, int) and v >= 0 for v in cfg["caches"].values())
-    assert cfg["cache_source"] in ("cpuid", "sysfs", "default")
+    assert cfg["cache_source"] in ("cpuid", "sysctl", "sysfs", "default")
     assert set(cfg["blocking"]) == {"float32", "float64"}
     for dtype, b in cfg["blocking"].items():
         assert set(b) == {"mr", "nr", "kc", "nc", "mc", "kc_limit"}

@@ -1,6 +1,7 @@
 // Cache sizes at run time. CPUID leaf 4 (Intel) and 0x8000001D (AMD, when
-// TOPOEXT is set) share one layout; sysfs is the fallback for other CPUs and
-// for hypervisors that hide the leaves. No AVX here: this unit runs on every CPU.
+// TOPOEXT is set) share one layout (decode_cache_leaf); sysctl on macOS and sysfs
+// are the fallbacks for other CPUs and for hypervisors that hide the leaves. No AVX
+// here: this unit runs on every CPU.
 #include "cpu_info.hpp"
 
 #include <cstdio>
@@ -145,6 +146,36 @@ X86Features x86_features() {
     return f;
 }
 
+CacheLeafEntry decode_cache_leaf(unsigned eax, unsigned ebx, unsigned ecx) {
+    CacheLeafEntry e;
+    e.type = static_cast<int>(eax & 0x1f);
+    e.level = static_cast<int>((eax >> 5) & 0x7);
+    CacheLevel& c = e.cache;
+    c.ways = static_cast<int>((ebx >> 22) + 1);
+    const int64_t partitions = ((ebx >> 12) & 0x3ff) + 1;
+    c.line = static_cast<int>((ebx & 0xfff) + 1);
+    const int64_t sets = int64_t(ecx) + 1;
+    c.size = c.ways * partitions * c.line * sets;
+    c.sharing = static_cast<int>(((eax >> 14) & 0xfff) + 1);
+    if (eax & (1u << 9)) c.ways = static_cast<int>(sets * c.ways);  // fully associative
+    return e;
+}
+
+bool caches_from_cache_leaf(const SubleafReader& read_subleaf, CpuCaches* out) {
+    CpuCaches caches;
+    for (unsigned index = 0; index < 16; ++index) {
+        unsigned eax = 0, ebx = 0, ecx = 0;
+        read_subleaf(index, &eax, &ebx, &ecx);
+        const CacheLeafEntry e = decode_cache_leaf(eax, ebx, ecx);
+        if (e.type == 0) break;  // no more caches
+        keep_level(&caches, e.level, e.type, e.cache);
+    }
+    if (!has_l1_or_l2(caches)) return false;
+    caches.source = "cpuid";
+    *out = caches;
+    return true;
+}
+
 bool caches_from_cpuid(CpuCaches* out) {
 #if defined(MATGRAD_HAVE_CPUID)
     unsigned eax, ebx, ecx, edx;
@@ -160,26 +191,12 @@ bool caches_from_cpuid(CpuCaches* out) {
         if (cpuid(0x80000001, 0, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 22))) leaf = 0x8000001D;
     }
     if (leaf == 0) return false;
-    CpuCaches caches;
-    for (unsigned index = 0; index < 16; ++index) {
-        cpuid_raw(leaf, index, &eax, &ebx, &ecx, &edx);
-        const int type = static_cast<int>(eax & 0x1f);
-        if (type == 0) break;  // no more caches
-        const int level = static_cast<int>((eax >> 5) & 0x7);
-        CacheLevel c;
-        c.ways = static_cast<int>((ebx >> 22) + 1);
-        const int64_t partitions = ((ebx >> 12) & 0x3ff) + 1;
-        c.line = static_cast<int>((ebx & 0xfff) + 1);
-        const int64_t sets = int64_t(ecx) + 1;
-        c.size = c.ways * partitions * c.line * sets;
-        c.sharing = static_cast<int>(((eax >> 14) & 0xfff) + 1);
-        if (eax & (1u << 9)) c.ways = static_cast<int>(sets * c.ways);  // fully associative
-        keep_level(&caches, level, type, c);
-    }
-    if (!has_l1_or_l2(caches)) return false;
-    caches.source = "cpuid";
-    *out = caches;
-    return true;
+    return caches_from_cache_leaf(
+        [leaf](unsigned index, unsigned* a, unsigned* b, unsigned* c) {
+            unsigned d;
+            cpuid_raw(leaf, index, a, b, c, &d);
+        },
+        out);
 #else
     (void)out;
     return false;

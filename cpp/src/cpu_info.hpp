@@ -2,6 +2,7 @@
 // (blocking.cpp turns them into block sizes).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "matgrad/matgrad.hpp"  // CacheLevel, CpuCaches
@@ -11,13 +12,30 @@ namespace matgrad::detail {
 using matgrad::CacheLevel;
 using matgrad::CpuCaches;
 
-// What this machine reports, trying CPUID, then sysfs, then the defaults. A level
-// neither source gives stays 0 (the blocking derivation then uses its fallback).
+// What this machine reports, trying CPUID, then sysctl (macOS), then sysfs, then the
+// defaults. A level no source gives stays 0 (the blocking derivation then uses its
+// fallback).
 CpuCaches detect_caches();
 
-// Each source alone, for tests. Both return false, leaving *out alone, when the
+// Each source alone, for tests. Each returns false, leaving *out alone, when the
 // source gives no L1d and no L2.
 bool caches_from_cpuid(CpuCaches* out);
+
+// One subleaf of CPUID's cache-parameter leaf (4 on Intel, 0x8000001D on AMD: the two
+// share a layout), decoded from its EAX, EBX and ECX: the cache's level, its type (0:
+// no cache, the end of the list; 1 data, 2 instruction, 3 unified) and its geometry.
+struct CacheLeafEntry {
+    int level = 0;
+    int type = 0;
+    CacheLevel cache;
+};
+CacheLeafEntry decode_cache_leaf(unsigned eax, unsigned ebx, unsigned ecx);
+// The L1d, L2 and L3 a cache-parameter leaf lists, read subleaf by subleaf through
+// read_subleaf(index, &eax, &ebx, &ecx) up to the first of type 0 (16 at most): what
+// caches_from_cpuid does with the CPU's own leaf, apart from the CPU, so that tests can
+// feed it other CPUs' registers.
+using SubleafReader = std::function<void(unsigned index, unsigned* eax, unsigned* ebx, unsigned* ecx)>;
+bool caches_from_cache_leaf(const SubleafReader& read_subleaf, CpuCaches* out);
 // root: a directory laid out as /sys/devices/system/cpu/cpu0/cache (index*/level, type,
 // size, ways_of_associativity, coherency_line_size, shared_cpu_list).
 bool caches_from_sysfs(const std::string& root, CpuCaches* out);

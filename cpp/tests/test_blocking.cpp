@@ -2,10 +2,12 @@
 // blockings:
 // - derive_blocking for known CPUs, against values worked out by hand from the
 //   model and rules in blocking.cpp, and the invariants the model promises;
-// - the sysfs reader on a fake /sys tree, the MATGRAD_BLOCKING parser;
+// - the CPUID cache leaf from registers read on real CPUs, the sysfs reader on a fake
+//   /sys tree, the MATGRAD_BLOCKING parser;
 // - a property test: random blockings (set_blocking) × random shapes, transposes,
 //   dtypes and kernel sets, each product against the scalar reference.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -76,7 +78,8 @@ void test_known_cpus() {
         {"Zen 5", cpu(48 * KiB, 12, 1 * MiB, 16, 32 * MiB, 16, 16),
          {{320, 352, 1122}, {320, 176, 1020}, {256, 448, 1404}, {192, 288, 1020}},
          {480, 320, 384, 192}},
-        // Intel Skylake-X: 1 MiB 16-way L2, 1.375 MiB of 11-way L3 per core (the mc floor).
+        // Intel Skylake-X: 1 MiB 16-way L2, 16.5 MiB of 11-way L3 shared by 24 logical CPUs (12
+        // cores): a share of 704 KiB, which gives the mc floor.
         {"Skylake-X", cpu(32 * KiB, 8, 1 * MiB, 16, 16896 * KiB, 11, 24),
          {{320, 352, 1020}, {256, 224, 1020}, {256, 448, 1020}, {192, 288, 1020}},
          {320, 256, 256, 192}},
@@ -269,10 +272,96 @@ void test_sysfs_reader() {
     std::system(("rm -rf " + root).c_str());
 }
 
+// CPUID's cache-parameter leaf, decoded from registers read on real CPUs (EAX, EBX, ECX of
+// subleaves 0, 1, ...; a reader past the list gives zeros, type 0).
+struct Subleaves {
+    std::vector<std::array<unsigned, 3>> regs;
+    int reads = 0;
+    matgrad::detail::SubleafReader reader() {
+        return [this](unsigned index, unsigned* a, unsigned* b, unsigned* c) {
+            ++reads;
+            const std::array<unsigned, 3> r = index < regs.size() ? regs[index] : std::array<unsigned, 3>{};
+            *a = r[0], *b = r[1], *c = r[2];
+        };
+    }
+};
+
+bool same_level(const CacheLevel& c, int64_t size, int ways, int line, int sharing) {
+    return c.size == size && c.ways == ways && c.line == line && c.sharing == sharing;
+}
+
+void test_cpuid_cache_leaf() {
+    using matgrad::detail::caches_from_cache_leaf;
+    using matgrad::detail::decode_cache_leaf;
+    // Leaf 4 of the Sapphire Rapids-class Xeon (family 6 model 167, a KVM guest of 2 CPUs), read
+    // there on 2026-12-08; its sysfs and lscpu: L1d 48K 12-way, L1i 64K 16-way, L2 2048K 16-way,
+    // L3 491520K 16-way shared by CPUs 0-1.
+    Subleaves xeon{{{0x04000121, 0x02c0003f, 0x0000003f},
+                    {0x04000122, 0x03c0003f, 0x0000003f},
+                    {0x04000143, 0x03c0003f, 0x000007ff},
+                    {0x04004163, 0x03c0003f, 0x00077fff}}};
+    CpuCaches c;
+    check(caches_from_cache_leaf(xeon.reader(), &c), "leaf 4 (Xeon): read");
+    check(std::string(c.source) == "cpuid", "leaf 4 (Xeon): source");
+    check(same_level(c.l1d, 48 * KiB, 12, 64, 1), "leaf 4 (Xeon): L1d 48 KiB 12-way, not the 64 KiB L1i");
+    check(same_level(c.l2, 2 * MiB, 16, 64, 1), "leaf 4 (Xeon): L2 2 MiB 16-way");
+    check(same_level(c.l3, 480 * MiB, 16, 64, 2), "leaf 4 (Xeon): L3 480 MiB 16-way, 2 CPUs sharing");
+    check(xeon.reads == 5, "leaf 4 (Xeon): reads up to the first subleaf of type 0");
+    // The blocks these registers give are the known Xeon's (test_known_cpus).
+    const CpuCaches known = cpu(48 * KiB, 12, 2 * MiB, 16, 480 * MiB, 16, 2);
+    for (int t = 0; t < 4; ++t) {
+        const Blocking from_leaf = matgrad::detail::derive_blocking(c, kTiles[t], kElem[t]);
+        const Blocking from_known = matgrad::detail::derive_blocking(known, kTiles[t], kElem[t]);
+        check(from_leaf.kc == from_known.kc && from_leaf.nc == from_known.nc &&
+                  from_leaf.mc == from_known.mc && from_leaf.kc_limit == from_known.kc_limit,
+              std::string("leaf 4 (Xeon): the known Xeon's blocks, ") + kTileName[t]);
+    }
+
+    // Leaf 0x8000001D of an AMD EPYC Zen 3 (family 25 model 1, a KVM guest), from a published
+    // CPUID dump: L1d 32 KiB 8-way, L2 512 KiB 8-way, L3 32 MiB 16-way shared by the guest's 2.
+    Subleaves zen3{{{0x00000121, 0x01c0003f, 0x0000003f},
+                    {0x00000122, 0x01c0003f, 0x0000003f},
+                    {0x00000143, 0x01c0003f, 0x000003ff},
+                    {0x00004163, 0x03c0003f, 0x00007fff}}};
+    check(caches_from_cache_leaf(zen3.reader(), &c), "leaf 0x8000001D (Zen 3): read");
+    check(same_level(c.l1d, 32 * KiB, 8, 64, 1) && same_level(c.l2, 512 * KiB, 8, 64, 1) &&
+              same_level(c.l3, 32 * MiB, 16, 64, 2),
+          "leaf 0x8000001D (Zen 3): L1d 32 KiB, L2 512 KiB, L3 32 MiB");
+    const Blocking zen3_f32 = matgrad::detail::derive_blocking(c, kTiles[0], kElem[0]);
+    check(zen3_f32.kc == 320 && zen3_f32.nc == 144 && zen3_f32.mc == 4092,
+          "leaf 0x8000001D (Zen 3): avx2 f32 kc 320, nc 144 (as test_known_cpus), mc 4092 (16 MiB of L3)");
+
+    // Fields the two dumps leave at their simplest: partitions (EBX 21:12) multiply the size;
+    // a fully associative cache (EAX bit 9) has as many ways as lines.
+    const auto partitioned = decode_cache_leaf(0x00000143, (7u << 22) | (1u << 12) | 63u, 1023);
+    check(partitioned.level == 2 && partitioned.type == 3 && partitioned.cache.size == 1 * MiB &&
+              partitioned.cache.ways == 8,
+          "decode: 2 partitions of 8 ways × 1024 sets × 64 B = 1 MiB");
+    const auto full = decode_cache_leaf(0x00000243, 63u, 1023);
+    check(full.cache.ways == 1024 && full.cache.size == 64 * KiB, "decode: fully associative, 1024 ways");
+    const auto wide = decode_cache_leaf(0x00000121 | (7u << 14), 0x02c0007f, 0x1f);
+    check(wide.cache.line == 128 && wide.cache.sharing == 8 && wide.cache.size == 12 * 128 * 32,
+          "decode: 128-byte lines, 8 CPUs sharing");
+
+    // Lists that give no data cache: nothing read, *out left alone.
+    CpuCaches untouched;
+    Subleaves empty{{}};
+    check(!caches_from_cache_leaf(empty.reader(), &untouched) && empty.reads == 1 &&
+              std::string(untouched.source) == "default",
+          "an empty list (type 0 first): no source");
+    Subleaves only_code{{{0x04000122, 0x03c0003f, 0x0000003f}}};
+    check(!caches_from_cache_leaf(only_code.reader(), &untouched) && untouched.l1d.size == 0,
+          "an instruction cache alone: no source");
+    // A list that never ends (a broken hypervisor) is read 16 subleaves deep, no further.
+    Subleaves endless{std::vector<std::array<unsigned, 3>>(40, {0x04000121, 0x02c0003f, 0x3f})};
+    check(caches_from_cache_leaf(endless.reader(), &c) && endless.reads == 16, "an endless list: 16 subleaves");
+}
+
 void test_detected_caches_are_plausible() {
     const CpuCaches& c = matgrad::cpu_caches();
     const std::string source = c.source;
-    check(source == "cpuid" || source == "sysfs" || source == "default", "detected: a known source");
+    check(source == "cpuid" || source == "sysctl" || source == "sysfs" || source == "default",
+          "detected: a known source");
     if (source != "default") {
         check(c.l1d.size >= 4 * KiB && c.l1d.size <= 4 * MiB, "detected: L1d size plausible");
         check(c.l2.size == 0 || c.l2.size > c.l1d.size, "detected: L2 larger than L1d");
@@ -515,7 +604,7 @@ void test_transposed_rows_rules() {
 void test_streamed_block_bytes() {
     using matgrad::detail::streamed_block_bytes;
     const int64_t kib = 1024;
-    // 48 KiB L1d (Sapphire Rapids-class Xeon, Zen 4, Zen 5): 36 KiB for the block of C
+    // 48 KiB L1d (Sapphire Rapids-class Xeon, Zen 5): 36 KiB for the block of C
     // and a group's 6 rows of B, in whole 128 bytes.
     check(streamed_block_bytes(64, 48 * kib) == 512, "64 rows, 48 KiB L1d: 512 bytes (35 KiB)");
     check(streamed_block_bytes(32, 48 * kib) == 896 && streamed_block_bytes(16, 48 * kib) == 1664 &&
@@ -613,6 +702,7 @@ int main() {
     test_packed_a_copies_in_the_model();
     test_unknown_levels_keep_the_fixed_table();
     test_sysfs_reader();
+    test_cpuid_cache_leaf();
     test_detected_caches_are_plausible();
     test_x86_features();
     test_override_parser();
