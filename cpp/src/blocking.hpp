@@ -475,8 +475,9 @@ inline constexpr int64_t kParallelMinMacs = 64 * 64 * 64;
 // ReLU: elements below which one thread is faster than two.
 inline constexpr int64_t kReluParallelMin = 1 << 16;
 // ReLU outputs of at least this many bytes bypass the caches (non-temporal
-// stores): well past the 32 MiB L3, where they would be evicted before reuse.
-// Measured with bench_relu at 4096² fp32 (64 MiB): 35 -> 48 GB/s.
+// stores): well past the Zen 5's 32 MiB L3, where they would be evicted before
+// reuse. Zen 5, 4096² fp32 (64 MiB): 35 -> 48 GB/s in bench_relu when it was
+// added, 51-58 in the runs docs/tuning.md quotes ("Memory-side choices").
 inline constexpr int64_t kReluStreamBytes = int64_t{48} << 20;
 
 }  // namespace matgrad::detail
