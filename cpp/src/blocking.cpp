@@ -61,11 +61,10 @@ constexpr bool kHalfL2 = true;
 //   1000 rows the repacking shows (BLIS keeps its matching L3 block at 3000-6000
 //   whatever the L3, for the same reason); past 4096 rows the per-block costs (the
 //   B repacking, a shared block's barrier pair per K slice) are already rare. A
-//   small L3 share (Skylake-X: 1.375 MiB a core, 704 KiB for each of the 24 logical
-//   CPUs that CPUID says share it) thus gets the floor, not the model's few hundred
-//   rows. With two threads along N each packs its own copy of
-//   the block (gemm.cpp): twice the L3 footprint, measured only where the L3 share
-//   is large (the 480 MiB Xeon).
+//   small L3 share (Skylake-X: 1.375 MiB a core, 704 KiB for each of its 24 logical
+//   CPUs) thus gets the floor, not the model's few hundred rows. With two threads
+//   along N each packs its own copy of the block (gemm.cpp): twice the L3
+//   footprint, measured only where the L3 share is large (the 480 MiB Xeon).
 constexpr int64_t kMcMin = 1024, kMcMax = 4096;
 
 }  // namespace
