@@ -141,6 +141,14 @@ void test_packed_a_copies_in_the_model() {
     check(b.kc == 213 && b.nc == 108 && b.mc == 1024 && b.a_copies == 2,
           "Zen 3 baseline f64, two copies: kc 213 nc 108 mc 1024, got kc " + std::to_string(b.kc) + " nc " +
               std::to_string(b.nc) + " mc " + std::to_string(b.mc));
+    // Zen 3, the baseline's own f32 tile (2×24, 4 copies): ways_b = ⌊7·24/32⌋ = 5, kc =
+    // 5·4096/96 = 213 -> the f32 floor 256; A ⌈2·8·256·4/64 Ki⌉ = 1 of the 4 L2 ways, nc =
+    // 3·65536/(256·4) = 192; mc = 13·128 Ki/(256·4·4) = 416 -> the floor 1024.
+    f32.a_copies = 4;
+    b = matgrad::detail::derive_blocking(zen3, f32, 4);
+    check(b.kc == 256 && b.nc == 192 && b.mc == 1024,
+          "Zen 3 baseline f32, four copies: kc 256 nc 192 mc 1024, got kc " + std::to_string(b.kc) + " nc " +
+              std::to_string(b.nc) + " mc " + std::to_string(b.mc));
     for (int copies : {1, 4}) {
         f32.a_copies = copies;
         b = matgrad::detail::derive_blocking(xeon, f32, 4);
