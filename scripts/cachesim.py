@@ -12,13 +12,14 @@ start-up and the operands' set-up cost cancels out (PYTHONHASHSEED is fixed for 
                         [--blocking kc=..,nc=..,mc=..] [--coretype NAME] [--libs matgrad,numpy]
                         [--jobs N] CASE [CASE ...]
 
-CASE is "f32|f64 M N K [AB|AtB|ABt|AtBt]", e.g. "f64 48 2048 2048 AB". numpy runs on OpenBLAS's
---coretype kernel (default Haswell), matgrad on --isa (default avx2). What this measures is
-traffic, not time: cachegrind models no prefetching (valgrind decodes prefetch instructions as
-no-ops) and no bandwidth, and its caches are LRU with no L3; it counts fills only (a written line
-costs nothing until it must be read again). It answers whether a blocking or a path moves more
-data than another on a CPU that is not at hand (docs/tuning.md, "Measuring a change in one
-process").
+CASE is "f32|f64 M N K [AB|AtB|ABt|AtBt]", e.g. "f64 48 2048 2048 AB". matgrad runs on --isa
+(default avx2), numpy on OpenBLAS's --coretype kernel, by default the one compare.py --isa pairs
+with that ISA (avx2: Haswell, baseline: Nehalem; benchmarks/compare_turns.py, OPENBLAS_CORETYPES).
+What this measures is traffic, not time: cachegrind models no prefetching (valgrind decodes prefetch
+instructions as no-ops) and no bandwidth, and its caches are LRU with no L3; it counts fills only (a
+written line costs nothing until it must be read again). It answers whether a blocking or a path
+moves more data than another on a CPU that is not at hand (docs/tuning.md, "Measuring a change in
+one process").
 
 Under valgrind the CPU reports valgrind's own cache sizes (32 KiB L1d, 256 KiB L2 on x86-64):
 matgrad derives its blocks and paths from those, not from --l1d / --l2; the script prints the
@@ -43,6 +44,18 @@ COUNTERS = {"instructions": r"^==\d+== I\s+refs:\s+([\d,]+)",
             "l1_misses": r"^==\d+== D1\s+misses:\s+([\d,]+)",
             "l2_misses": r"^==\d+== LLd\s+misses:\s+([\d,]+)"}
 LAYOUTS = {"AB": (False, False), "AtB": (True, False), "ABt": (False, True), "AtBt": (True, True)}
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def default_coretype(isa: str) -> str:
+    """numpy's OpenBLAS kernel for matgrad's `isa`, the pair compare.py --isa measures."""
+    if BENCHMARKS not in sys.path:
+        sys.path.insert(0, BENCHMARKS)
+    from compare_turns import OPENBLAS_CORETYPES
+    try:
+        return OPENBLAS_CORETYPES[isa.lower()]
+    except KeyError:
+        raise ValueError(f"--isa {isa}: no OpenBLAS kernel is paired with it; give --coretype") from None
 
 
 class Case(NamedTuple):
@@ -180,7 +193,8 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--l1d", default="32768,8", help="L1d BYTES,WAYS (default Zen 3's 32768,8)")
     parser.add_argument("--l2", default="524288,8", help="L2 BYTES,WAYS (default Zen 3's 524288,8)")
     parser.add_argument("--isa", default="avx2", help="MATGRAD_ISA for matgrad (default avx2)")
-    parser.add_argument("--coretype", default="Haswell", help="OPENBLAS_CORETYPE for numpy")
+    parser.add_argument("--coretype", help="OPENBLAS_CORETYPE for numpy (default: the kernel paired "
+                        "with --isa, Haswell for avx2, Nehalem for baseline)")
     parser.add_argument("--blocking", default="", help="MATGRAD_BLOCKING for matgrad")
     parser.add_argument("--libs", default="matgrad,numpy", help="comma-separated: matgrad, numpy")
     parser.add_argument("--jobs", type=int, default=2, help="simulations at once (default 2)")
@@ -196,6 +210,8 @@ def main(argv: List[str]) -> int:
             raise ValueError("--isa avx512: valgrind runs no AVX-512 code (avx2 or baseline)")
         if args.jobs < 1:
             raise ValueError(f"--jobs {args.jobs}: at least 1")
+        if args.coretype is None:
+            args.coretype = default_coretype(args.isa)
     except ValueError as error:
         parser.error(str(error))
     if shutil.which("valgrind") is None:
@@ -208,7 +224,8 @@ def main(argv: List[str]) -> int:
         print(f"cachesim.py: {error}", file=sys.stderr)
         return 1
     print(f"L1d {args.l1d[0] // 1024} KiB {args.l1d[1]}-way, L2 {args.l2[0] // 1024} KiB "
-          f"{args.l2[1]}-way; one thread; per multiply-add")
+          f"{args.l2[1]}-way; one thread; per multiply-add; matgrad on MATGRAD_ISA={args.isa}, "
+          f"numpy on OPENBLAS_CORETYPE={args.coretype}")
     for (lib, case), (result, saw) in zip(jobs, results):
         if saw:
             print(f"  {saw}")

@@ -163,6 +163,26 @@ def test_main_prints_a_row_per_library(cachesim, monkeypatch, capsys):
     assert re.search(r"f32 10×10×10 AtB +numpy +instructions +1\.000", out)
 
 
+@pytest.mark.parametrize("options, coretype", [
+    ([], "Haswell"),
+    (["--isa", "baseline"], "Nehalem"),
+    (["--isa", "AVX2"], "Haswell"),
+    (["--isa", "baseline", "--coretype", "Zen"], "Zen"),
+    (["--isa", "neon", "--coretype", "ARMV8"], "ARMV8"),
+])
+def test_numpy_runs_on_the_kernel_paired_with_the_isa(cachesim, monkeypatch, capsys, options, coretype):
+    seen = fake_cachegrind(monkeypatch, cachesim)
+    assert cachesim.main(["f32 4 4 4", "--libs", "numpy", "--jobs", "1"] + options) == 0
+    assert [env["OPENBLAS_CORETYPE"] for _, env in seen] == [coretype, coretype]
+    assert f"numpy on OPENBLAS_CORETYPE={coretype}" in capsys.readouterr().out
+
+
+def test_an_isa_with_no_paired_kernel_asks_for_coretype(cachesim, capsys):
+    with pytest.raises(SystemExit):
+        cachesim.main(["f32 1 2 3", "--isa", "neon"])
+    assert "--isa neon: no OpenBLAS kernel is paired with it; give --coretype" in capsys.readouterr().err
+
+
 def test_avx512_is_refused(cachesim, capsys):
     with pytest.raises(SystemExit):
         cachesim.main(["f32 1 2 3", "--isa", "avx512"])
