@@ -53,7 +53,7 @@ def default_coretype(isa: str) -> str:
         sys.path.insert(0, BENCHMARKS)
     from compare_turns import OPENBLAS_CORETYPES
     try:
-        return OPENBLAS_CORETYPES[isa.lower()]
+        return OPENBLAS_CORETYPES[isa]
     except KeyError:
         raise ValueError(f"--isa {isa}: no OpenBLAS kernel is paired with it; give --coretype") from None
 
@@ -192,7 +192,8 @@ def main(argv: List[str]) -> int:
     parser.add_argument("cases", nargs="+", help="'f32|f64 M N K [AB|AtB|ABt|AtBt]'")
     parser.add_argument("--l1d", default="32768,8", help="L1d BYTES,WAYS (default Zen 3's 32768,8)")
     parser.add_argument("--l2", default="524288,8", help="L2 BYTES,WAYS (default Zen 3's 524288,8)")
-    parser.add_argument("--isa", default="avx2", help="MATGRAD_ISA for matgrad (default avx2)")
+    parser.add_argument("--isa", default="avx2", choices=("avx2", "baseline", "neon", "avx512"),
+                        help="MATGRAD_ISA for matgrad (default avx2)")
     parser.add_argument("--coretype", help="OPENBLAS_CORETYPE for numpy (default: the kernel paired "
                         "with --isa, Haswell for avx2, Nehalem for baseline)")
     parser.add_argument("--blocking", default="", help="MATGRAD_BLOCKING for matgrad")
@@ -206,7 +207,7 @@ def main(argv: List[str]) -> int:
         for lib in libs:
             if lib not in ("matgrad", "numpy"):
                 raise ValueError(f"--libs: {lib!r} is neither matgrad nor numpy")
-        if args.isa.lower() == "avx512":
+        if args.isa == "avx512":
             raise ValueError("--isa avx512: valgrind runs no AVX-512 code (avx2 or baseline)")
         if args.jobs < 1:
             raise ValueError(f"--jobs {args.jobs}: at least 1")
