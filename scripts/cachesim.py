@@ -44,14 +44,18 @@ COUNTERS = {"instructions": r"^==\d+== I\s+refs:\s+([\d,]+)",
             "l1_misses": r"^==\d+== D1\s+misses:\s+([\d,]+)",
             "l2_misses": r"^==\d+== LLd\s+misses:\s+([\d,]+)"}
 LAYOUTS = {"AB": (False, False), "AtB": (True, False), "ABt": (False, True), "AtBt": (True, True)}
-BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "benchmarks")
 
 
 def default_coretype(isa: str) -> str:
     """numpy's OpenBLAS kernel for matgrad's `isa`, the pair compare.py --isa measures."""
     if BENCHMARKS not in sys.path:
         sys.path.insert(0, BENCHMARKS)
-    from compare_turns import OPENBLAS_CORETYPES
+    try:
+        from compare_turns import OPENBLAS_CORETYPES
+    except ImportError:
+        raise ValueError(f"--isa {isa}: the kernel paired with it is read from {BENCHMARKS}"
+                         "/compare_turns.py, which is missing; give --coretype") from None
     try:
         return OPENBLAS_CORETYPES[isa]
     except KeyError:
@@ -161,7 +165,9 @@ def worker(lib: str, case: Case, calls: int) -> None:
 
 def simulate(lib: str, case: Case, calls: int, args: argparse.Namespace) -> Tuple[Dict[str, int], str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0",
-               OPENBLAS_CORETYPE=args.coretype, MATGRAD_ISA=args.isa)
+               MATGRAD_ISA=args.isa)
+    if args.coretype:  # None where numpy does not run
+        env["OPENBLAS_CORETYPE"] = args.coretype
     if args.blocking:
         env["MATGRAD_BLOCKING"] = args.blocking
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes",
@@ -211,7 +217,7 @@ def main(argv: List[str]) -> int:
             raise ValueError("--isa avx512: valgrind runs no AVX-512 code (avx2 or baseline)")
         if args.jobs < 1:
             raise ValueError(f"--jobs {args.jobs}: at least 1")
-        if args.coretype is None:
+        if args.coretype is None and "numpy" in libs:
             args.coretype = default_coretype(args.isa)
     except ValueError as error:
         parser.error(str(error))
@@ -224,9 +230,10 @@ def main(argv: List[str]) -> int:
     except RuntimeError as error:
         print(f"cachesim.py: {error}", file=sys.stderr)
         return 1
+    kernels = {"matgrad": f"matgrad on MATGRAD_ISA={args.isa}",
+               "numpy": f"numpy on OPENBLAS_CORETYPE={args.coretype}"}
     print(f"L1d {args.l1d[0] // 1024} KiB {args.l1d[1]}-way, L2 {args.l2[0] // 1024} KiB "
-          f"{args.l2[1]}-way; one thread; per multiply-add; matgrad on MATGRAD_ISA={args.isa}, "
-          f"numpy on OPENBLAS_CORETYPE={args.coretype}")
+          f"{args.l2[1]}-way; one thread; per multiply-add; " + ", ".join(kernels[lib] for lib in libs))
     for (lib, case), (result, saw) in zip(jobs, results):
         if saw:
             print(f"  {saw}")

@@ -3,6 +3,7 @@ per-call arithmetic. The simulation itself (minutes under valgrind) is run by ha
 import argparse
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,9 +178,27 @@ def test_numpy_runs_on_the_kernel_paired_with_the_isa(cachesim, monkeypatch, cap
 
 
 def test_an_isa_with_no_paired_kernel_asks_for_coretype(cachesim, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         cachesim.main(["f32 1 2 3", "--isa", "neon"])
+    assert exit_.value.code == 2
     assert "--isa neon: no OpenBLAS kernel is paired with it; give --coretype" in capsys.readouterr().err
+
+
+def test_matgrad_alone_needs_no_numpy_kernel(cachesim, monkeypatch, capsys):
+    seen = fake_cachegrind(monkeypatch, cachesim)
+    assert cachesim.main(["f32 4 4 4", "--libs", "matgrad", "--isa", "neon", "--jobs", "1"]) == 0
+    assert [env["MATGRAD_ISA"] for _, env in seen] == ["neon", "neon"]
+    assert all("OPENBLAS_CORETYPE" not in env for _, env in seen)
+    out = capsys.readouterr().out
+    assert "matgrad on MATGRAD_ISA=neon" in out and "OPENBLAS_CORETYPE" not in out
+
+
+def test_without_the_pairs_file_coretype_is_asked_for(cachesim, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "compare_turns", None)  # as if benchmarks/ were missing
+    with pytest.raises(SystemExit) as exit_:
+        cachesim.main(["f32 1 2 3", "--isa", "baseline"])
+    assert exit_.value.code == 2
+    assert "compare_turns.py, which is missing; give --coretype" in capsys.readouterr().err
 
 
 def test_an_isa_matgrad_does_not_know_is_refused(cachesim, capsys):
